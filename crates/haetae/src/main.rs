@@ -1,0 +1,189 @@
+//! The `haetae` command: thin glue over the library crates. Every subcommand parses its
+//! flags, loads the configuration (`haetae-core`), and hands over to the crate that owns
+//! the work.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use haetae_core::{Config, LogFormat};
+
+/// haetae: a security platform for online financial services.
+#[derive(Debug, Parser)]
+#[command(name = "haetae", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalArgs {
+    /// Configuration file (TOML). `HAETAE_*` variables override it; flags override both.
+    #[arg(long, short = 'c', global = true, env = "HAETAE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log filter: `error`, `warn`, `info`, `debug`, `trace`, or per crate
+    /// (`haetae_gateway=debug,info`).
+    #[arg(long, global = true)]
+    log_level: Option<String>,
+    /// Log line format.
+    #[arg(long, global = true, value_enum)]
+    log_format: Option<LogFormatArg>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run everything in one process on the embedded default (SQLite file, in-process bus).
+    Up,
+    /// Inspect documents and images against their format's rules.
+    Scan,
+    /// Run the security filter engine (reverse proxy with per-service filter chains).
+    Gateway,
+    /// Run the Security Control Center (UI, API, storage).
+    Control,
+    /// Run the remote-support relay.
+    Relay,
+    /// Run the native customer helper for remote support.
+    Helper,
+    /// Print the version and the git commit this binary was built from.
+    Version,
+}
+
+/// The exit code for "this part of haetae is not built yet", distinct from errors (1).
+const EXIT_NOT_AVAILABLE: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("haetae: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
+    let config = load_config(&cli.global)?;
+    init_logging(&config)?;
+    match cli.command {
+        Command::Version => {
+            println!(
+                "haetae {} (commit {})",
+                env!("CARGO_PKG_VERSION"),
+                env!("HAETAE_GIT_COMMIT")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Up => Ok(up(&config)),
+        Command::Scan => Ok(not_available("scan", "the document inspector")),
+        Command::Gateway => Ok(not_available("gateway", "the security filter engine")),
+        Command::Control => Ok(not_available("control", "the Security Control Center")),
+        Command::Relay => Ok(not_available("relay", "the remote-support relay")),
+        Command::Helper => Ok(not_available("helper", "the remote-support helper")),
+    }
+}
+
+fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
+    let text = match &global.config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read configuration file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let name = global
+        .config
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let loaded = Config::load(
+        text.as_deref().map(|t| (name.as_str(), t)),
+        std::env::vars(),
+    )?;
+    for warning in &loaded.warnings {
+        eprintln!("haetae: warning: {warning}");
+    }
+    let mut config = loaded.config;
+    if let Some(level) = &global.log_level {
+        config.log.level.clone_from(level);
+    }
+    if let Some(format) = global.log_format {
+        config.log.format = match format {
+            LogFormatArg::Text => LogFormat::Text,
+            LogFormatArg::Json => LogFormat::Json,
+        };
+    }
+    Ok(config)
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("invalid log level {:?}", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let result = match config.log.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
+}
+
+fn not_available(command: &str, part: &str) -> ExitCode {
+    eprintln!(
+        "haetae {command}: {part} is not available in this build yet (haetae {}).",
+        env!("CARGO_PKG_VERSION")
+    );
+    ExitCode::from(EXIT_NOT_AVAILABLE)
+}
+
+fn up(config: &Config) -> ExitCode {
+    eprintln!(
+        "haetae up: embedded deployment (data in {})",
+        config.data_dir.display()
+    );
+    eprintln!("  part                  status");
+    for (part, status) in [
+        ("Control Center", "not available yet"),
+        ("gateway", "not available yet"),
+        ("document inspector", "not available yet"),
+        ("remote-support relay", "not available yet"),
+    ] {
+        eprintln!("  {part:<21} {status}");
+    }
+    eprintln!("haetae up: nothing to run in this build yet.");
+    ExitCode::from(EXIT_NOT_AVAILABLE)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn help_lists_every_subcommand() {
+        let help = Cli::command().render_long_help().to_string();
+        for sub in [
+            "up", "scan", "gateway", "control", "relay", "helper", "version",
+        ] {
+            assert!(
+                help.contains(&format!("\n  {sub} ")),
+                "{sub} missing from:\n{help}"
+            );
+        }
+    }
+}
