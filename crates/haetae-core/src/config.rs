@@ -32,6 +32,10 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The message bus.
     pub bus: BusConfig,
+    /// A policy given in the file itself (`[policy]`, `[[policy.services]]`, ...), as the
+    /// standalone gateway uses it. The Control Center publishes the same model on the bus.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy: Option<crate::PolicySnapshot>,
 }
 
 impl Default for Config {
@@ -42,6 +46,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             gateway: GatewayConfig::default(),
             bus: BusConfig::default(),
+            policy: None,
         }
     }
 }
@@ -104,6 +109,46 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// Where the gateway serves `/health` and Prometheus `/metrics`.
     pub admin_listen: SocketAddr,
+    /// PEM certificate chain for TLS termination; with `tls_key`. Unset: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// The name this gateway reports in events and heartbeats (`haetae.instance`).
+    pub instance: String,
+    /// Where requests that match no service go: an `http(s)://` URL. Unset: answered with
+    /// `default_status`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default_upstream: Option<String>,
+    /// The status for requests that match no service when there is no `default_upstream`.
+    pub default_status: u16,
+    /// Connecting to an upstream, in milliseconds.
+    pub upstream_connect_timeout_ms: u64,
+    /// From sending a request upstream to its response headers, in milliseconds.
+    pub upstream_timeout_ms: u64,
+    /// How long a client may take to send its request headers, in milliseconds.
+    pub client_header_timeout_ms: u64,
+    /// Idle upstream connections are closed after this, in milliseconds.
+    pub upstream_idle_timeout_ms: u64,
+    /// On shutdown, how long in-flight requests may take to finish, in milliseconds.
+    pub shutdown_grace_ms: u64,
+    /// The most body bytes buffered for a filter that asks to see a body.
+    pub max_body_buffer: usize,
+    /// Peers whose `X-Forwarded-For` is believed (IP addresses or CIDR ranges). The client
+    /// address is the last untrusted hop.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub trusted_proxies: Vec<String>,
+    /// Circuit breaker: this many failures of one filter within `breaker_window_ms` open it.
+    pub breaker_failures: u32,
+    /// Circuit breaker: the window failures are counted in, in milliseconds.
+    pub breaker_window_ms: u64,
+    /// Circuit breaker: how long an open breaker waits before one trial call, in ms.
+    pub breaker_cooldown_ms: u64,
+    /// How often the gateway reports its policy version and filter states, in ms.
+    pub heartbeat_interval_ms: u64,
+    /// How often the configuration file is checked for changes, in ms (0: only SIGHUP).
+    pub policy_poll_ms: u64,
 }
 
 impl Default for GatewayConfig {
@@ -111,6 +156,23 @@ impl Default for GatewayConfig {
         GatewayConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7480)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 7409)),
+            tls_cert: None,
+            tls_key: None,
+            instance: "gateway".into(),
+            default_upstream: None,
+            default_status: 404,
+            upstream_connect_timeout_ms: 3_000,
+            upstream_timeout_ms: 30_000,
+            client_header_timeout_ms: 10_000,
+            upstream_idle_timeout_ms: 60_000,
+            shutdown_grace_ms: 10_000,
+            max_body_buffer: 1 << 20,
+            trusted_proxies: Vec::new(),
+            breaker_failures: 5,
+            breaker_window_ms: 10_000,
+            breaker_cooldown_ms: 30_000,
+            heartbeat_interval_ms: 30_000,
+            policy_poll_ms: 1_000,
         }
     }
 }
@@ -397,6 +459,28 @@ mod tests {
             err.contains("HAETAE_GATEWAY__LISTN") && err.contains("listn"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_file_may_carry_the_gateway_policy_in_its_policy_section() {
+        let file = r#"
+            [gateway]
+            listen = "127.0.0.1:8080"
+            tls_cert = "cert.pem"
+            [policy]
+            version = 7
+            [[policy.services]]
+            id = "all"
+            upstream = "http://127.0.0.1:9000"
+        "#;
+        let c = Config::load(Some(("gw.toml", file)), env(&[]))
+            .unwrap()
+            .config;
+        assert_eq!(c.gateway.tls_cert, Some(PathBuf::from("cert.pem")));
+        assert_eq!(c.gateway.default_status, 404);
+        let policy = c.policy.expect("the policy section is read");
+        assert_eq!(policy.version, 7);
+        assert_eq!(policy.services[0].id, "all");
     }
 
     #[test]

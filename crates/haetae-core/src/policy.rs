@@ -17,7 +17,7 @@ pub const MAX_FILTER_BUDGET_MS: u64 = 60_000;
 pub const DEFAULT_FILTER_BUDGET_MS: u64 = 50;
 
 /// A complete, versioned policy: services, filter instances, mappings and lists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySnapshot {
     /// Monotonic version; the Control Center increments it on every publish.
@@ -150,7 +150,7 @@ pub enum FailurePolicy {
 }
 
 /// One configured use of a filter kind.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FilterInstance {
     /// Stable id, `[A-Za-z0-9._-]`, unique in the policy.
