@@ -9,6 +9,8 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use haetae_core::{Config, LogFormat};
 
+mod crypto;
+
 /// haetae: a security platform for online financial services.
 #[derive(Debug, Parser)]
 #[command(name = "haetae", version, about, long_about = None, propagate_version = true)]
@@ -53,6 +55,9 @@ enum Command {
     Relay,
     /// Run the native customer helper for remote support.
     Helper,
+    /// The approved cryptography: list the algorithms, check a deployment's choices.
+    #[command(subcommand)]
+    Crypto(crypto::CryptoCommand),
     /// Print the version and the git commit this binary was built from.
     Version,
 }
@@ -74,7 +79,8 @@ fn main() -> ExitCode {
 fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
     let config = load_config(&cli.global)?;
     init_logging(&config)?;
-    match cli.command {
+    match &cli.command {
+        Command::Crypto(command) => crypto::run(command),
         Command::Version => {
             println!(
                 "haetae {} (commit {})",
@@ -178,7 +184,7 @@ mod tests {
     fn help_lists_every_subcommand() {
         let help = Cli::command().render_long_help().to_string();
         for sub in [
-            "up", "scan", "gateway", "control", "relay", "helper", "version",
+            "up", "scan", "gateway", "control", "relay", "helper", "crypto", "version",
         ] {
             assert!(
                 help.contains(&format!("\n  {sub} ")),
