@@ -142,7 +142,6 @@ impl BusError {
         matches!(self, BusError::Unavailable { .. })
     }
 
-    #[allow(dead_code)] // used by the NATS backend, which lands in the next commit
     pub(crate) fn nats(operation: impl Into<String>, err: impl std::fmt::Display) -> BusError {
         BusError::Unavailable {
             backend: "nats",

@@ -195,7 +195,6 @@ pub(crate) fn check_ttl(
 /// The stored form of a value on backends that share it between processes: a 3-byte tag,
 /// the expiry as milliseconds since the Unix epoch (big-endian, 0 = none), then the value.
 /// Expiry is wall-clock time, so hosts sharing a bucket need synchronised clocks (NTP).
-#[allow(dead_code)] // used by the NATS backend, which lands in the next commit
 pub(crate) mod envelope {
     use super::{Duration, SystemTime, UNIX_EPOCH};
 

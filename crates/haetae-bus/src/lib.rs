@@ -47,6 +47,7 @@ mod error;
 mod events;
 mod kv;
 mod memory;
+mod nats;
 mod policy;
 mod spool;
 
@@ -55,6 +56,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use haetae_core::PolicySnapshot;
+use haetae_core::config::{BusBackend, BusConfig};
 
 pub use error::BusError;
 pub use events::{
@@ -63,6 +65,7 @@ pub use events::{
 };
 pub use kv::{BoxFuture, INCREMENT_ATTEMPTS, KvEntry, KvStore};
 pub use memory::InProcessOptions;
+pub use nats::NatsOptions;
 pub use policy::PolicyWatch;
 
 use events::{EventSink, EventSource};
@@ -106,6 +109,26 @@ impl Bus {
     pub fn in_process_with(options: InProcessOptions) -> Bus {
         Bus {
             backend: Arc::new(memory::InProcess::new(options)),
+        }
+    }
+
+    /// A bus on NATS JetStream at `url` (`nats://host:4222`, several separated by commas).
+    /// Creates the event stream and the policy bucket if they are missing. Fails if the
+    /// server cannot be reached now; once connected, the client reconnects by itself
+    /// forever, and emitters spool meanwhile.
+    pub async fn connect_nats(url: &str, options: NatsOptions) -> Result<Bus, BusError> {
+        Ok(Bus {
+            backend: Arc::new(nats::Nats::connect(url, options).await?),
+        })
+    }
+
+    /// The bus the configuration names: in-process for `embedded`, NATS with default
+    /// options for `nats`. An in-process bus is new on every call: build it once and share
+    /// clones.
+    pub async fn from_config(config: &BusConfig) -> Result<Bus, BusError> {
+        match config.backend {
+            BusBackend::Embedded => Ok(Bus::in_process()),
+            BusBackend::Nats => Bus::connect_nats(&config.nats_url, NatsOptions::default()).await,
         }
     }
 

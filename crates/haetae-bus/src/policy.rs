@@ -12,6 +12,9 @@ use crate::BusError;
 /// What the backends share with watchers: the newest snapshot known, if any.
 pub(crate) type PolicyCell = watch::Receiver<Option<Arc<PolicySnapshot>>>;
 
+/// The writing end of a [`PolicyCell`].
+pub(crate) type PolicySender = watch::Sender<Option<Arc<PolicySnapshot>>>;
+
 /// Checks a snapshot before it is published: version 1 or more, and a valid policy.
 pub(crate) fn check_publishable(snapshot: &PolicySnapshot) -> Result<(), BusError> {
     if snapshot.version == 0 {
@@ -73,10 +76,7 @@ impl PolicyWatch {
 }
 
 /// Replaces the cell's snapshot if `snapshot` is newer; returns whether it did.
-pub(crate) fn offer(
-    cell: &watch::Sender<Option<Arc<PolicySnapshot>>>,
-    snapshot: Arc<PolicySnapshot>,
-) -> bool {
+pub(crate) fn offer(cell: &PolicySender, snapshot: Arc<PolicySnapshot>) -> bool {
     cell.send_if_modified(|current| {
         let newer = current
             .as_ref()
