@@ -1,0 +1,133 @@
+//! The filter kinds a policy can name, one file each, and the [`FilterRegistry`] that
+//! builds a filter instance from its kind and typed configuration. Adding a kind is adding
+//! a file here and one line in [`FilterRegistry::standard`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use haetae_core::{FilterInstance, ListKind, PolicySnapshot};
+use serde::de::DeserializeOwned;
+
+use crate::filter::SecurityFilter;
+
+pub mod device_info;
+pub mod restrict;
+
+pub use device_info::DeviceInfoFilter;
+pub use restrict::RestrictFilter;
+
+/// One problem with a filter instance's configuration, at a path relative to the instance
+/// (`config.notice_path`, `kind`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Where, relative to the filter instance.
+    pub path: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl ConfigProblem {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> ConfigProblem {
+        ConfigProblem {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The result of building a filter instance.
+pub type BuildResult = Result<Arc<dyn SecurityFilter>, Vec<ConfigProblem>>;
+
+/// Builds a filter of one kind from its instance and the policy (for named lists).
+pub type FilterFactory = Arc<dyn Fn(&FilterInstance, &PolicySnapshot) -> BuildResult + Send + Sync>;
+
+/// The known filter kinds.
+#[derive(Clone)]
+pub struct FilterRegistry {
+    kinds: BTreeMap<String, FilterFactory>,
+}
+
+impl std::fmt::Debug for FilterRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds.keys()).finish()
+    }
+}
+
+impl FilterRegistry {
+    /// The standard filters shipped with haetae.
+    #[must_use]
+    pub fn standard() -> FilterRegistry {
+        let mut r = FilterRegistry {
+            kinds: BTreeMap::new(),
+        };
+        r.register(device_info::KIND, Arc::new(device_info::build));
+        r.register(restrict::KIND, Arc::new(restrict::build));
+        r
+    }
+
+    /// Adds (or replaces) a kind.
+    pub fn register(&mut self, kind: &str, factory: FilterFactory) {
+        self.kinds.insert(kind.to_owned(), factory);
+    }
+
+    /// The kind names.
+    pub fn kinds(&self) -> impl Iterator<Item = &str> {
+        self.kinds.keys().map(String::as_str)
+    }
+
+    /// Builds an instance, or says everything wrong with it.
+    pub fn build(&self, instance: &FilterInstance, policy: &PolicySnapshot) -> BuildResult {
+        match self.kinds.get(&instance.kind) {
+            Some(factory) => factory(instance, policy),
+            None => Err(vec![ConfigProblem::new(
+                "kind",
+                format!(
+                    "unknown filter kind {:?}; known kinds: {}",
+                    instance.kind,
+                    self.kinds().collect::<Vec<_>>().join(", ")
+                ),
+            )]),
+        }
+    }
+}
+
+/// Reads an instance's `config` into the kind's typed form.
+pub fn typed_config<T: DeserializeOwned>(
+    instance: &FilterInstance,
+) -> Result<T, Vec<ConfigProblem>> {
+    let value = if instance.config.is_null() {
+        serde_json::Value::Object(serde_json::Map::new())
+    } else {
+        instance.config.clone()
+    };
+    serde_json::from_value(value).map_err(|e| vec![ConfigProblem::new("config", e.to_string())])
+}
+
+/// Collects the entries of the named lists (which must exist and be of `kind`) and the
+/// inline entries, reporting problems at `field`.
+pub(crate) fn list_entries(
+    policy: &PolicySnapshot,
+    lists: &[String],
+    kind: ListKind,
+    field: &str,
+    problems: &mut Vec<ConfigProblem>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for (i, name) in lists.iter().enumerate() {
+        match policy.lists.get(name) {
+            Some(list) if list.kind == kind => out.extend(list.entries.iter().cloned()),
+            Some(list) => problems.push(ConfigProblem::new(
+                format!("config.{field}[{i}]"),
+                format!("list {name:?} holds {:?} entries, not {kind:?}", list.kind),
+            )),
+            None => problems.push(ConfigProblem::new(
+                format!("config.{field}[{i}]"),
+                format!(
+                    "no list named {name:?} in the policy; define it under [policy.lists.{name}]"
+                ),
+            )),
+        }
+    }
+    out
+}

@@ -1,0 +1,784 @@
+//! The request path: route the request, run the service's filter chain phase by phase,
+//! forward to the upstream with streaming bodies and proper forwarding headers, and act on
+//! the decisions. Nothing here locks: the routing table is one `ArcSwap` load, and an
+//! in-flight request keeps the table (and chain) it started with.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Version, request};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use ipnet::IpNet;
+
+use crate::chain::{Phase, PhaseEnv, PhaseOutcome, run_phase};
+use crate::filter::{Decision, FilterServices, LocalResponse, Modification, Notice};
+use crate::metrics::{GatewayMetrics, ServiceStats};
+use crate::request::{Attributes, BodyView, RequestView, ResponseView, TlsInfo, request_host};
+use crate::routing::{RoutingTable, Upstream};
+
+/// The error type of bodies on the proxy path.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body on its way through the gateway: streamed from the peer, or (partly) buffered.
+#[derive(Debug)]
+pub enum ProxyBody {
+    /// Streamed as it arrives.
+    Streaming(Incoming),
+    /// Bytes the gateway holds (a local response, or a buffered body).
+    Full(Option<Bytes>),
+    /// A body whose start was buffered for a filter; the rest streams on.
+    Prefixed {
+        /// The buffered start.
+        prefix: Option<Bytes>,
+        /// Trailers that arrived while buffering.
+        trailers: Option<HeaderMap>,
+        /// The rest of the body, if it did not end while buffering.
+        rest: Option<Incoming>,
+    },
+}
+
+impl ProxyBody {
+    /// An empty body.
+    #[must_use]
+    pub fn empty() -> ProxyBody {
+        ProxyBody::Full(None)
+    }
+
+    /// A body of these bytes.
+    pub fn full(bytes: impl Into<Bytes>) -> ProxyBody {
+        let b = bytes.into();
+        ProxyBody::Full((!b.is_empty()).then_some(b))
+    }
+}
+
+impl Body for ProxyBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            ProxyBody::Streaming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
+            ProxyBody::Prefixed {
+                prefix,
+                trailers,
+                rest,
+            } => {
+                if let Some(p) = prefix.take() {
+                    return Poll::Ready(Some(Ok(Frame::data(p))));
+                }
+                if let Some(r) = rest {
+                    return Pin::new(r).poll_frame(cx).map_err(Into::into);
+                }
+                Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            ProxyBody::Streaming(b) => b.is_end_stream(),
+            ProxyBody::Full(b) => b.is_none(),
+            ProxyBody::Prefixed {
+                prefix,
+                trailers,
+                rest,
+            } => {
+                prefix.is_none()
+                    && trailers.is_none()
+                    && rest.as_ref().is_none_or(Body::is_end_stream)
+            }
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ProxyBody::Streaming(b) => b.size_hint(),
+            ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
+            ProxyBody::Prefixed { prefix, rest, .. } => {
+                let p = prefix.as_ref().map_or(0, |b| b.len() as u64);
+                match rest {
+                    None => SizeHint::with_exact(p),
+                    Some(r) => {
+                        let h = r.size_hint();
+                        let mut s = SizeHint::new();
+                        s.set_lower(h.lower() + p);
+                        if let Some(u) = h.upper() {
+                            s.set_upper(u + p);
+                        }
+                        s
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The connector upstream requests use: plain HTTP or TLS (rustls), HTTP/1.1 or HTTP/2
+/// by ALPN.
+pub type UpstreamConnector = hyper_rustls::HttpsConnector<HttpConnector>;
+
+/// What the request path needs that does not change with the policy.
+pub(crate) struct ProxySettings {
+    pub upstream_timeout: Duration,
+    pub default_status: StatusCode,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// Shared by every connection.
+pub(crate) struct ProxyState {
+    pub table: ArcSwap<RoutingTable>,
+    pub services: FilterServices,
+    pub metrics: Arc<GatewayMetrics>,
+    pub client: Client<UpstreamConnector, ProxyBody>,
+    pub settings: ProxySettings,
+}
+
+/// Facts about one client connection.
+#[derive(Debug, Clone)]
+pub(crate) struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: Option<TlsInfo>,
+}
+
+struct ActiveGuard<'a>(&'a GatewayMetrics);
+
+impl Drop for ActiveGuard<'_> {
+    fn drop(&mut self) {
+        self.0.active_requests.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Handles one request from the client. Never fails: every problem becomes a response.
+pub(crate) async fn handle(
+    state: Arc<ProxyState>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Result<Response<ProxyBody>, Infallible> {
+    state
+        .metrics
+        .active_requests
+        .fetch_add(1, Ordering::Relaxed);
+    let _active = ActiveGuard(&state.metrics);
+    let table = state.table.load_full();
+    let (parts, body) = req.into_parts();
+    let client_ip = client_ip(conn.peer, &parts.headers, &state.settings.trusted_proxies);
+    let Some(index) = table.route_index(&parts) else {
+        let response = match &table.default_upstream {
+            Some(upstream) => {
+                forward(
+                    &state,
+                    upstream,
+                    parts,
+                    ProxyBody::Streaming(body),
+                    &conn,
+                    client_ip,
+                    &state.metrics.unmatched,
+                )
+                .await
+            }
+            None => local(LocalResponse::text(
+                state.settings.default_status,
+                format!("{}\n", state.settings.default_status),
+            )),
+        };
+        state
+            .metrics
+            .unmatched
+            .count_status(response.status().as_u16());
+        return Ok(response);
+    };
+    let route = &table.routes[index];
+    let response = if route.chain.is_empty() {
+        forward(
+            &state,
+            &route.upstream,
+            parts,
+            ProxyBody::Streaming(body),
+            &conn,
+            client_ip,
+            &route.stats,
+        )
+        .await
+    } else {
+        run_exchange(&state, &table, index, parts, body, &conn, client_ip).await
+    };
+    route.stats.count_status(response.status().as_u16());
+    Ok(response)
+}
+
+/// The exchange for a route with filters: every phase, in the documented order.
+async fn run_exchange(
+    state: &Arc<ProxyState>,
+    table: &Arc<RoutingTable>,
+    index: usize,
+    parts: request::Parts,
+    body: Incoming,
+    conn: &ConnInfo,
+    client_ip: IpAddr,
+) -> Response<ProxyBody> {
+    let route = &table.routes[index];
+    let chain = &route.chain;
+    let env = PhaseEnv {
+        services: &state.services,
+        metrics: &state.metrics,
+        policy_version: table.version,
+    };
+    let mut view = RequestView::new(
+        parts,
+        conn.peer,
+        client_ip,
+        conn.tls.clone(),
+        Some(Arc::clone(&route.service_id)),
+    );
+    let mut attributes = Attributes::default();
+    let mut stop = None;
+    if chain.wants(Phase::RequestHeaders)
+        && let PhaseOutcome::Stop(d) = run_phase(
+            chain,
+            Phase::RequestHeaders,
+            &env,
+            &mut view,
+            None,
+            &mut attributes,
+        )
+        .await
+    {
+        stop = Some(d);
+    }
+    let mut body = ProxyBody::Streaming(body);
+    if stop.is_none()
+        && let Some(limit) = chain.request_body_limit
+    {
+        let ProxyBody::Streaming(incoming) = body else {
+            unreachable!("the body is still the client's stream here")
+        };
+        match buffer_prefix(incoming, limit, &state.metrics).await {
+            Ok((seen, rest)) => {
+                view.body = Some(seen);
+                body = rest;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %conn.peer, "client body failed while buffering: {e}");
+                return local(LocalResponse::text(
+                    StatusCode::BAD_REQUEST,
+                    "Bad request body.\n",
+                ));
+            }
+        }
+        if let PhaseOutcome::Stop(d) = run_phase(
+            chain,
+            Phase::RequestBody,
+            &env,
+            &mut view,
+            None,
+            &mut attributes,
+        )
+        .await
+        {
+            stop = Some(d);
+        }
+    }
+
+    let mut response = match stop {
+        Some(Decision::Respond(resp, _)) => local(resp),
+        Some(Decision::Notice(Notice::Redirect { location }, _)) => redirect(&location),
+        Some(Decision::Notice(Notice::Forward { path }, reason)) => {
+            // Replace the request by GET <notice page>; the client's body is not sent.
+            let parts = &mut view.parts;
+            parts.method = Method::GET;
+            parts.uri = match path.parse::<http::uri::PathAndQuery>() {
+                Ok(pq) => http::Uri::from(pq),
+                Err(_) => http::Uri::from_static("/"),
+            };
+            for h in [
+                header::CONTENT_LENGTH,
+                header::CONTENT_TYPE,
+                header::TRANSFER_ENCODING,
+            ] {
+                parts.headers.remove(h);
+            }
+            if let Ok(v) = HeaderValue::from_str(&reason.rule) {
+                parts
+                    .headers
+                    .insert(HeaderName::from_static("x-haetae-notice"), v);
+            }
+            let parts = take_parts(&mut view, chain.wants(Phase::Log));
+            forward(
+                state,
+                &route.upstream,
+                parts,
+                ProxyBody::empty(),
+                conn,
+                client_ip,
+                &route.stats,
+            )
+            .await
+        }
+        Some(Decision::Continue | Decision::Modify(_)) | None => {
+            let parts = take_parts(&mut view, chain.wants(Phase::Log));
+            forward(
+                state,
+                &route.upstream,
+                parts,
+                body,
+                conn,
+                client_ip,
+                &route.stats,
+            )
+            .await
+        }
+    };
+
+    if chain.wants(Phase::ResponseHeaders) || chain.response_body_limit.is_some() {
+        response = response_phases(state, &env, chain, &mut view, &mut attributes, response).await;
+    }
+
+    if chain.wants(Phase::Log) {
+        attributes.set("response.status", response.status().as_str());
+        let state = Arc::clone(state);
+        let table = Arc::clone(table);
+        tokio::spawn(async move {
+            let env = PhaseEnv {
+                services: &state.services,
+                metrics: &state.metrics,
+                policy_version: table.version,
+            };
+            let chain = &table.routes[index].chain;
+            let _ = run_phase(chain, Phase::Log, &env, &mut view, None, &mut attributes).await;
+        });
+    }
+    response
+}
+
+/// Runs the response phases on an upstream (or notice) response.
+async fn response_phases(
+    state: &ProxyState,
+    env: &PhaseEnv<'_>,
+    chain: &crate::chain::FilterChain,
+    view: &mut RequestView,
+    attributes: &mut Attributes,
+    response: Response<ProxyBody>,
+) -> Response<ProxyBody> {
+    let (parts, body) = response.into_parts();
+    let mut rv = ResponseView { parts, body: None };
+    let mut body = body;
+    let mut stop = None;
+    if chain.wants(Phase::ResponseHeaders)
+        && let PhaseOutcome::Stop(d) = run_phase(
+            chain,
+            Phase::ResponseHeaders,
+            env,
+            view,
+            Some(&mut rv),
+            attributes,
+        )
+        .await
+    {
+        stop = Some(d);
+    }
+    if stop.is_none()
+        && let Some(limit) = chain.response_body_limit
+        && let ProxyBody::Streaming(incoming) = body
+    {
+        match buffer_prefix(incoming, limit, &state.metrics).await {
+            Ok((seen, rest)) => {
+                rv.body = Some(seen);
+                body = rest;
+            }
+            Err(e) => {
+                tracing::debug!("upstream body failed while buffering: {e}");
+                return local(LocalResponse::text(
+                    StatusCode::BAD_GATEWAY,
+                    "Bad gateway.\n",
+                ));
+            }
+        }
+        if let PhaseOutcome::Stop(d) = run_phase(
+            chain,
+            Phase::ResponseBody,
+            env,
+            view,
+            Some(&mut rv),
+            attributes,
+        )
+        .await
+        {
+            stop = Some(d);
+        }
+    }
+    match stop {
+        Some(Decision::Respond(resp, _)) => local(resp),
+        Some(Decision::Notice(
+            Notice::Redirect { location } | Notice::Forward { path: location },
+            _,
+        )) => redirect(&location),
+        _ => Response::from_parts(rv.parts, body),
+    }
+}
+
+/// The request parts for forwarding: moved out of the view, or cloned when the log phase
+/// still needs the view.
+fn take_parts(view: &mut RequestView, keep: bool) -> request::Parts {
+    if keep {
+        let p = &view.parts;
+        let mut b = Request::builder()
+            .method(p.method.clone())
+            .uri(p.uri.clone())
+            .version(p.version);
+        if let Some(h) = b.headers_mut() {
+            h.clone_from(&p.headers);
+        }
+        b.body(())
+            .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0)
+    } else {
+        std::mem::replace(&mut view.parts, Request::new(()).into_parts().0)
+    }
+}
+
+/// Reads up to `limit` body bytes (plus the rest of the frame that crosses it) for a filter,
+/// and returns the view and the body to forward (the buffered start, then the rest).
+async fn buffer_prefix(
+    mut incoming: Incoming,
+    limit: usize,
+    metrics: &GatewayMetrics,
+) -> Result<(BodyView, ProxyBody), hyper::Error> {
+    let hint = usize::try_from(incoming.size_hint().upper().unwrap_or(0)).unwrap_or(limit);
+    let mut buf = BytesMut::with_capacity(hint.min(limit));
+    let mut trailers = None;
+    let mut complete = false;
+    loop {
+        if buf.len() >= limit {
+            break;
+        }
+        match incoming.frame().await {
+            None => {
+                complete = true;
+                break;
+            }
+            Some(frame) => match frame?.into_data() {
+                Ok(data) => buf.extend_from_slice(&data),
+                Err(frame) => {
+                    trailers = frame.into_trailers().ok();
+                    complete = true;
+                    break;
+                }
+            },
+        }
+    }
+    if !complete && incoming.is_end_stream() {
+        complete = true;
+    }
+    metrics
+        .body_buffered_bytes
+        .fetch_add(buf.len() as u64, Ordering::Relaxed);
+    let all = buf.freeze();
+    let seen = BodyView {
+        bytes: all.slice(..all.len().min(limit)),
+        complete: complete && all.len() <= limit,
+    };
+    let body = ProxyBody::Prefixed {
+        prefix: (!all.is_empty()).then_some(all),
+        trailers,
+        rest: (!complete).then_some(incoming),
+    };
+    Ok((seen, body))
+}
+
+/// Sends the request upstream and returns its response, or a 502/504 of our own.
+async fn forward(
+    state: &ProxyState,
+    upstream: &Upstream,
+    mut parts: request::Parts,
+    body: ProxyBody,
+    conn: &ConnInfo,
+    client_ip: IpAddr,
+    stats: &ServiceStats,
+) -> Response<ProxyBody> {
+    let original_host = request_host(&parts).map(str::to_owned);
+    let authority = parts.headers.get(header::HOST).cloned().or_else(|| {
+        parts
+            .uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    });
+    let uri = match upstream.target(parts.uri.path_and_query()) {
+        Ok(u) => u,
+        Err(e) => {
+            tracing::warn!("cannot build the upstream URI: {e}");
+            return local(LocalResponse::text(
+                StatusCode::BAD_REQUEST,
+                "Bad request target.\n",
+            ));
+        }
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    add_forwarding_headers(
+        &mut parts.headers,
+        conn,
+        client_ip,
+        original_host.as_deref(),
+    );
+    if let Some(host) = authority {
+        parts.headers.insert(header::HOST, host);
+    }
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    let req = Request::from_parts(parts, body);
+    let response = match tokio::time::timeout(
+        state.settings.upstream_timeout,
+        state.client.request(req),
+    )
+    .await
+    {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => {
+            stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(upstream = %upstream_display(upstream), "upstream request failed: {e}");
+            return local(LocalResponse::text(
+                StatusCode::BAD_GATEWAY,
+                "Bad gateway.\n",
+            ));
+        }
+        Err(_) => {
+            stats.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(upstream = %upstream_display(upstream), "upstream did not answer within {:?}", state.settings.upstream_timeout);
+            return local(LocalResponse::text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gateway timeout.\n",
+            ));
+        }
+    };
+    let (mut parts, body) = response.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, ProxyBody::Streaming(body))
+}
+
+fn upstream_display(u: &Upstream) -> String {
+    u.target(None).map(|t| t.to_string()).unwrap_or_default()
+}
+
+/// A response the gateway writes itself.
+pub(crate) fn local(resp: LocalResponse) -> Response<ProxyBody> {
+    let mut r = Response::new(ProxyBody::full(resp.body));
+    *r.status_mut() = resp.status;
+    for (n, v) in resp.headers {
+        r.headers_mut().append(n, v);
+    }
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r
+}
+
+fn redirect(location: &str) -> Response<ProxyBody> {
+    let mut r = local(LocalResponse::text(StatusCode::FOUND, "Found.\n"));
+    if let Ok(v) = HeaderValue::from_str(location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+/// Applies one header modification.
+pub(crate) fn apply_modification(headers: &mut HeaderMap, m: Modification) {
+    match m {
+        Modification::SetHeader(n, v) => {
+            headers.insert(n, v);
+        }
+        Modification::AppendHeader(n, v) => {
+            headers.append(n, v);
+        }
+        Modification::RemoveHeader(n) => {
+            headers.remove(n);
+        }
+    }
+}
+
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set and any named in
+/// `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    if headers.contains_key(header::CONNECTION) {
+        let listed: Vec<HeaderName> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|s| s.split(','))
+            .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+            .collect();
+        for n in listed {
+            headers.remove(n);
+        }
+    }
+    for n in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(n);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+    if headers
+        .get(header::TE)
+        .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))
+    {
+        headers.remove(header::TE);
+    }
+}
+
+/// Appends the peer to `X-Forwarded-For` and a `Forwarded` element (RFC 7239), and sets
+/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
+fn add_forwarding_headers(
+    headers: &mut HeaderMap,
+    conn: &ConnInfo,
+    _client_ip: IpAddr,
+    host: Option<&str>,
+) {
+    let peer = conn.peer.ip();
+    let proto = if conn.tls.is_some() { "https" } else { "http" };
+    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
+        _ => peer.to_string(),
+    };
+    if let Ok(v) = HeaderValue::from_str(&xff) {
+        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    headers.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static(proto),
+    );
+    let node = match peer {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    };
+    let mut element = format!("for={node};proto={proto}");
+    if let Some(h) = host {
+        if let Ok(v) = HeaderValue::from_str(h) {
+            headers.insert(HeaderName::from_static("x-forwarded-host"), v);
+        }
+        if h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+        {
+            element.push_str(";host=");
+            element.push_str(h);
+        }
+    }
+    if let Ok(v) = HeaderValue::from_str(&element) {
+        headers.append(header::FORWARDED, v);
+    }
+}
+
+/// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
+/// `X-Forwarded-For` hop that is not itself trusted.
+#[must_use]
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer_ip = peer.ip();
+    if trusted.is_empty() || !trusted.iter().any(|n| n.contains(&peer_ip)) {
+        return peer_ip;
+    }
+    let mut client = peer_ip;
+    for value in headers.get_all("x-forwarded-for").iter().rev() {
+        let Ok(text) = value.to_str() else {
+            return client;
+        };
+        for hop in text.rsplit(',') {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                return client;
+            };
+            client = ip;
+            if !trusted.iter().any(|n| n.contains(&ip)) {
+                return client;
+            }
+        }
+    }
+    client
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret-Hop"),
+        );
+        h.insert("x-secret-hop", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        h.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert(header::TE, HeaderValue::from_static("gzip"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, ["x-kept"]);
+        let mut h = HeaderMap::new();
+        h.insert(header::TE, HeaderValue::from_static("trailers"));
+        strip_hop_by_hop(&mut h);
+        assert!(h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn forwarding_headers_append_the_peer() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        let conn = ConnInfo {
+            peer: "192.0.2.9:1234".parse().unwrap(),
+            tls: None,
+        };
+        add_forwarding_headers(&mut h, &conn, conn.peer.ip(), Some("bank.example"));
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
+        assert_eq!(h["x-forwarded-proto"], "http");
+        assert_eq!(h["x-forwarded-host"], "bank.example");
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=192.0.2.9;proto=http;host=bank.example"
+        );
+        let v6 = ConnInfo {
+            peer: "[2001:db8::1]:443".parse().unwrap(),
+            tls: Some(TlsInfo::default()),
+        };
+        let mut h = HeaderMap::new();
+        add_forwarding_headers(&mut h, &v6, v6.peer.ip(), None);
+        assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\";proto=https");
+    }
+
+    #[test]
+    fn the_client_ip_comes_from_forwarded_for_only_behind_a_trusted_proxy() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.5, 10.0.0.2"),
+        );
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let untrusted_peer: SocketAddr = "198.51.100.7:1".parse().unwrap();
+        let proxy_peer: SocketAddr = "10.0.0.1:1".parse().unwrap();
+        assert_eq!(client_ip(untrusted_peer, &h, &trusted), untrusted_peer.ip());
+        assert_eq!(
+            client_ip(proxy_peer, &h, &trusted),
+            "203.0.113.5".parse::<IpAddr>().unwrap()
+        );
+        assert_eq!(client_ip(proxy_peer, &h, &[]), proxy_peer.ip());
+    }
+}
