@@ -1,0 +1,18 @@
+//! The haetae Security Control Center: where the security team governs every gateway.
+//!
+//! It stores security events and policy in SQLite (embedded) or PostgreSQL (distributed),
+//! keeps local users with roles and an append-only, hash-chained audit log, serves a REST API
+//! under `/api/v1` with its OpenAPI document, and a server-rendered web UI in Korean and
+//! English.
+//!
+//! ```
+//! use haetae_control::auth::{Permission, Role};
+//!
+//! assert!(Role::SecurityOfficer.allows(Permission::EditPolicy));
+//! assert!(!Role::Auditor.allows(Permission::EditPolicy));
+//! ```
+
+pub mod auth;
+pub mod store;
+
+pub use store::{Backend, Store, StoreError};

@@ -1,0 +1,489 @@
+//! Stored security events: batch ingest that is idempotent on the event id, search by the
+//! fields the UI filters on, export pages, the dashboard's aggregates, and retention by age.
+
+use haetae_core::Event;
+use serde::Serialize;
+use sqlx::{QueryBuilder, Row};
+use time::OffsetDateTime;
+
+use super::{Store, StoreError, ctx, micros, with_db};
+
+/// The most rows one search returns.
+pub const MAX_SEARCH_LIMIT: u32 = 1000;
+
+/// Rows per multi-row `INSERT`: well below SQLite's and PostgreSQL's bind-parameter limits
+/// (14 parameters a row).
+const INSERT_CHUNK: usize = 500;
+
+/// Which events to find. Every field that is set must match; text fields match exactly.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    /// At or after this time.
+    pub from: Option<OffsetDateTime>,
+    /// Before this time.
+    pub to: Option<OffsetDateTime>,
+    /// `gateway`, `docscan`, `remote`, `control`.
+    pub component: Option<String>,
+    /// `event.action`, e.g. `restrict.block`.
+    pub action: Option<String>,
+    /// `success`, `failure`, `unknown`.
+    pub outcome: Option<String>,
+    /// `user.id`.
+    pub user: Option<String>,
+    /// `device.id`.
+    pub device: Option<String>,
+    /// `service.id`.
+    pub service: Option<String>,
+    /// The most rows to return (1..=[`MAX_SEARCH_LIMIT`]).
+    pub limit: u32,
+    /// Only rows strictly older than this event time in microseconds (the previous page's
+    /// last `ts`), for paging newest first.
+    pub before_ts: Option<i64>,
+}
+
+/// One stored event: the indexed columns and the full ECS JSON.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct StoredEvent {
+    /// `event.id`.
+    pub id: String,
+    /// `@timestamp` in microseconds since the epoch.
+    pub ts: i64,
+    /// `haetae.component`.
+    pub component: String,
+    /// `event.action`.
+    pub action: String,
+    /// `event.outcome`.
+    pub outcome: String,
+    /// `event.severity` (ECS number).
+    pub severity: i64,
+    /// `user.id`.
+    pub user_id: Option<String>,
+    /// `device.id`.
+    pub device_id: Option<String>,
+    /// `service.id`.
+    pub service_id: Option<String>,
+    /// `source.ip`.
+    pub source_ip: Option<String>,
+    /// `haetae.filter`.
+    pub filter_id: Option<String>,
+    /// The event as received (ECS JSON).
+    pub body: String,
+}
+
+/// Counts for one minute of the dashboard's time chart.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct MinuteCount {
+    /// The minute, as microseconds since the epoch of its start.
+    pub minute: i64,
+    /// Events in that minute.
+    pub total: i64,
+    /// Of them, with outcome `failure` (blocked or refused).
+    pub failures: i64,
+}
+
+/// A value and how often it occurred.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct TopEntry {
+    /// The value (a user id, device id, filter id, service id).
+    pub value: String,
+    /// How many events carried it.
+    pub count: i64,
+}
+
+fn outcome_name(event: &Event) -> &'static str {
+    match event.event.outcome {
+        haetae_core::Outcome::Success => "success",
+        haetae_core::Outcome::Failure => "failure",
+        haetae_core::Outcome::Unknown => "unknown",
+    }
+}
+
+fn kind_name(event: &Event) -> String {
+    serde_json::to_value(event.event.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_else(|| "event".into())
+}
+
+impl Store {
+    /// Stores events, in multi-row inserts inside one transaction. An event whose id is
+    /// already stored is skipped, so redelivered events are harmless. Returns how many were
+    /// new.
+    pub async fn insert_events(&self, events: &[Event]) -> Result<u64, StoreError> {
+        if events.is_empty() {
+            return Ok(0);
+        }
+        with_db!(&self.db, pool => {
+            let mut tx = pool.begin().await.map_err(ctx("starting an event batch"))?;
+            let mut inserted = 0;
+            for chunk in events.chunks(INSERT_CHUNK) {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO events (id, ts, component, action, outcome, severity, kind, \
+                     user_id, device_id, service_id, source_ip, filter_id, instance, body) ",
+                );
+                qb.push_values(chunk, |mut row, e| {
+                    row.push_bind(e.event.id.to_string())
+                        .push_bind(micros(e.timestamp))
+                        .push_bind(e.haetae.component.as_str())
+                        .push_bind(e.event.action.clone())
+                        .push_bind(outcome_name(e))
+                        .push_bind(i64::from(e.event.severity.ecs_number()))
+                        .push_bind(kind_name(e))
+                        .push_bind(e.user.as_ref().map(|u| u.id.clone()))
+                        .push_bind(e.device.as_ref().map(|d| d.id.clone()))
+                        .push_bind(e.service.as_ref().map(|s| s.id.clone()))
+                        .push_bind(e.source.as_ref().map(|s| s.ip.to_string()))
+                        .push_bind(e.haetae.filter.clone())
+                        .push_bind(e.haetae.instance.clone())
+                        .push_bind(e.to_json());
+                });
+                qb.push(" ON CONFLICT (id) DO NOTHING");
+                inserted += qb
+                    .build()
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(ctx("inserting events"))?
+                    .rows_affected();
+            }
+            tx.commit().await.map_err(ctx("committing an event batch"))?;
+            Ok(inserted)
+        })
+    }
+
+    /// Finds events, newest first.
+    pub async fn search_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        let limit = i64::from(q.limit.clamp(1, MAX_SEARCH_LIMIT));
+        with_db!(&self.db, pool => {
+            let mut qb = QueryBuilder::new(
+                "SELECT id, ts, component, action, outcome, severity, user_id, device_id, \
+                 service_id, source_ip, filter_id, body FROM events WHERE 1 = 1",
+            );
+            if let Some(from) = q.from {
+                qb.push(" AND ts >= ").push_bind(micros(from));
+            }
+            if let Some(to) = q.to {
+                qb.push(" AND ts < ").push_bind(micros(to));
+            }
+            if let Some(before) = q.before_ts {
+                qb.push(" AND ts < ").push_bind(before);
+            }
+            for (column, value) in [
+                ("component", &q.component),
+                ("action", &q.action),
+                ("outcome", &q.outcome),
+                ("user_id", &q.user),
+                ("device_id", &q.device),
+                ("service_id", &q.service),
+            ] {
+                if let Some(v) = value {
+                    qb.push(" AND ").push(column).push(" = ").push_bind(v.clone());
+                }
+            }
+            qb.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit);
+            let rows = qb
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(ctx("searching events"))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(StoredEvent {
+                        id: r.try_get("id")?,
+                        ts: r.try_get("ts")?,
+                        component: r.try_get("component")?,
+                        action: r.try_get("action")?,
+                        outcome: r.try_get("outcome")?,
+                        severity: r.try_get("severity")?,
+                        user_id: r.try_get("user_id")?,
+                        device_id: r.try_get("device_id")?,
+                        service_id: r.try_get("service_id")?,
+                        source_ip: r.try_get("source_ip")?,
+                        filter_id: r.try_get("filter_id")?,
+                        body: r.try_get("body")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(ctx("reading events"))
+        })
+    }
+
+    /// Deletes events older than `cutoff`; returns how many.
+    pub async fn delete_events_before(&self, cutoff: OffsetDateTime) -> Result<u64, StoreError> {
+        with_db!(&self.db, pool => {
+            Ok(sqlx::query("DELETE FROM events WHERE ts < $1")
+                .bind(micros(cutoff))
+                .execute(pool)
+                .await
+                .map_err(ctx("deleting old events"))?
+                .rows_affected())
+        })
+    }
+
+    /// Events per minute since `since`, oldest first; minutes without events are absent.
+    pub async fn events_per_minute(
+        &self,
+        since: OffsetDateTime,
+    ) -> Result<Vec<MinuteCount>, StoreError> {
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query(
+                "SELECT (ts / 60000000) * 60000000 AS minute, COUNT(*) AS total, \
+                 SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures \
+                 FROM events WHERE ts >= $1 GROUP BY 1 ORDER BY 1",
+            )
+            .bind(micros(since))
+            .fetch_all(pool)
+            .await
+            .map_err(ctx("counting events per minute"))?;
+            rows.iter()
+                .map(|r| {
+                    Ok(MinuteCount {
+                        minute: r.try_get("minute")?,
+                        total: r.try_get("total")?,
+                        failures: r.try_get("failures")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(ctx("reading event counts"))
+        })
+    }
+
+    /// The most frequent values of `column` among events since `since` with outcome
+    /// `failure`, most frequent first. `column` is one of `user_id`, `device_id`,
+    /// `service_id`, `filter_id`, `source_ip`.
+    pub async fn top_failures(
+        &self,
+        column: TopColumn,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<TopEntry>, StoreError> {
+        let col = column.as_str();
+        let sql = format!(
+            "SELECT {col} AS value, COUNT(*) AS n FROM events \
+             WHERE ts >= $1 AND outcome = 'failure' AND {col} IS NOT NULL \
+             GROUP BY {col} ORDER BY n DESC, value LIMIT $2"
+        );
+        with_db!(&self.db, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(micros(since))
+                .bind(i64::from(limit.min(100)))
+                .fetch_all(pool)
+                .await
+                .map_err(ctx("finding the most blocked values"))?;
+            rows.iter()
+                .map(|r| Ok(TopEntry { value: r.try_get("value")?, count: r.try_get("n")? }))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(ctx("reading the most blocked values"))
+        })
+    }
+
+    /// How many events are stored.
+    pub async fn count_events(&self) -> Result<i64, StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query("SELECT COUNT(*) AS n FROM events")
+                .fetch_one(pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .map_err(ctx("counting events"))
+        })
+    }
+}
+
+/// The event columns [`Store::top_failures`] can group by (a closed set, so no column name
+/// ever comes from input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TopColumn {
+    /// `user.id`.
+    User,
+    /// `device.id`.
+    Device,
+    /// `service.id`.
+    Service,
+    /// `haetae.filter`.
+    Filter,
+    /// `source.ip`.
+    SourceIp,
+}
+
+impl TopColumn {
+    fn as_str(self) -> &'static str {
+        match self {
+            TopColumn::User => "user_id",
+            TopColumn::Device => "device_id",
+            TopColumn::Service => "service_id",
+            TopColumn::Filter => "filter_id",
+            TopColumn::SourceIp => "source_ip",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::testing::both_backends;
+    use haetae_core::{Component, Outcome};
+    use time::Duration;
+
+    fn blocked(user: &str, device: &str, minutes_ago: i64) -> Event {
+        let mut e = Event::new(Component::Gateway, "restrict.block")
+            .outcome(Outcome::Failure)
+            .user_id(user)
+            .device_id(device)
+            .service_id("transfer")
+            .filter("restrict-1");
+        e.timestamp = OffsetDateTime::now_utc() - Duration::minutes(minutes_ago);
+        e
+    }
+
+    fn query() -> EventQuery {
+        EventQuery {
+            limit: 100,
+            ..EventQuery::default()
+        }
+    }
+
+    both_backends!(inserting_the_same_event_twice_stores_it_once, |store| {
+        let e = blocked("u1", "d1", 0);
+        assert_eq!(
+            store.insert_events(std::slice::from_ref(&e)).await.unwrap(),
+            1
+        );
+        assert_eq!(store.insert_events(&[e.clone(), e]).await.unwrap(), 0);
+        assert_eq!(store.count_events().await.unwrap(), 1);
+    });
+
+    both_backends!(
+        a_batch_larger_than_one_insert_statement_is_stored_whole,
+        |store| {
+            let batch: Vec<Event> = (0..1234)
+                .map(|i| blocked(&format!("u{i}"), "d", 0))
+                .collect();
+            assert_eq!(store.insert_events(&batch).await.unwrap(), 1234);
+            assert_eq!(store.count_events().await.unwrap(), 1234);
+        }
+    );
+
+    both_backends!(
+        search_filters_by_every_field_and_returns_the_newest_first,
+        |store| {
+            let old = blocked("alice", "pc-1", 30);
+            let new = blocked("alice", "pc-2", 1);
+            let other = Event::new(Component::Control, "login")
+                .outcome(Outcome::Success)
+                .user_id("bob");
+            store
+                .insert_events(&[old.clone(), new.clone(), other])
+                .await
+                .unwrap();
+
+            let found = store
+                .search_events(&EventQuery {
+                    user: Some("alice".into()),
+                    ..query()
+                })
+                .await
+                .unwrap();
+            let ids: Vec<String> = found.iter().map(|e| e.id.clone()).collect();
+            assert_eq!(ids, [new.id().to_string(), old.id().to_string()]);
+
+            let by_device = store
+                .search_events(&EventQuery {
+                    device: Some("pc-1".into()),
+                    ..query()
+                })
+                .await
+                .unwrap();
+            assert_eq!(by_device.len(), 1);
+            assert_eq!(by_device[0].id, old.id().to_string());
+
+            let recent = store
+                .search_events(&EventQuery {
+                    from: Some(OffsetDateTime::now_utc() - Duration::minutes(10)),
+                    component: Some("gateway".into()),
+                    outcome: Some("failure".into()),
+                    service: Some("transfer".into()),
+                    action: Some("restrict.block".into()),
+                    ..query()
+                })
+                .await
+                .unwrap();
+            assert_eq!(recent.len(), 1);
+            assert_eq!(recent[0].id, new.id().to_string());
+            let body = Event::from_json(&recent[0].body).unwrap();
+            assert_eq!(body, new);
+        }
+    );
+
+    both_backends!(
+        paging_with_before_ts_continues_where_the_last_page_ended,
+        |store| {
+            let events: Vec<Event> = (0..5).map(|i| blocked("u", "d", i)).collect();
+            store.insert_events(&events).await.unwrap();
+            let first = store
+                .search_events(&EventQuery {
+                    limit: 2,
+                    ..query()
+                })
+                .await
+                .unwrap();
+            let second = store
+                .search_events(&EventQuery {
+                    limit: 2,
+                    before_ts: Some(first[1].ts),
+                    ..query()
+                })
+                .await
+                .unwrap();
+            assert_eq!(second.len(), 2);
+            assert!(second[0].ts < first[1].ts);
+        }
+    );
+
+    both_backends!(
+        retention_deletes_only_events_older_than_the_cutoff,
+        |store| {
+            store
+                .insert_events(&[blocked("u", "d", 60 * 24 * 40), blocked("u", "d", 5)])
+                .await
+                .unwrap();
+            let cutoff = OffsetDateTime::now_utc() - Duration::days(30);
+            assert_eq!(store.delete_events_before(cutoff).await.unwrap(), 1);
+            assert_eq!(store.count_events().await.unwrap(), 1);
+        }
+    );
+
+    both_backends!(
+        aggregates_count_failures_per_minute_and_rank_blocked_users,
+        |store| {
+            store
+                .insert_events(&[
+                    blocked("mallory", "d1", 2),
+                    blocked("mallory", "d2", 2),
+                    blocked("eve", "d1", 2),
+                ])
+                .await
+                .unwrap();
+            let since = OffsetDateTime::now_utc() - Duration::hours(1);
+            let minutes = store.events_per_minute(since).await.unwrap();
+            assert_eq!(minutes.iter().map(|m| m.total).sum::<i64>(), 3);
+            assert_eq!(minutes.iter().map(|m| m.failures).sum::<i64>(), 3);
+            let top = store
+                .top_failures(TopColumn::User, since, 10)
+                .await
+                .unwrap();
+            assert_eq!(
+                top[0],
+                TopEntry {
+                    value: "mallory".into(),
+                    count: 2
+                }
+            );
+            assert_eq!(
+                top[1],
+                TopEntry {
+                    value: "eve".into(),
+                    count: 1
+                }
+            );
+        }
+    );
+}
