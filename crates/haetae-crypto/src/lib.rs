@@ -15,8 +15,13 @@
 //! assert!(refused.to_string().contains("use GCM"));
 //! ```
 
+pub mod block;
+pub mod error;
 pub mod policy;
 pub mod registry;
+pub mod symmetric;
 
+pub use error::CryptoError;
 pub use policy::{Approval, CryptoPolicy, DeploymentChoices, PolicyError, Purpose};
 pub use registry::{AlgorithmInfo, Family, Origin, Restriction};
+pub use symmetric::{BlockCipherKind, CipherSuite, Mode, SymmetricCipher};
