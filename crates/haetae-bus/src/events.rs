@@ -17,9 +17,9 @@ use haetae_core::Event;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
-use crate::BusError;
 use crate::kv::BoxFuture;
 use crate::spool::{Backlog, Spool};
+use crate::{BusError, deadline_after};
 
 /// How an [`EventEmitter`] queues, batches and keeps events.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +87,9 @@ pub struct EmitterStats {
     /// Accepted events lost: the oldest dropped from a full backlog, unreadable spool lines,
     /// or batches the spool folder could not take.
     pub dropped_backlog: u64,
+    /// Events the backend can never take (larger than the server's maximum message size);
+    /// each is logged with its id.
+    pub dropped_too_large: u64,
     /// Publish attempts that failed (each is retried).
     pub publish_failures: u64,
     /// Events waiting in the backlog now.
@@ -97,7 +100,8 @@ impl EmitterStats {
     /// Events accepted but neither delivered nor dropped yet.
     #[must_use]
     pub fn pending(&self) -> u64 {
-        (self.queued + self.resumed).saturating_sub(self.sent + self.dropped_backlog)
+        (self.queued + self.resumed)
+            .saturating_sub(self.sent + self.dropped_backlog + self.dropped_too_large)
     }
 }
 
@@ -109,6 +113,7 @@ struct Counters {
     spooled: AtomicU64,
     dropped_queue_full: AtomicU64,
     dropped_backlog: AtomicU64,
+    dropped_too_large: AtomicU64,
     publish_failures: AtomicU64,
     backlog: AtomicU64,
 }
@@ -126,7 +131,8 @@ struct EmitterShared {
 /// Where an emitter publishes: one implementation per backend.
 pub(crate) trait EventSink: Send + Sync {
     /// Publishes the batch and waits until the backend has stored every event of it.
-    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>>;
+    /// Returns how many events the backend can never take (too large) and were skipped.
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, BusError>>;
 }
 
 /// The producer's handle: cheap to clone, safe to share between threads, never blocks.
@@ -205,6 +211,7 @@ impl EventEmitter {
             spooled: c.spooled.load(Ordering::Relaxed),
             dropped_queue_full: c.dropped_queue_full.load(Ordering::Relaxed),
             dropped_backlog: c.dropped_backlog.load(Ordering::Relaxed),
+            dropped_too_large: c.dropped_too_large.load(Ordering::Relaxed),
             publish_failures: c.publish_failures.load(Ordering::Relaxed),
             backlog: c.backlog.load(Ordering::Relaxed),
         }
@@ -213,7 +220,7 @@ impl EventEmitter {
     /// Waits until every accepted event is delivered (or dropped and counted), at most
     /// `timeout`. Returns whether that happened.
     pub async fn flush(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         loop {
             let progressed = self.shared.progress.notified();
             if self.stats().pending() == 0 {
@@ -237,7 +244,7 @@ impl EventEmitter {
     /// most `timeout`. Returns the final counters.
     pub async fn shutdown(&self, timeout: Duration) -> EmitterStats {
         self.shared.shutdown.notify_one();
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         while !self.shared.finished.load(Ordering::Acquire) && Instant::now() < deadline {
             let progressed = self.shared.progress.notified();
             if self.shared.finished.load(Ordering::Acquire) {
@@ -278,7 +285,7 @@ impl Delivery {
                 if self.backlog.is_empty() {
                     if let Err(e) = self.publish(&events).await {
                         tracing::warn!(error = %e, events = events.len(), "event batch not delivered; keeping it for a retry");
-                        self.retry_at = Some(Instant::now() + self.options.retry_interval);
+                        self.retry_at = Some(deadline_after(self.options.retry_interval));
                         self.keep(&events);
                     }
                 } else {
@@ -294,6 +301,17 @@ impl Delivery {
             if !open {
                 break;
             }
+        }
+        if let Backlog::Memory { events, .. } = &self.backlog
+            && *events > 0
+        {
+            // Only a spool folder outlives the process.
+            tracing::warn!(
+                events = *events,
+                "the emitter stopped with undelivered events in memory; they are lost"
+            );
+            let c = &self.shared.counters;
+            c.dropped_backlog.fetch_add(*events, Ordering::Relaxed);
         }
         self.shared.finished.store(true, Ordering::Release);
         self.shared.progress.notify_waiters();
@@ -318,7 +336,7 @@ impl Delivery {
         };
         let Some(first) = first else { return false };
         batch.push(first);
-        let deadline = Instant::now() + self.options.linger;
+        let deadline = deadline_after(self.options.linger);
         while batch.len() < self.options.max_batch {
             match self.rx.try_recv() {
                 Ok(e) => batch.push(e),
@@ -351,11 +369,20 @@ impl Delivery {
                     ),
                 }),
             };
-        match &result {
-            Ok(()) => c.sent.fetch_add(events.len() as u64, Ordering::Relaxed),
-            Err(_) => c.publish_failures.fetch_add(1, Ordering::Relaxed),
-        };
-        result
+        match result {
+            Ok(refused) => {
+                c.sent.fetch_add(
+                    (events.len() as u64).saturating_sub(refused),
+                    Ordering::Relaxed,
+                );
+                c.dropped_too_large.fetch_add(refused, Ordering::Relaxed);
+                Ok(())
+            }
+            Err(e) => {
+                c.publish_failures.fetch_add(1, Ordering::Relaxed);
+                Err(e)
+            }
+        }
     }
 
     /// Puts a batch behind the backlog, counting what a full backlog drops.
@@ -401,7 +428,7 @@ impl Delivery {
                 && let Err(e) = self.publish(&events).await
             {
                 tracing::debug!(error = %e, backlog = self.backlog.events(), "backlog not re-sent yet");
-                self.retry_at = Some(Instant::now() + self.options.retry_interval);
+                self.retry_at = Some(deadline_after(self.options.retry_interval));
                 break;
             }
             let front_events = self.backlog.events();
@@ -572,7 +599,7 @@ mod tests {
     }
 
     impl EventSink for Switchable {
-        fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+        fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, BusError>> {
             Box::pin(async move {
                 if self.hung.load(Ordering::SeqCst) {
                     std::future::pending::<()>().await;
@@ -585,7 +612,7 @@ mod tests {
                     });
                 }
                 self.stored.lock().unwrap().extend_from_slice(events);
-                Ok(())
+                Ok(0)
             })
         }
     }
@@ -698,6 +725,21 @@ mod tests {
         let want: Vec<_> = early.iter().chain(&late).map(Event::id).collect();
         assert_eq!(up.ids(), want);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[tokio::test]
+    async fn events_left_in_memory_at_shutdown_are_counted_as_lost() {
+        let sink = Arc::new(Switchable::default());
+        sink.down.store(true, Ordering::SeqCst);
+        let emitter = EventEmitter::start(sink, quick()).unwrap();
+        for e in events(7) {
+            emitter.emit(e);
+        }
+        let stats = emitter.shutdown(Duration::from_secs(5)).await;
+        assert_eq!(
+            (stats.sent, stats.dropped_backlog, stats.pending()),
+            (0, 7, 0)
+        );
     }
 
     #[tokio::test]

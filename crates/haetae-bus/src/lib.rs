@@ -71,6 +71,14 @@ pub use policy::PolicyWatch;
 use events::{EventSink, EventSource};
 use policy::PolicyCell;
 
+/// `Instant::now() + d`, saturating far in the future instead of overflowing (a duration
+/// from configuration may be anything).
+pub(crate) fn deadline_after(d: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 /// What each backend provides; the [`Bus`] handle adds the checks common to all.
 pub(crate) trait Backend: Send + Sync + fmt::Debug {
     fn name(&self) -> &'static str;

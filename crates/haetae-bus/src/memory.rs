@@ -188,6 +188,12 @@ impl Consumer {
     }
 }
 
+/// When a delivery made at `now` is due again; saturating for absurd waits.
+fn due_after(now: Instant, ack_wait: Duration) -> Instant {
+    now.checked_add(ack_wait)
+        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+}
+
 impl EventLog {
     fn new(capacity: usize) -> EventLog {
         EventLog {
@@ -270,7 +276,7 @@ impl EventLog {
                 break;
             }
             if *due <= now {
-                *due = now + ack_wait;
+                *due = due_after(now, ack_wait);
                 *deliveries += 1;
                 let index = usize::try_from(*seq - first).unwrap_or(usize::MAX);
                 if let Some(event) = messages.get(index) {
@@ -292,7 +298,7 @@ impl EventLog {
                     stream_sequence: seq,
                 });
             }
-            c.pending.insert(seq, (now + ack_wait, 1));
+            c.pending.insert(seq, (due_after(now, ack_wait), 1));
             c.next_seq += 1;
         }
         out.sort_by_key(|r| r.stream_sequence);
@@ -319,10 +325,10 @@ impl EventLog {
 }
 
 impl EventSink for EventLog {
-    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, BusError>> {
         Box::pin(async move {
             self.append(events);
-            Ok(())
+            Ok(0)
         })
     }
 }
@@ -351,7 +357,7 @@ impl BatchAck for LogAck {
 impl EventSource for LogReader {
     fn fetch(&mut self, max: usize, wait: Duration) -> BoxFuture<'_, Result<EventBatch, BusError>> {
         Box::pin(async move {
-            let deadline = Instant::now() + wait;
+            let deadline = crate::deadline_after(wait);
             let mut appended = self.log.appended.subscribe();
             loop {
                 appended.borrow_and_update();

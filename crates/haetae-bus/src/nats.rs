@@ -7,6 +7,7 @@
 //! `haetae_policy` (key `current`), stream `haetae_events` (subject `haetae.events`), and
 //! `haetae_kv_<bucket>` for each [`crate::Bus::kv`] bucket.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -43,6 +44,12 @@ pub struct NatsOptions {
     pub duplicate_window: Duration,
     /// Copies of each stream in a NATS cluster (1 for a single server, 3 for a cluster).
     pub replicas: usize,
+    /// PEM file of the CA certificates that sign the server's certificate. (User and
+    /// password, when the server wants them, go in the URL: `nats://user:pass@host:4222`;
+    /// they are never shown in messages.)
+    pub root_certificates: Option<PathBuf>,
+    /// Refuse to talk to the server without TLS.
+    pub require_tls: bool,
 }
 
 impl Default for NatsOptions {
@@ -56,6 +63,8 @@ impl Default for NatsOptions {
             event_max_bytes: 8 * 1024 * 1024 * 1024,
             duplicate_window: Duration::from_secs(10 * 60),
             replicas: 1,
+            root_certificates: None,
+            require_tls: false,
         }
     }
 }
@@ -90,6 +99,28 @@ impl Drop for Nats {
     }
 }
 
+/// The URL(s) without passwords, for messages and logs: `nats://user:***@host:4222`.
+fn redact_url(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            match rest.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split_once(':').map_or("", |(u, _)| u);
+                    let sep = if scheme.is_empty() { "" } else { "://" };
+                    if user.is_empty() {
+                        format!("{scheme}{sep}***@{host}")
+                    } else {
+                        format!("{scheme}{sep}{user}:***@{host}")
+                    }
+                }
+                None => url.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn check_namespace(ns: &str) -> Result<(), BusError> {
     let ok = !ns.is_empty()
         && ns.len() <= 32
@@ -114,6 +145,30 @@ fn reconnect_delay(attempts: usize) -> Duration {
     Duration::from_millis(100 * 2u64.pow(exp)).min(Duration::from_secs(2))
 }
 
+/// How often stream creation is tried: JetStream answers some creates with a transient
+/// error (code 500 "error creating store") when it is busy, or while a cluster elects.
+const CREATE_ATTEMPTS: u32 = 4;
+
+/// Gets the stream, creating it if missing, retrying transient failures.
+async fn ensure_stream(
+    js: &jetstream::Context,
+    config: stream::Config,
+    what: &str,
+) -> Result<stream::Stream, BusError> {
+    let mut attempt = 1;
+    loop {
+        match js.get_or_create_stream(config.clone()).await {
+            Ok(stream) => return Ok(stream),
+            Err(e) if attempt < CREATE_ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "cannot {what} yet; retrying");
+                tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+                attempt += 1;
+            }
+            Err(e) => return Err(BusError::nats(what, e)),
+        }
+    }
+}
+
 /// Opens the KV bucket `name`, creating it if missing. The bucket's stream is created here
 /// with the layout every NATS KV client expects (stream `KV_<name>`, subjects
 /// `$KV.<name>.>`, rollups allowed, direct get) rather than by `create_key_value`, whose
@@ -128,22 +183,25 @@ async fn open_bucket(
     if let Ok(store) = js.get_key_value(name).await {
         return Ok(store);
     }
-    js.get_or_create_stream(stream::Config {
-        name: format!("KV_{name}"),
-        description: Some(description.to_owned()),
-        subjects: vec![format!("$KV.{name}.>")],
-        max_messages_per_subject: 1,
-        max_age,
-        storage: stream::StorageType::File,
-        num_replicas: replicas.max(1),
-        discard: stream::DiscardPolicy::New,
-        allow_rollup: true,
-        deny_delete: true,
-        allow_direct: true,
-        ..stream::Config::default()
-    })
-    .await
-    .map_err(|e| BusError::nats(format!("create KV bucket {name}"), e))?;
+    ensure_stream(
+        js,
+        stream::Config {
+            name: format!("KV_{name}"),
+            description: Some(description.to_owned()),
+            subjects: vec![format!("$KV.{name}.>")],
+            max_messages_per_subject: 1,
+            max_age,
+            storage: stream::StorageType::File,
+            num_replicas: replicas.max(1),
+            discard: stream::DiscardPolicy::New,
+            allow_rollup: true,
+            deny_delete: true,
+            allow_direct: true,
+            ..stream::Config::default()
+        },
+        &format!("create KV bucket {name}"),
+    )
+    .await?;
     js.get_key_value(name)
         .await
         .map_err(|e| BusError::nats(format!("open KV bucket {name}"), e))
@@ -163,12 +221,19 @@ impl Nats {
         if let Some(name) = &options.client_name {
             connect = connect.name(name);
         }
+        if let Some(path) = &options.root_certificates {
+            connect = connect.add_root_certificates(path.clone());
+        }
+        if options.require_tls {
+            connect = connect.require_tls(true);
+        }
+        let shown = redact_url(url);
         let client = connect
             .connect(url)
             .await
             .map_err(|e| BusError::Unavailable {
                 backend: "nats",
-                operation: format!("connect to {url}"),
+                operation: format!("connect to {shown}"),
                 message: format!("{e}; check that nats-server runs with JetStream (-js) there"),
             })?;
         let mut js = jetstream::new(client.clone());
@@ -177,8 +242,9 @@ impl Nats {
         let ns = &options.namespace;
         let stream_name = format!("{ns}_events");
         let subject = format!("{ns}.events");
-        let events = js
-            .get_or_create_stream(stream::Config {
+        let events = ensure_stream(
+            &js,
+            stream::Config {
                 name: stream_name.clone(),
                 description: Some("haetae security events, one message per event".into()),
                 subjects: vec![subject.clone()],
@@ -190,9 +256,10 @@ impl Nats {
                 storage: stream::StorageType::File,
                 num_replicas: options.replicas,
                 ..stream::Config::default()
-            })
-            .await
-            .map_err(|e| BusError::nats(format!("create the event stream {stream_name}"), e))?;
+            },
+            &format!("create the event stream {stream_name}"),
+        )
+        .await?;
         let policy = open_bucket(
             &js,
             &format!("{ns}_policy"),
@@ -432,10 +499,25 @@ struct NatsSink {
 }
 
 impl EventSink for NatsSink {
-    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<(), BusError>> {
+    fn publish<'a>(&'a self, events: &'a [Event]) -> BoxFuture<'a, Result<u64, BusError>> {
         Box::pin(async move {
+            // The server refuses a message above its max_payload; such an event would block
+            // the backlog forever, so it is skipped and counted instead.
+            let max_payload = self.js.client().server_info().max_payload;
+            let mut refused = 0;
             let mut acks = Vec::with_capacity(events.len());
             for event in events {
+                let json = event.to_json();
+                if max_payload > 0 && json.len() + HEADER_ALLOWANCE > max_payload {
+                    tracing::error!(
+                        event_id = %event.id(),
+                        bytes = json.len(),
+                        max_payload,
+                        "an event larger than the NATS server accepts was dropped"
+                    );
+                    refused += 1;
+                    continue;
+                }
                 let mut headers = async_nats::HeaderMap::new();
                 headers.insert(
                     async_nats::header::NATS_MESSAGE_ID,
@@ -443,7 +525,7 @@ impl EventSink for NatsSink {
                 );
                 let ack = self
                     .js
-                    .publish_with_headers(self.subject.clone(), headers, event.to_json().into())
+                    .publish_with_headers(self.subject.clone(), headers, json.into())
                     .await
                     .map_err(|e| BusError::nats("publish an event", e))?;
                 acks.push(ack);
@@ -452,10 +534,13 @@ impl EventSink for NatsSink {
                 ack.await
                     .map_err(|e| BusError::nats("confirm an event was stored", e))?;
             }
-            Ok(())
+            Ok(refused)
         })
     }
 }
+
+/// Room for the message id header and protocol framing within `max_payload`.
+const HEADER_ALLOWANCE: usize = 256;
 
 struct NatsReader {
     consumer: consumer::PullConsumer,
@@ -756,5 +841,39 @@ impl KvStore for NatsKv {
                 .await
                 .map_err(|e| BusError::nats(format!("delete {}", self.location(key)), e))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_tokens_are_hidden_in_urls() {
+        assert_eq!(
+            redact_url("nats://gw:s3cret@10.0.0.1:4222"),
+            "nats://gw:***@10.0.0.1:4222"
+        );
+        assert_eq!(redact_url("nats://t0ken@h:4222"), "nats://***@h:4222");
+        assert_eq!(
+            redact_url("nats://a:b@h1:4222,nats://h2:4222"),
+            "nats://a:***@h1:4222,nats://h2:4222"
+        );
+        assert_eq!(redact_url("127.0.0.1:4222"), "127.0.0.1:4222");
+    }
+
+    #[test]
+    fn reconnect_delays_grow_to_two_seconds_and_stay() {
+        assert_eq!(reconnect_delay(0), Duration::from_millis(100));
+        assert_eq!(reconnect_delay(3), Duration::from_millis(800));
+        assert_eq!(reconnect_delay(1_000_000), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn namespaces_follow_the_stream_name_rule() {
+        assert!(check_namespace("haetae").is_ok());
+        for bad in ["", "a.b", "a b", "a>", &"n".repeat(33)] {
+            assert!(check_namespace(bad).is_err(), "{bad:?}");
+        }
     }
 }
