@@ -17,6 +17,7 @@
 
 pub mod block;
 pub mod error;
+pub mod lsh;
 pub mod policy;
 pub mod registry;
 pub mod symmetric;
