@@ -19,7 +19,7 @@ use haetae_core::{Component, Event, FilterMode, Severity};
 use http::{HeaderName, HeaderValue, StatusCode};
 use time::OffsetDateTime;
 
-use crate::bus::EventSink;
+use crate::bus::{EventSink, KvStore};
 use crate::request::{Attributes, RequestView, ResponseView};
 
 /// Which phases a filter takes part in; the engine calls no other phase method, so a
@@ -237,6 +237,8 @@ impl Clock for SystemClock {
 pub struct FilterServices {
     /// Where events go.
     pub events: Arc<dyn EventSink>,
+    /// Shared key-value state (`haetae-bus`), when the deployment has one.
+    pub kv: Option<Arc<dyn KvStore>>,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// The gateway's name in events.
@@ -247,6 +249,7 @@ impl std::fmt::Debug for FilterServices {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FilterServices")
             .field("instance", &self.instance)
+            .field("kv", &self.kv.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -283,6 +286,13 @@ impl FilterContext<'_> {
     #[must_use]
     pub fn clock(&self) -> &dyn Clock {
         &*self.services.clock
+    }
+
+    /// Shared key-value state (TTL, compare-and-swap) from `haetae-bus`, when the
+    /// deployment has one.
+    #[must_use]
+    pub fn kv(&self) -> Option<&Arc<dyn KvStore>> {
+        self.services.kv.as_ref()
     }
 
     /// A new gateway event about this request, filled with what is known: the filter,

@@ -122,6 +122,17 @@ impl Gateway {
         events: Arc<dyn EventSink>,
         registry: FilterRegistry,
     ) -> Result<Gateway, GatewayError> {
+        Gateway::with_shared_state(config, events, None, registry)
+    }
+
+    /// As [`Gateway::new`], with shared key-value state for the filters that keep state
+    /// across requests and gateways.
+    pub fn with_shared_state(
+        config: &GatewayConfig,
+        events: Arc<dyn EventSink>,
+        kv: Option<Arc<dyn crate::bus::KvStore>>,
+        registry: FilterRegistry,
+    ) -> Result<Gateway, GatewayError> {
         let default_upstream = match &config.default_upstream {
             Some(url) => Some(
                 Upstream::parse(url).map_err(|message| GatewayError::Setting {
@@ -189,6 +200,7 @@ impl Gateway {
             table: ArcSwap::from_pointee(RoutingTable::empty(default_upstream.clone())),
             services: FilterServices {
                 events,
+                kv,
                 clock: Arc::new(SystemClock),
                 instance: Arc::from(config.instance.as_str()),
             },
