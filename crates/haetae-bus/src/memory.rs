@@ -38,7 +38,7 @@ pub struct InProcessOptions {
 impl Default for InProcessOptions {
     fn default() -> Self {
         InProcessOptions {
-            event_capacity: 1_000_000,
+            event_capacity: 200_000,
             kv_max_keys: 1_000_000,
         }
     }

@@ -461,6 +461,7 @@ impl Backend for Nats {
             let source: Box<dyn EventSource> = Box::new(NatsReader {
                 consumer,
                 client: self.client.clone(),
+                request_timeout: self.options.request_timeout,
             });
             Ok(source)
         })
@@ -545,26 +546,42 @@ const HEADER_ALLOWANCE: usize = 256;
 struct NatsReader {
     consumer: consumer::PullConsumer,
     client: async_nats::Client,
+    /// Bounds every exchange, so a fetch or an ack never hangs while NATS is away.
+    request_timeout: Duration,
 }
 
 struct NatsAck {
     messages: Vec<jetstream::Message>,
     client: async_nats::Client,
+    request_timeout: Duration,
 }
 
 impl BatchAck for NatsAck {
     fn ack(self: Box<Self>) -> BoxFuture<'static, Result<(), BusError>> {
         Box::pin(async move {
-            for m in &self.messages {
-                m.ack()
+            let acks = async {
+                for m in &self.messages {
+                    m.ack()
+                        .await
+                        .map_err(|e| BusError::nats("acknowledge events", e))?;
+                }
+                // The acks are plain messages; make sure they left before reporting success.
+                self.client
+                    .flush()
                     .await
-                    .map_err(|e| BusError::nats("acknowledge events", e))?;
-            }
-            // The acks are plain messages; make sure they left before reporting success.
-            self.client
-                .flush()
+                    .map_err(|e| BusError::nats("acknowledge events", e))
+            };
+            tokio::time::timeout(self.request_timeout, acks)
                 .await
-                .map_err(|e| BusError::nats("acknowledge events", e))
+                .unwrap_or_else(|_| {
+                    Err(BusError::nats(
+                        "acknowledge events",
+                        format!(
+                            "no answer within {:?}; the batch will come again",
+                            self.request_timeout
+                        ),
+                    ))
+                })
         })
     }
 }
@@ -625,6 +642,22 @@ impl NatsReader {
 impl EventSource for NatsReader {
     fn fetch(&mut self, max: usize, wait: Duration) -> BoxFuture<'_, Result<EventBatch, BusError>> {
         Box::pin(async move {
+            let limit = wait.saturating_add(self.request_timeout.saturating_mul(2));
+            tokio::time::timeout(limit, self.fetch_within(max, wait))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(BusError::nats(
+                        "fetch events",
+                        format!("no answer within {limit:?}"),
+                    ))
+                })
+        })
+    }
+}
+
+impl NatsReader {
+    async fn fetch_within(&self, max: usize, wait: Duration) -> Result<EventBatch, BusError> {
+        {
             let mut events = Vec::new();
             let mut keep = Vec::new();
             let mut rejected = Vec::new();
@@ -666,10 +699,11 @@ impl EventSource for NatsReader {
                 Box::new(NatsAck {
                     messages: keep,
                     client: self.client.clone(),
+                    request_timeout: self.request_timeout,
                 }) as Box<dyn BatchAck>
             });
             Ok(EventBatch::new(events, rejected, ack))
-        })
+        }
     }
 }
 

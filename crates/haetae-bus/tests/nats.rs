@@ -416,7 +416,7 @@ async fn connect_with_patience(ns: &Namespace) -> Bus {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs HAETAE_TEST_NATS"]
-async fn no_event_is_lost_when_nats_restarts_in_the_middle() {
+async fn no_event_is_lost_and_the_policy_watch_resumes_when_nats_restarts_in_the_middle() {
     // The shared server is not touched, but the suite runs with the others.
     let _ = nats_url();
     let mut server = PrivateServer::start().await;
@@ -424,6 +424,9 @@ async fn no_event_is_lost_when_nats_restarts_in_the_middle() {
     let center = connect_with_patience(&ns).await;
     let gateway = connect_with_patience(&ns).await;
     drop(center.subscribe_events("center").await.unwrap());
+    center.publish_policy(contract::policy(1)).await.unwrap();
+    let mut policy = gateway.watch_policy().await.unwrap();
+    assert_eq!(policy.next().await.unwrap().version, 1);
     let spool = tempfile::tempdir().unwrap();
     let emitter = gateway
         .event_emitter(EmitterOptions {
@@ -465,6 +468,17 @@ async fn no_event_is_lost_when_nats_restarts_in_the_middle() {
 
     server.resume().await;
     emit(200, "after");
+    // The Control Center publishes once NATS is back; the gateway's watch resumes by itself.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while let Err(e) = center.publish_policy(contract::policy(2)).await {
+        assert!(Instant::now() < deadline, "publish after the restart: {e}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let resumed = tokio::time::timeout(Duration::from_secs(15), policy.next())
+        .await
+        .expect("the gateway gets the policy published after the restart")
+        .unwrap();
+    assert_eq!(resumed.version, 2);
     assert!(
         emitter.flush(Duration::from_secs(30)).await,
         "everything delivered after the restart: {:?}",
