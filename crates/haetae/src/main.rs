@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use haetae_core::{Config, LogFormat};
 
 mod crypto;
+mod scan;
 
 /// haetae: a security platform for online financial services.
 #[derive(Debug, Parser)]
@@ -46,7 +47,7 @@ enum Command {
     /// Run everything in one process on the embedded default (SQLite file, in-process bus).
     Up,
     /// Inspect documents and images against their format's rules.
-    Scan,
+    Scan(scan::ScanArgs),
     /// Run the security filter engine (reverse proxy with per-service filter chains).
     Gateway,
     /// Run the Security Control Center (UI, API, storage).
@@ -90,7 +91,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Up => Ok(up(&config)),
-        Command::Scan => Ok(not_available("scan", "the document inspector")),
+        Command::Scan(args) => scan::run(args),
         Command::Gateway => Ok(not_available("gateway", "the security filter engine")),
         Command::Control => Ok(not_available("control", "the Security Control Center")),
         Command::Relay => Ok(not_available("relay", "the remote-support relay")),

@@ -1,0 +1,101 @@
+//! Bounds-checked reads of fixed-width integers from untrusted bytes: every read returns
+//! `None` past the end instead of panicking, so parsers turn short input into findings.
+
+/// `len` bytes at `off`, if all are inside `data`.
+#[must_use]
+pub fn slice(data: &[u8], off: usize, len: usize) -> Option<&[u8]> {
+    data.get(off..off.checked_add(len)?)
+}
+
+/// The bytes from `off` to the end (empty past the end).
+#[must_use]
+pub fn tail(data: &[u8], off: usize) -> &[u8] {
+    data.get(off..).unwrap_or_default()
+}
+
+/// One byte.
+#[must_use]
+pub fn u8_at(data: &[u8], off: usize) -> Option<u8> {
+    data.get(off).copied()
+}
+
+/// Little-endian u16.
+#[must_use]
+pub fn le16(data: &[u8], off: usize) -> Option<u16> {
+    let b = slice(data, off, 2)?;
+    Some(u16::from_le_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// Little-endian u32.
+#[must_use]
+pub fn le32(data: &[u8], off: usize) -> Option<u32> {
+    let b: [u8; 4] = slice(data, off, 4)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b))
+}
+
+/// Little-endian u64.
+#[must_use]
+pub fn le64(data: &[u8], off: usize) -> Option<u64> {
+    let b: [u8; 8] = slice(data, off, 8)?.try_into().ok()?;
+    Some(u64::from_le_bytes(b))
+}
+
+/// Big-endian u16.
+#[must_use]
+pub fn be16(data: &[u8], off: usize) -> Option<u16> {
+    let b = slice(data, off, 2)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// Big-endian u32.
+#[must_use]
+pub fn be32(data: &[u8], off: usize) -> Option<u32> {
+    let b: [u8; 4] = slice(data, off, 4)?.try_into().ok()?;
+    Some(u32::from_be_bytes(b))
+}
+
+/// Position of the first occurrence of `needle` in `hay` at or after `from`.
+#[must_use]
+pub fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
+    let first = *needle.first()?;
+    let hay_tail = hay.get(from..)?;
+    let mut i = 0;
+    while i < hay_tail.len() {
+        let rest = hay_tail.get(i..)?;
+        let p = rest.iter().position(|&b| b == first)?;
+        let at = i + p;
+        if hay_tail.get(at..at + needle.len()) == Some(needle) {
+            return Some(from + at);
+        }
+        i = at + 1;
+    }
+    None
+}
+
+/// Whether `needle` occurs in `hay`, ASCII case-insensitively.
+#[must_use]
+pub fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty()
+        && hay
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_past_the_end_return_none() {
+        assert_eq!(le32(&[1, 2, 3], 0), None);
+        assert_eq!(le16(&[1, 2, 3], usize::MAX), None);
+        assert_eq!(be16(&[1, 2], 0), Some(0x0102));
+    }
+
+    #[test]
+    fn find_locates_needles_after_the_start() {
+        assert_eq!(find(b"abcabc", b"bc", 2), Some(4));
+        assert_eq!(find(b"abc", b"x", 0), None);
+        assert_eq!(find(b"abc", b"bc", 99), None);
+    }
+}

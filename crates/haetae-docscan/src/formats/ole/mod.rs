@@ -1,0 +1,265 @@
+//! OLE2 compound files: the shared CFB reader verifies the container; this module names
+//! the application (DOC, XLS, PPT, HWP, MSI, MSG) and reports active content: VBA projects,
+//! `Equation Native` (CVE-2017-11882 / CVE-2018-0802), OLE links (CVE-2017-0199), packaged
+//! files (`\x01Ole10Native`), `ObjectPool` objects, encryption. Embedded files are scanned
+//! with the same engine. HWP files are handed to [`crate::formats::hwp`].
+
+use haetae_core::Severity;
+
+use crate::bytes::{le32, slice};
+use crate::container::cfb::{Cfb, DirEntry, EntryKind, SIGNATURE};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+use crate::finding::{Finding, FindingClass, Location};
+use crate::formats::{Format, hwp};
+
+/// OLE2 compound files and their applications.
+#[derive(Debug, Clone, Copy)]
+pub struct Ole;
+
+/// MSI's root class id {000C1084-0000-0000-C000-000000000046}.
+const MSI_CLSID: [u8; 16] = [
+    0x84, 0x10, 0x0C, 0x00, 0, 0, 0, 0, 0xC0, 0, 0, 0, 0, 0, 0, 0x46,
+];
+
+impl Format for Ole {
+    fn name(&self) -> &'static str {
+        "ole"
+    }
+
+    fn detect(&self, data: &[u8]) -> Option<FileType> {
+        data.starts_with(&SIGNATURE).then_some(FileType::Cfb)
+    }
+
+    fn verify(&self, data: &[u8], ctx: &mut ScanContext) -> FileType {
+        let Some(cfb) = Cfb::parse(data, ctx) else {
+            return FileType::Cfb;
+        };
+        let kind = classify(&cfb);
+        if kind == FileType::Hwp {
+            hwp::verify(data, &cfb, ctx);
+        }
+        check_streams(data, &cfb, kind, ctx);
+        kind
+    }
+}
+
+fn classify(cfb: &Cfb) -> FileType {
+    let has = |p: &str| cfb.find(p).is_some();
+    if has("FileHeader") && (has("DocInfo") || has("BodyText")) {
+        FileType::Hwp
+    } else if has("WordDocument") {
+        FileType::Doc
+    } else if has("Workbook") || has("Book") {
+        FileType::Xls
+    } else if has("PowerPoint Document") {
+        FileType::Ppt
+    } else if cfb.root_clsid() == MSI_CLSID {
+        FileType::Msi
+    } else if cfb
+        .entries
+        .iter()
+        .any(|e| e.name.starts_with("__substg1.0_"))
+    {
+        FileType::Msg
+    } else {
+        FileType::Cfb
+    }
+}
+
+fn loc(e: &DirEntry) -> Location {
+    Location::part(e.path.clone())
+}
+
+fn check_streams(data: &[u8], cfb: &Cfb, kind: FileType, ctx: &mut ScanContext) {
+    let mut vba_reported = false;
+    for e in &cfb.entries {
+        if !e.reachable || ctx.out_of_time() {
+            continue;
+        }
+        let lname = e.name.to_ascii_lowercase();
+        let lpath = e.path.to_ascii_lowercase();
+        if !vba_reported
+            && (lname == "_vba_project" || lname == "vba" && e.kind == EntryKind::Storage)
+        {
+            vba_reported = true;
+            ctx.active(
+                "OLE-VBA",
+                Severity::Medium,
+                loc(e),
+                "the document carries a VBA macro project",
+            );
+        }
+        if e.kind != EntryKind::Stream {
+            if lname == "objectpool" {
+                ctx.note(
+                    "OLE-OBJECTPOOL",
+                    loc(e),
+                    "the document holds embedded OLE objects",
+                );
+            }
+            if lname == "macros" && !vba_reported && kind == FileType::Doc {
+                vba_reported = true;
+                ctx.active(
+                    "OLE-VBA",
+                    Severity::Medium,
+                    loc(e),
+                    "the document carries a macro storage",
+                );
+            }
+            continue;
+        }
+        match e.name.as_str() {
+            "Equation Native" => ctx.report(
+                Finding::new(
+                    "OLE-EQUATION",
+                    Severity::High,
+                    FindingClass::ActiveContent,
+                    loc(e),
+                    "an Equation Editor 3.0 object, the target of stack-overflow exploits",
+                )
+                .cve(&["CVE-2017-11882", "CVE-2018-0802"]),
+            ),
+            "EncryptedPackage" => ctx.active(
+                "OLE-ENCRYPTED",
+                Severity::Low,
+                loc(e),
+                "an encrypted OOXML package: its content cannot be verified",
+            ),
+            "\u{1}Ole" => check_ole_link(data, cfb, e, ctx),
+            "\u{1}Ole10Native" => check_package(data, cfb, e, ctx),
+            _ => {}
+        }
+        // Anything that starts like a file of its own is scanned as one.
+        if e.size >= 64
+            && (lpath.contains("objectpool/")
+                || lname == "package"
+                || lname == "contents"
+                || lname.starts_with("mbd")
+                || lpath.starts_with("mbd"))
+            && let Some(content) = cfb.read_stream(data, e, ctx)
+        {
+            let len = content.len() as u64;
+            if crate::formats::detect(&content).is_some() {
+                ctx.scan_embedded(&content, &e.path);
+            }
+            ctx.release(len);
+        }
+    }
+}
+
+fn check_ole_link(data: &[u8], cfb: &Cfb, e: &DirEntry, ctx: &mut ScanContext) {
+    let Some(content) = cfb.read_stream(data, e, ctx) else {
+        return;
+    };
+    ctx.release(content.len() as u64);
+    // MS-OLEDS 2.3.3: OLEVersion, then Flags; bit 0 = linked object.
+    if le32(&content, 4).is_some_and(|f| f & 1 != 0) {
+        ctx.report(
+            Finding::new(
+                "OLE-LINK",
+                Severity::High,
+                FindingClass::ActiveContent,
+                loc(e),
+                "a linked OLE object that fetches its content from a moniker when opened",
+            )
+            .cve(&["CVE-2017-0199"]),
+        );
+    }
+}
+
+/// `\x01Ole10Native`: a packaged file (MS-OLEDS 2.3.6 native data, Packager layout).
+fn check_package(data: &[u8], cfb: &Cfb, e: &DirEntry, ctx: &mut ScanContext) {
+    let Some(content) = cfb.read_stream(data, e, ctx) else {
+        return;
+    };
+    let len = content.len() as u64;
+    let mut name = String::from("package");
+    let mut payload: Option<&[u8]> = None;
+    // u32 size, u16 type, label\0, path\0, u32 ?, u32 len, temp path, u32 size, data.
+    let cstr_end = |from: usize| {
+        content
+            .get(from..)
+            .and_then(|t| t.iter().position(|&b| b == 0))
+            .map(|n| from + n + 1)
+    };
+    if let Some(after_label) = cstr_end(6)
+        && let Some(after_path) = cstr_end(after_label)
+    {
+        name = String::from_utf8_lossy(content.get(6..after_label - 1).unwrap_or_default())
+            .into_owned();
+        let tlen = le32(&content, after_path + 4).unwrap_or(0) as usize;
+        let size_at = after_path + 8 + tlen;
+        if let Some(size) = le32(&content, size_at) {
+            payload = slice(&content, size_at + 4, size as usize);
+            if payload.is_none() {
+                ctx.structure(
+                    "OLE-PACKAGE-SIZE",
+                    Severity::High,
+                    Location::at(size_at).with_part(e.path.clone()),
+                    format!("the packaged file declares {size} bytes, more than the stream holds"),
+                );
+            }
+        }
+    }
+    ctx.active(
+        "OLE-PACKAGE",
+        Severity::Medium,
+        loc(e),
+        format!("a packaged file {name:?} that runs when the icon is opened"),
+    );
+    if let Some(p) = payload {
+        let inner = format!("{} > {name}", e.path);
+        ctx.scan_embedded(p, &inner);
+        // A script by name is as dangerous as a program.
+        let lname = name.to_ascii_lowercase();
+        if [
+            ".js", ".vbs", ".vbe", ".wsf", ".hta", ".bat", ".cmd", ".ps1", ".exe", ".scr", ".lnk",
+        ]
+        .iter()
+        .any(|x| lname.ends_with(x))
+        {
+            ctx.active(
+                "OLE-PACKAGE-EXECUTABLE",
+                Severity::High,
+                loc(e),
+                format!("the packaged file {name:?} is a program or script"),
+            );
+        }
+    }
+    ctx.release(len);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::container::cfb::build::cfb;
+    use crate::testing::findings_of;
+
+    fn codes(data: &[u8], name: &str) -> Vec<String> {
+        findings_of(data, name)
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect()
+    }
+
+    #[test]
+    fn a_plain_word_file_is_clean() {
+        let f = cfb(&[("WordDocument", &[0u8; 600]), ("1Table", &[0u8; 100])]);
+        assert_eq!(codes(&f, "a.doc"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_equation_object_is_reported_with_its_cves() {
+        let f = cfb(&[("Equation Native", &[0u8; 100])]);
+        let r = crate::scan_bytes(&f, Some("x.bin"), &crate::Limits::default());
+        assert_eq!(r.findings[0].code, "OLE-EQUATION");
+        assert_eq!(r.findings[0].cve, ["CVE-2017-11882", "CVE-2018-0802"]);
+        assert_eq!(r.findings[0].location.to_string(), "Equation Native");
+    }
+
+    #[test]
+    fn a_vba_project_stream_is_active_content() {
+        let f = cfb(&[("WordDocument", &[0u8; 600]), ("_VBA_PROJECT", &[0u8; 10])]);
+        assert_eq!(codes(&f, "a.doc"), ["OLE-VBA"]);
+    }
+}

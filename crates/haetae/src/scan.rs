@@ -1,0 +1,272 @@
+//! `haetae scan`: runs the document inspector (`haetae-docscan`) over files, directories
+//! (recursively) and stdin, in parallel, and prints one line per file (or JSON lines, or a
+//! SARIF log) with a summary table. Exit codes: 0 all clean, 1 something suspicious or
+//! vulnerable, 2 some file could not be scanned.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use haetae_core::{Severity, Verdict};
+use haetae_docscan::{Limits, Report, sarif, scan_reader};
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+
+/// Flags of `haetae scan`.
+#[derive(Debug, Args)]
+pub struct ScanArgs {
+    /// Files or directories to scan (directories recursively); `-` reads stdin.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// One JSON object per file per line on stdout instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// Also write a SARIF 2.1.0 log to this file.
+    #[arg(long, value_name = "FILE")]
+    sarif: Option<PathBuf>,
+    /// Files scanned at once (default: one per CPU).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Time budget per file, in milliseconds.
+    #[arg(long, default_value_t = 10_000)]
+    time_budget_ms: u64,
+    /// Memory budget per file, in MiB.
+    #[arg(long, default_value_t = 256)]
+    memory_mib: u64,
+    /// How deep containers may nest.
+    #[arg(long, default_value_t = 10)]
+    max_depth: u32,
+    /// Container entries per file.
+    #[arg(long, default_value_t = 10_000)]
+    max_entries: u64,
+    /// Largest decompression ratio a compressed part may have.
+    #[arg(long, default_value_t = 512)]
+    max_ratio: u64,
+    /// Print only files that are not clean (human output).
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    /// Name to use for the claimed type when reading stdin.
+    #[arg(long, value_name = "NAME")]
+    stdin_name: Option<String>,
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Report>) {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => match std::fs::read_dir(path) {
+            Ok(rd) => {
+                let mut children: Vec<PathBuf> =
+                    rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+                children.sort();
+                for c in children {
+                    collect(&c, out, errors);
+                }
+            }
+            Err(e) => errors.push(Report::unreadable(
+                Some(path.display().to_string()),
+                format!("cannot list directory: {e}"),
+            )),
+        },
+        Ok(m) if m.file_type().is_symlink() => {
+            // Follow links to files, never to directories (no loops).
+            if std::fs::metadata(path).is_ok_and(|t| t.is_file()) {
+                out.push(path.to_owned());
+            }
+        }
+        Ok(_) => out.push(path.to_owned()),
+        Err(e) => errors.push(Report::unreadable(
+            Some(path.display().to_string()),
+            format!("cannot read: {e}; check the path and permissions"),
+        )),
+    }
+}
+
+fn scan_one(path: &Path, limits: &Limits) -> Report {
+    let name = path.display().to_string();
+    match std::fs::File::open(path) {
+        Ok(f) => match scan_reader(std::io::BufReader::new(f), Some(&name), limits) {
+            Ok(r) => r,
+            Err(e) => Report::unreadable(Some(name), format!("read error: {e}")),
+        },
+        Err(e) => Report::unreadable(Some(name), format!("cannot open: {e}")),
+    }
+}
+
+fn colour(verdict: Verdict, tty: bool) -> (&'static str, &'static str) {
+    if !tty {
+        return ("", "");
+    }
+    match verdict {
+        Verdict::Clean => ("\x1b[32m", "\x1b[0m"),
+        Verdict::Suspicious => ("\x1b[33m", "\x1b[0m"),
+        Verdict::Vulnerable => ("\x1b[1;31m", "\x1b[0m"),
+    }
+}
+
+fn human(r: &Report, tty: bool) -> String {
+    let path = r.path.as_deref().unwrap_or("-");
+    if let Some(err) = &r.error {
+        return format!("error       {path}: {err}\n");
+    }
+    let (on, off) = colour(r.verdict, tty);
+    let claimed = r.claimed_type.map_or("?", |t| t.as_str());
+    let mut s = format!(
+        "{on}{:<11}{off} {path}  [{claimed} -> {}]\n",
+        r.verdict.as_str(),
+        r.detected_type
+    );
+    for f in &r.findings {
+        if f.severity == Severity::Info && r.verdict == Verdict::Clean {
+            continue;
+        }
+        let cve = if f.cve.is_empty() {
+            String::new()
+        } else {
+            format!(" [{}]", f.cve.join(", "))
+        };
+        s.push_str(&format!(
+            "    {:<8} {:<24} {}: {}{cve}\n",
+            f.severity.as_str(),
+            f.code,
+            f.location,
+            f.message
+        ));
+    }
+    s
+}
+
+/// Runs `haetae scan`.
+pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let limits = Limits {
+        time: Duration::from_millis(args.time_budget_ms),
+        memory_bytes: args.memory_mib.saturating_mul(1024 * 1024),
+        max_depth: args.max_depth,
+        max_entries: args.max_entries,
+        max_ratio: args.max_ratio,
+    };
+    let started = Instant::now();
+    let mut files = Vec::new();
+    let mut reports: Vec<Report> = Vec::new();
+    let mut stdin = false;
+    for p in &args.paths {
+        if p.as_os_str() == "-" {
+            stdin = true;
+        } else {
+            collect(p, &mut files, &mut reports);
+        }
+    }
+    let stdout_tty = std::io::stdout().is_terminal();
+    let progress = if std::io::stderr().is_terminal() && files.len() > 1 {
+        let pb = ProgressBar::new(files.len() as u64);
+        pb.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} files {elapsed} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        Some(pb)
+    } else {
+        None
+    };
+    let out = Mutex::new(std::io::stdout());
+    let emit = |r: &Report| {
+        let line = if args.json {
+            serde_json::to_string(r)
+                .map(|s| s + "\n")
+                .unwrap_or_default()
+        } else if args.quiet && r.verdict == Verdict::Clean && r.error.is_none() {
+            String::new()
+        } else {
+            human(r, stdout_tty)
+        };
+        if line.is_empty() {
+            return;
+        }
+        let write = || {
+            if let Ok(mut o) = out.lock() {
+                let _ = o.write_all(line.as_bytes());
+            }
+        };
+        match &progress {
+            Some(pb) => pb.suspend(write),
+            None => write(),
+        }
+    };
+    for r in &reports {
+        emit(r);
+    }
+    if stdin {
+        let name = args.stdin_name.clone();
+        let r =
+            scan_reader(std::io::stdin().lock(), name.as_deref(), &limits).unwrap_or_else(|e| {
+                Report::unreadable(name.clone(), format!("cannot read stdin: {e}"))
+            });
+        emit(&r);
+        reports.push(r);
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.unwrap_or(0))
+        .build()
+        .context("cannot start the scanning threads")?;
+    let scanned: Vec<Report> = pool.install(|| {
+        files
+            .par_iter()
+            .map(|p| {
+                let r = scan_one(p, &limits);
+                emit(&r);
+                if let Some(pb) = &progress {
+                    pb.inc(1);
+                }
+                r
+            })
+            .collect()
+    });
+    if let Some(pb) = &progress {
+        pb.finish_and_clear();
+    }
+    reports.extend(scanned);
+    if let Some(path) = &args.sarif {
+        let log = sarif::to_sarif(&reports, env!("CARGO_PKG_VERSION"));
+        let text = serde_json::to_string_pretty(&log)?;
+        std::fs::write(path, text)
+            .with_context(|| format!("cannot write the SARIF log to {}", path.display()))?;
+    }
+    Ok(summarise(&reports, started.elapsed()))
+}
+
+fn summarise(reports: &[Report], elapsed: Duration) -> ExitCode {
+    let bytes: u64 = reports.iter().map(|r| r.size).sum();
+    let count = |v: Verdict| {
+        reports
+            .iter()
+            .filter(|r| r.error.is_none() && r.verdict == v)
+            .count()
+    };
+    let errors = reports.iter().filter(|r| r.error.is_some()).count();
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let mut e = std::io::stderr().lock();
+    let _ = writeln!(
+        e,
+        "\nfiles   bytes        seconds  MB/s     clean  suspicious  vulnerable  errors"
+    );
+    let _ = writeln!(
+        e,
+        "{:<7} {:<12} {:<8.2} {:<8.1} {:<6} {:<11} {:<11} {}",
+        reports.len(),
+        bytes,
+        secs,
+        bytes as f64 / 1e6 / secs,
+        count(Verdict::Clean),
+        count(Verdict::Suspicious),
+        count(Verdict::Vulnerable),
+        errors
+    );
+    if errors > 0 {
+        ExitCode::from(2)
+    } else if count(Verdict::Suspicious) + count(Verdict::Vulnerable) > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
