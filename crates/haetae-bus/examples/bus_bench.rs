@@ -144,9 +144,11 @@ async fn main() {
     let start = Instant::now();
     let mut emit_time = Duration::ZERO;
     for e in &events {
+        let e = e.clone();
         let t = Instant::now();
-        assert!(emitter.emit(e.clone()), "queue sized to hold every event");
+        let accepted = emitter.emit(e);
         emit_time += t.elapsed();
+        assert!(accepted, "queue sized to hold every event");
     }
     assert!(
         emitter.flush(Duration::from_secs(600)).await,
@@ -194,7 +196,7 @@ async fn main() {
         rate(n, ours_sub) / rate(n, peer_sub)
     );
     println!(
-        "| caller's cost per event (emit) | - | {:.0} ns | - |",
+        "| caller's time in emit (mean, including its clock reads) | - | {:.0} ns | - |",
         emit_time.as_nanos() as f64 / n as f64
     );
 }
