@@ -161,7 +161,10 @@ impl Bus {
     /// Watches the policy: the first [`PolicyWatch::next`] gives the current snapshot (as
     /// soon as there is one), later calls each newer version.
     pub async fn watch_policy(&self) -> Result<PolicyWatch, BusError> {
-        Ok(PolicyWatch::new(self.backend.watch_policy().await?))
+        Ok(PolicyWatch::new(
+            self.backend.watch_policy().await?,
+            Arc::clone(&self.backend),
+        ))
     }
 
     /// Starts an event emitter (its background task runs on the current Tokio runtime).

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use haetae_core::PolicySnapshot;
 use tokio::sync::watch;
 
-use crate::BusError;
+use crate::{Backend, BusError};
 
 /// What the backends share with watchers: the newest snapshot known, if any.
 pub(crate) type PolicyCell = watch::Receiver<Option<Arc<PolicySnapshot>>>;
@@ -36,17 +36,22 @@ pub(crate) fn check_publishable(snapshot: &PolicySnapshot) -> Result<(), BusErro
 /// The first [`PolicyWatch::next`] returns the current snapshot at once if there is one
 /// (a gateway that was offline gets the latest on reconnect); each later call waits for a
 /// newer version.
+///
+/// A watch keeps its bus running (the NATS watcher task, the in-process cell) even when
+/// every [`crate::Bus`] handle is dropped.
 #[derive(Debug)]
 pub struct PolicyWatch {
     cell: PolicyCell,
     delivered: Option<u64>,
+    _bus: Arc<dyn Backend>,
 }
 
 impl PolicyWatch {
-    pub(crate) fn new(cell: PolicyCell) -> PolicyWatch {
+    pub(crate) fn new(cell: PolicyCell, bus: Arc<dyn Backend>) -> PolicyWatch {
         PolicyWatch {
             cell,
             delivered: None,
+            _bus: bus,
         }
     }
 

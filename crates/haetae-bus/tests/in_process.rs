@@ -99,3 +99,9 @@ async fn an_increment_keeps_the_window_of_the_first() {
 async fn buckets_do_not_share_keys() {
     contract::buckets_do_not_share_keys(Bus::in_process(), "b1", "b2").await;
 }
+
+#[tokio::test]
+async fn a_watch_outlives_the_bus_handle_it_came_from() {
+    let bus = Bus::in_process();
+    contract::a_watch_outlives_the_bus_handle_it_came_from(bus.clone(), bus).await;
+}

@@ -354,3 +354,14 @@ pub async fn buckets_do_not_share_keys(bus: Bus, a: &str, b: &str) {
     ka.put("k", b"a", None).await.unwrap();
     assert_eq!(kb.get("k").await.unwrap(), None);
 }
+
+pub async fn a_watch_outlives_the_bus_handle_it_came_from(bus: Bus, publisher: Bus) {
+    let mut watch = bus.watch_policy().await.unwrap();
+    drop(bus);
+    publisher.publish_policy(policy(1)).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(5), watch.next())
+        .await
+        .expect("the policy arrives")
+        .expect("the watch is still open");
+    assert_eq!(got.version, 1);
+}
