@@ -44,6 +44,23 @@ impl EventSink for LogEventSink {
     }
 }
 
+/// Sends every event to each of several sinks (e.g. the bus and the log); accepted when
+/// any of them took it.
+pub struct EventTee(pub Vec<Arc<dyn EventSink>>);
+
+impl EventSink for EventTee {
+    fn emit(&self, event: Event) -> bool {
+        let mut taken = false;
+        if let Some((last, rest)) = self.0.split_last() {
+            for sink in rest {
+                taken |= sink.emit(event.clone());
+            }
+            taken |= last.emit(event);
+        }
+        taken
+    }
+}
+
 /// The bus's emitter: a bounded queue that never blocks, batches, and spools to disk while
 /// the bus is unreachable.
 impl EventSink for EventEmitter {

@@ -49,7 +49,7 @@ pub mod proxy;
 pub mod request;
 pub mod routing;
 
-pub use bus::{EventSink, LogEventSink, watch_bus_policy};
+pub use bus::{EventSink, EventTee, LogEventSink, watch_bus_policy};
 pub use chain::{FilterChain, Phase};
 pub use filter::{
     Clock, Decision, FilterContext, FilterError, LocalResponse, Modification, Notice, PhaseResult,
