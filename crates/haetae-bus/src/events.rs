@@ -321,10 +321,12 @@ impl Delivery {
     /// shutdown), then takes more until the batch is full or `linger` has passed. Returns
     /// false once the queue is closed and empty.
     async fn gather(&mut self, batch: &mut Vec<Event>) -> bool {
+        // A waiting backlog (also one left by an earlier run) is re-sent without waiting
+        // for new events.
         let retry_at = if self.backlog.is_empty() {
             None
         } else {
-            self.retry_at
+            Some(self.retry_at.unwrap_or_else(Instant::now))
         };
         let first = tokio::select! {
             event = self.rx.recv() => event,
@@ -740,6 +742,32 @@ mod tests {
             (stats.sent, stats.dropped_backlog, stats.pending()),
             (0, 7, 0)
         );
+    }
+
+    #[tokio::test]
+    async fn a_spool_left_by_an_earlier_run_is_sent_without_new_events() {
+        let dir = tempfile::tempdir().unwrap();
+        let down = Arc::new(Switchable::default());
+        down.down.store(true, Ordering::SeqCst);
+        let options = EmitterOptions {
+            spool_dir: Some(dir.path().to_owned()),
+            ..quick()
+        };
+        let first_run = EventEmitter::start(down, options.clone()).unwrap();
+        let early = events(5);
+        for e in &early {
+            first_run.emit(e.clone());
+        }
+        first_run.shutdown(Duration::from_secs(5)).await;
+
+        let up = Arc::new(Switchable::default());
+        let second_run = EventEmitter::start(up.clone(), options).unwrap();
+        assert!(
+            second_run.flush(Duration::from_secs(5)).await,
+            "{:?}",
+            second_run.stats()
+        );
+        assert_eq!(up.ids(), early.iter().map(Event::id).collect::<Vec<_>>());
     }
 
     #[tokio::test]
