@@ -16,8 +16,12 @@
 //! ```
 
 pub mod block;
+pub mod drbg;
 pub mod error;
+pub mod hash;
+pub mod kdf;
 pub mod lsh;
+pub mod mac;
 pub mod policy;
 pub mod registry;
 pub mod symmetric;
