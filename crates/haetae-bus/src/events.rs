@@ -678,9 +678,13 @@ mod tests {
         for e in &sent[..20] {
             assert!(emitter.emit(e.clone()));
         }
-        assert!(!emitter.flush(Duration::from_millis(300)).await);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while emitter.stats().backlog < 20 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(!emitter.flush(Duration::from_millis(50)).await);
         let stats = emitter.stats();
-        assert_eq!(stats.backlog, 20, "{stats:?}");
+        assert_eq!((stats.backlog, stats.sent), (20, 0), "{stats:?}");
         assert!(stats.publish_failures >= 1);
         for e in &sent[20..] {
             assert!(emitter.emit(e.clone()));
