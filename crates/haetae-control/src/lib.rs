@@ -16,3 +16,10 @@ pub mod auth;
 pub mod store;
 
 pub use store::{Backend, Store, StoreError};
+pub mod center;
+pub mod http;
+pub mod ingest;
+pub mod policy;
+pub mod ui;
+
+pub use center::{ControlCenter, ControlHandle, ControlOptions, InitialAdmin, StartError};

@@ -36,9 +36,8 @@ pub struct EventQuery {
     pub service: Option<String>,
     /// The most rows to return (1..=[`MAX_SEARCH_LIMIT`]).
     pub limit: u32,
-    /// Only rows strictly older than this event time in microseconds (the previous page's
-    /// last `ts`), for paging newest first.
-    pub before_ts: Option<i64>,
+    /// Only rows after this one in newest-first order: the previous page's last `(ts, id)`.
+    pub before: Option<(i64, String)>,
 }
 
 /// One stored event: the indexed columns and the full ECS JSON.
@@ -164,8 +163,9 @@ impl Store {
             if let Some(to) = q.to {
                 qb.push(" AND ts < ").push_bind(micros(to));
             }
-            if let Some(before) = q.before_ts {
-                qb.push(" AND ts < ").push_bind(before);
+            if let Some((ts, id)) = &q.before {
+                qb.push(" AND (ts < ").push_bind(*ts).push(" OR (ts = ").push_bind(*ts);
+                qb.push(" AND id < ").push_bind(id.clone()).push("))");
             }
             for (column, value) in [
                 ("component", &q.component),
@@ -414,27 +414,41 @@ mod tests {
     );
 
     both_backends!(
-        paging_with_before_ts_continues_where_the_last_page_ended,
+        paging_continues_exactly_where_the_last_page_ended,
         |store| {
-            let events: Vec<Event> = (0..5).map(|i| blocked("u", "d", i)).collect();
+            // Five events in the same microsecond and two older ones: no row is skipped or
+            // repeated across pages.
+            let now = OffsetDateTime::now_utc();
+            let mut events: Vec<Event> = (0..7).map(|_| blocked("u", "d", 0)).collect();
+            for (i, e) in (0_i64..).zip(events.iter_mut()) {
+                e.timestamp = if i < 5 {
+                    now
+                } else {
+                    now - Duration::seconds(i)
+                };
+            }
             store.insert_events(&events).await.unwrap();
-            let first = store
-                .search_events(&EventQuery {
-                    limit: 2,
-                    ..query()
-                })
-                .await
-                .unwrap();
-            let second = store
-                .search_events(&EventQuery {
-                    limit: 2,
-                    before_ts: Some(first[1].ts),
-                    ..query()
-                })
-                .await
-                .unwrap();
-            assert_eq!(second.len(), 2);
-            assert!(second[0].ts < first[1].ts);
+            let mut seen = Vec::new();
+            let mut before = None;
+            loop {
+                let page = store
+                    .search_events(&EventQuery {
+                        limit: 2,
+                        before: before.clone(),
+                        ..query()
+                    })
+                    .await
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                before = Some((last.ts, last.id.clone()));
+                seen.extend(page.into_iter().map(|e| e.id));
+            }
+            assert_eq!(seen.len(), 7);
+            let mut got = seen;
+            got.sort();
+            let mut expected: Vec<String> = events.iter().map(|e| e.id().to_string()).collect();
+            expected.sort();
+            assert_eq!(got, expected);
         }
     );
 

@@ -67,18 +67,19 @@ impl Store {
         Ok(())
     }
 
-    /// Stores `snapshot` as the next version (its `version` field is set to it) and returns
-    /// it. Concurrent publishers get distinct versions: the insert fails for the loser,
-    /// which retries with the next number.
+    /// Stores `snapshot` as the next version (its `version` field is set to it), at least
+    /// `min_version`, and returns it. Concurrent publishers get distinct versions: the
+    /// insert fails for the loser, which retries with the next number.
     pub async fn insert_version(
         &self,
         snapshot: &PolicySnapshot,
+        min_version: i64,
         author: &str,
         comment: &str,
         now: i64,
     ) -> Result<PolicySnapshot, StoreError> {
         for _attempt in 0..5 {
-            let next = self.latest_version_number().await?.unwrap_or(0) + 1;
+            let next = (self.latest_version_number().await?.unwrap_or(0) + 1).max(min_version);
             let mut versioned = snapshot.clone();
             versioned.version = u64::try_from(next).unwrap_or(1);
             versioned.created_at = super::from_micros(now);
@@ -253,11 +254,11 @@ mod tests {
 
     both_backends!(versions_are_numbered_from_one_and_kept_unchanged, |store| {
         let v1 = store
-            .insert_version(&policy(), "admin", "first", 10)
+            .insert_version(&policy(), 1, "admin", "first", 10)
             .await
             .unwrap();
         let v2 = store
-            .insert_version(&PolicySnapshot::default(), "officer", "empty", 20)
+            .insert_version(&PolicySnapshot::default(), 1, "officer", "empty", 20)
             .await
             .unwrap();
         assert_eq!((v1.version, v2.version), (1, 2));
@@ -267,6 +268,17 @@ mod tests {
         assert_eq!(listed[0].version, 2);
         assert_eq!(listed[1].comment, "first");
         assert_eq!(store.version(3).await.unwrap(), None);
+        let v7 = store
+            .insert_version(
+                &PolicySnapshot::default(),
+                7,
+                "admin",
+                "ahead of the bus",
+                30,
+            )
+            .await
+            .unwrap();
+        assert_eq!(v7.version, 7);
     });
 
     both_backends!(requirements_are_replaced_per_service, |store| {

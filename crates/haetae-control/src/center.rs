@@ -1,0 +1,241 @@
+//! The running Control Center: opens the store, creates the first admin, starts event
+//! ingest and retention, and serves the API and UI until shut down. Prints nothing; the
+//! caller shows the address and the first admin's password.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use haetae_bus::Bus;
+use haetae_core::Config;
+use serde_json::json;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::auth::{self, Role};
+use crate::http::{self, AppState};
+use crate::store::{Store, StoreError, now_micros};
+
+/// The name of the first admin.
+pub const FIRST_ADMIN: &str = "admin";
+/// The variable that sets the first admin's password instead of a random one.
+pub const ADMIN_PASSWORD_VAR: &str = "HAETAE_ADMIN_PASSWORD";
+
+/// How to run a Control Center.
+#[derive(Debug, Clone)]
+pub struct ControlOptions {
+    /// Where to listen (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// `postgres://...`, or `None` for SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// The data folder (the SQLite file lives here).
+    pub data_dir: PathBuf,
+    /// Events older than this many days are deleted (0 keeps everything).
+    pub retention_days: u32,
+    /// Set the `Secure` cookie attribute (the Center is reached over HTTPS, e.g. behind a
+    /// TLS-terminating proxy).
+    pub secure_cookies: bool,
+    /// The first admin's password; `None` generates a random one.
+    pub admin_password: Option<String>,
+}
+
+impl ControlOptions {
+    /// Options from the configuration, with the first admin's password from
+    /// `HAETAE_ADMIN_PASSWORD` in `env` when set.
+    pub fn from_config(
+        config: &Config,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> ControlOptions {
+        ControlOptions {
+            listen: config.control.listen,
+            database_url: config.control.database_url.clone(),
+            data_dir: config.data_dir.clone(),
+            retention_days: 90,
+            secure_cookies: false,
+            admin_password: env
+                .into_iter()
+                .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
+                .map(|(_, v)| v),
+        }
+    }
+}
+
+/// Why the Control Center could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The database.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The first admin's password was refused.
+    #[error("{ADMIN_PASSWORD_VAR}: {0}")]
+    AdminPassword(auth::PasswordError),
+    /// The address is taken or not ours.
+    #[error("cannot listen on {addr}: {source}. Choose another address with control.listen")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The first admin created on this start (only on the very first start of a database).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialAdmin {
+    /// The user name (`admin`).
+    pub username: String,
+    /// The password, to be shown once.
+    pub password: String,
+    /// Whether it was generated (not taken from `HAETAE_ADMIN_PASSWORD`).
+    pub generated: bool,
+}
+
+/// The Security Control Center.
+#[derive(Debug)]
+pub struct ControlCenter;
+
+/// A running Control Center.
+#[derive(Debug)]
+pub struct ControlHandle {
+    addr: SocketAddr,
+    initial_admin: Option<InitialAdmin>,
+    store: Store,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Creates the first admin when there are no users at all.
+pub async fn ensure_first_admin(
+    store: &Store,
+    password: Option<String>,
+) -> Result<Option<InitialAdmin>, StartError> {
+    if store.count_users().await? > 0 {
+        return Ok(None);
+    }
+    let generated = password.is_none();
+    let password = password.unwrap_or_else(auth::random_password);
+    let pw = password.clone();
+    let hash = tokio::task::spawn_blocking(move || auth::hash_password(&pw))
+        .await
+        .map_err(|e| StartError::AdminPassword(auth::PasswordError::Hash(e.to_string())))?
+        .map_err(StartError::AdminPassword)?;
+    if store
+        .create_user(FIRST_ADMIN, &hash, Role::Admin, now_micros())
+        .await?
+        .is_none()
+    {
+        // Another Control Center on the same database created it first.
+        return Ok(None);
+    }
+    store
+        .append_audit(
+            "system",
+            "user.create",
+            FIRST_ADMIN,
+            &json!({ "role": "admin", "first_start": true }),
+        )
+        .await?;
+    Ok(Some(InitialAdmin {
+        username: FIRST_ADMIN.into(),
+        password,
+        generated,
+    }))
+}
+
+impl ControlCenter {
+    /// Opens the store, creates the first admin if the database has no user, binds
+    /// `options.listen`, and starts serving, ingesting events from `bus` and applying
+    /// retention, all on the current Tokio runtime. Returns once the listener is bound.
+    pub async fn start(options: ControlOptions, bus: Bus) -> Result<ControlHandle, StartError> {
+        let store = Store::open(options.database_url.as_deref(), &options.data_dir).await?;
+        let initial_admin = ensure_first_admin(&store, options.admin_password.clone()).await?;
+        let listener = tokio::net::TcpListener::bind(options.listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: options.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Listen {
+            addr: options.listen,
+            source,
+        })?;
+        let state = AppState::new(store.clone(), bus.clone(), options.secure_cookies);
+        let (stop, stop_rx) = watch::channel(false);
+
+        let app = http::router(state.clone());
+        let mut server_stop = stop_rx.clone();
+        let server = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!(error = %e, "the Control Center's HTTP server stopped");
+            }
+        });
+        let ingest = tokio::spawn(crate::ingest::run(state.clone(), bus, stop_rx.clone()));
+        let retention = tokio::spawn(retention_loop(
+            store.clone(),
+            options.retention_days,
+            stop_rx,
+        ));
+        Ok(ControlHandle {
+            addr,
+            initial_admin,
+            store,
+            stop,
+            tasks: vec![server, ingest, retention],
+        })
+    }
+}
+
+async fn retention_loop(store: Store, days: u32, mut stop: watch::Receiver<bool>) {
+    loop {
+        if days > 0 {
+            let cutoff = time::OffsetDateTime::now_utc() - time::Duration::days(i64::from(days));
+            match store.delete_events_before(cutoff).await {
+                Ok(n) if n > 0 => tracing::info!(deleted = n, days, "event retention"),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "event retention failed; will retry in an hour");
+                }
+            }
+        }
+        let _ = store.purge_sessions(now_micros()).await;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl ControlHandle {
+    /// The address it listens on.
+    #[must_use]
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The first admin, when this start created one (show the password once).
+    #[must_use]
+    pub fn initial_admin(&self) -> Option<&InitialAdmin> {
+        self.initial_admin.as_ref()
+    }
+
+    /// The store (for tools and tests).
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Stops serving (finishing requests in flight), stops ingest and closes the database.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        self.store.close().await;
+    }
+}

@@ -1,0 +1,62 @@
+//! What every request handler shares: the store, the bus, the live feed for the dashboard,
+//! and the lock that serialises publishing.
+
+use std::sync::Arc;
+
+use haetae_bus::Bus;
+use serde::Serialize;
+use tokio::sync::{Mutex, broadcast};
+
+use crate::store::Store;
+
+/// One message on the dashboard's live feed (Server-Sent Events).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LiveEvent {
+    /// `event.id`.
+    pub id: String,
+    /// Microseconds since the epoch.
+    pub ts: i64,
+    /// `event.action`.
+    pub action: String,
+    /// `event.outcome`.
+    pub outcome: String,
+    /// `service.id`.
+    pub service: Option<String>,
+    /// `user.id`.
+    pub user: Option<String>,
+    /// `device.id`.
+    pub device: Option<String>,
+    /// `haetae.filter`.
+    pub filter: Option<String>,
+    /// Severity name.
+    pub severity: String,
+}
+
+/// The shared state of the HTTP server.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// The bus policies are published on.
+    pub bus: Bus,
+    /// Newly stored events, for Server-Sent Events.
+    pub live: broadcast::Sender<Arc<Vec<LiveEvent>>>,
+    /// Publishing reads the latest version and writes the next: one at a time.
+    pub publish_lock: Arc<Mutex<()>>,
+    /// Whether cookies get the `Secure` attribute (the Center is reached over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// State over a store and a bus.
+    #[must_use]
+    pub fn new(store: Store, bus: Bus, secure_cookies: bool) -> AppState {
+        AppState {
+            store,
+            bus,
+            live: broadcast::channel(256).0,
+            publish_lock: Arc::new(Mutex::new(())),
+            secure_cookies,
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Every UI string in Korean and English, in one table. Korean is the default; English is
+//! chosen when the browser prefers it (`Accept-Language`).
+
+/// A UI language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// 한국어 (the default).
+    Ko,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The `lang` attribute value.
+    #[must_use]
+    pub const fn code(self) -> &'static str {
+        match self {
+            Lang::Ko => "ko",
+            Lang::En => "en",
+        }
+    }
+
+    /// Picks the language from an `Accept-Language` header: English when English is
+    /// preferred over Korean, Korean otherwise (also when the header is absent or odd).
+    #[must_use]
+    pub fn from_accept_language(header: Option<&str>) -> Lang {
+        let Some(header) = header else {
+            return Lang::Ko;
+        };
+        let mut best_ko = -1.0_f32;
+        let mut best_en = -1.0_f32;
+        for (i, part) in header.split(',').take(32).enumerate() {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces
+                .find_map(|p| p.trim().strip_prefix("q="))
+                .and_then(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            // Earlier entries win ties, as browsers list them in order of preference.
+            #[allow(clippy::cast_precision_loss)]
+            let score = q - (i as f32) * 1e-4;
+            let primary = tag.split('-').next().unwrap_or("");
+            match primary {
+                "ko" => best_ko = best_ko.max(score),
+                "en" => best_en = best_en.max(score),
+                _ => {}
+            }
+        }
+        if best_en > best_ko {
+            Lang::En
+        } else {
+            Lang::Ko
+        }
+    }
+}
+
+/// (key, Korean, English).
+const STRINGS: &[(&str, &str, &str)] = &[
+    (
+        "app.title",
+        "해태 보안관제센터",
+        "haetae Security Control Center",
+    ),
+    ("nav.dashboard", "대시보드", "Dashboard"),
+    ("nav.services", "서비스", "Services"),
+    ("nav.filters", "필터", "Filters"),
+    ("nav.matrix", "매핑 매트릭스", "Mapping matrix"),
+    (
+        "nav.security_check",
+        "보안점검 매트릭스",
+        "Security check matrix",
+    ),
+    ("nav.lists", "목록", "Lists"),
+    ("nav.policy", "정책 버전", "Policy versions"),
+    ("nav.events", "이벤트", "Events"),
+    ("nav.audit", "감사 로그", "Audit log"),
+    ("nav.users", "사용자", "Users"),
+    ("nav.logout", "로그아웃", "Log out"),
+    ("login.title", "로그인", "Log in"),
+    ("login.username", "사용자 이름", "User name"),
+    ("login.password", "비밀번호", "Password"),
+    ("login.submit", "로그인", "Log in"),
+    (
+        "login.refused",
+        "사용자 이름 또는 비밀번호가 틀렸습니다.",
+        "Wrong user name or password.",
+    ),
+    (
+        "login.locked",
+        "로그인 실패가 반복되어 계정이 15분간 잠겼습니다.",
+        "Too many failed logins: the account is locked for 15 minutes.",
+    ),
+    (
+        "login.expired",
+        "로그인 양식이 만료되었습니다. 다시 시도하십시오.",
+        "The login form expired; please try again.",
+    ),
+    ("dash.events_24h", "24시간 이벤트", "Events (24 h)"),
+    ("dash.blocked_24h", "24시간 차단", "Blocked (24 h)"),
+    (
+        "dash.gateways_online",
+        "온라인 게이트웨이",
+        "Gateways online",
+    ),
+    (
+        "dash.policy_version",
+        "배포된 정책 버전",
+        "Published policy version",
+    ),
+    (
+        "dash.chart",
+        "분당 이벤트 (최근 1시간, 빨강: 차단)",
+        "Events per minute (last hour, red: blocked)",
+    ),
+    ("dash.top_users", "최다 차단 사용자", "Most blocked users"),
+    ("dash.top_devices", "최다 차단 단말", "Most blocked devices"),
+    (
+        "dash.top_filters",
+        "최다 차단 필터",
+        "Most blocking filters",
+    ),
+    (
+        "dash.top_services",
+        "최다 차단 서비스",
+        "Most blocked services",
+    ),
+    (
+        "dash.latest",
+        "최근 이벤트 (실시간)",
+        "Latest events (live)",
+    ),
+    ("dash.gateways", "게이트웨이", "Gateways"),
+    ("col.time", "시각", "Time"),
+    ("col.action", "행위", "Action"),
+    ("col.outcome", "결과", "Outcome"),
+    ("col.user", "사용자", "User"),
+    ("col.device", "단말", "Device"),
+    ("col.service", "서비스", "Service"),
+    ("col.filter", "필터", "Filter"),
+    ("col.severity", "심각도", "Severity"),
+    ("col.id", "ID", "ID"),
+    ("col.name", "이름", "Name"),
+    ("col.upstream", "업스트림", "Upstream"),
+    ("col.match", "요청 조건", "Match"),
+    ("col.kind", "종류", "Kind"),
+    ("col.mode", "모드", "Mode"),
+    ("col.failure", "장애 시", "On failure"),
+    ("col.budget", "시간 예산(ms)", "Budget (ms)"),
+    ("col.config", "설정(JSON)", "Config (JSON)"),
+    ("col.entries", "항목", "Entries"),
+    ("col.description", "설명", "Description"),
+    ("col.version", "버전", "Version"),
+    ("col.author", "작성자", "Author"),
+    ("col.comment", "설명", "Comment"),
+    ("col.role", "역할", "Role"),
+    ("col.state", "상태", "State"),
+    ("col.last_seen", "마지막 수신", "Last seen"),
+    ("col.actor", "수행자", "Actor"),
+    ("col.target", "대상", "Target"),
+    ("col.detail", "상세", "Detail"),
+    ("col.required", "필수 통제", "Required controls"),
+    ("col.gaps", "미충족", "Gaps"),
+    ("form.create", "추가", "Add"),
+    ("form.save", "저장", "Save"),
+    ("form.delete", "삭제", "Delete"),
+    ("form.search", "검색", "Search"),
+    ("form.path_prefix", "경로 접두사", "Path prefix"),
+    ("services.new", "새 서비스", "New service"),
+    ("filters.new", "새 필터", "New filter"),
+    ("lists.new", "목록 추가/변경", "Add or replace a list"),
+    ("lists.entries_hint", "한 줄에 하나", "one per line"),
+    (
+        "matrix.hint",
+        "칸을 누르면 초안의 매핑이 바뀝니다. 배포는 정책 버전 화면에서 합니다.",
+        "Click a cell to change the mapping in the draft; publish from Policy versions.",
+    ),
+    ("matrix.unmapped", "—", "—"),
+    (
+        "check.hint",
+        "서비스마다 필수 보안통제와 실제 매핑된 필터를 비교합니다. 빨간 칸은 미충족입니다.",
+        "Each service's required controls against the filters mapped to it; red cells are gaps.",
+    ),
+    ("check.met", "충족", "met"),
+    ("check.gap", "미충족", "gap"),
+    ("check.monitor-only", "모니터만", "monitor only"),
+    ("check.provided", "제공", "provided"),
+    ("check.not-required", "", ""),
+    ("check.edit", "필수 통제 지정", "Set required controls"),
+    ("policy.draft", "초안", "Draft"),
+    ("policy.problems", "검증 문제", "Validation problems"),
+    (
+        "policy.no_problems",
+        "초안이 유효합니다.",
+        "The draft is valid.",
+    ),
+    ("policy.changes", "배포 시 변경 사항", "Changes on publish"),
+    ("policy.no_changes", "변경 사항 없음", "No changes"),
+    ("policy.publish", "배포", "Publish"),
+    ("policy.versions", "배포된 버전", "Published versions"),
+    ("policy.rollback", "이 버전으로 롤백", "Roll back to this"),
+    ("policy.diff", "버전 비교", "Compare versions"),
+    ("policy.from", "이전", "From"),
+    (
+        "policy.to",
+        "이후 (번호 또는 draft)",
+        "To (number or draft)",
+    ),
+    ("events.export_csv", "CSV 내보내기", "Export CSV"),
+    (
+        "events.export_jsonl",
+        "JSON Lines 내보내기",
+        "Export JSON Lines",
+    ),
+    (
+        "events.none",
+        "해당 이벤트가 없습니다.",
+        "No matching events.",
+    ),
+    ("audit.verify", "무결성 검증", "Verify integrity"),
+    ("users.new", "새 사용자", "New user"),
+    ("users.tokens", "API 토큰", "API tokens"),
+    ("users.new_token", "새 토큰", "New token"),
+    (
+        "forbidden",
+        "이 화면을 볼 권한이 없습니다.",
+        "Your role may not see this page.",
+    ),
+    ("none", "없음", "none"),
+    ("online", "온라인", "online"),
+    ("offline", "오프라인", "offline"),
+];
+
+/// The string for `key` in `lang`; the key itself when missing (a test keeps the table
+/// complete).
+#[must_use]
+pub fn t(lang: Lang, key: &str) -> &'static str {
+    STRINGS
+        .iter()
+        .find(|(k, _, _)| *k == key)
+        .map_or("?", |(_, ko, en)| match lang {
+            Lang::Ko => ko,
+            Lang::En => en,
+        })
+}
+
+/// Every key (for tests).
+pub fn keys() -> impl Iterator<Item = &'static str> {
+    STRINGS.iter().map(|(k, _, _)| *k)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn korean_is_the_default() {
+        assert_eq!(Lang::from_accept_language(None), Lang::Ko);
+        assert_eq!(Lang::from_accept_language(Some("fr-FR,de;q=0.8")), Lang::Ko);
+        assert_eq!(
+            Lang::from_accept_language(Some("ko-KR,ko;q=0.9,en-US;q=0.8")),
+            Lang::Ko
+        );
+    }
+
+    #[test]
+    fn english_is_chosen_when_preferred_over_korean() {
+        assert_eq!(Lang::from_accept_language(Some("en-US,en;q=0.9")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("en-US,ko;q=0.5")), Lang::En);
+        assert_eq!(
+            Lang::from_accept_language(Some("ko;q=0.1,en;q=0.9")),
+            Lang::En
+        );
+    }
+
+    #[test]
+    fn every_key_is_unique_and_has_both_languages() {
+        let mut seen = std::collections::BTreeSet::new();
+        for (k, ko, en) in STRINGS {
+            assert!(seen.insert(k), "duplicate key {k}");
+            if !k.starts_with("check.not-required") {
+                assert!(
+                    !ko.is_empty() && !en.is_empty(),
+                    "{k} is missing a translation"
+                );
+            }
+        }
+    }
+}

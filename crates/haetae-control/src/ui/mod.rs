@@ -1,0 +1,49 @@
+//! The web UI: server-rendered pages (HTML from [`pages`]), our own CSS and one ES module,
+//! no third-party script, Korean and English strings in [`i18n`].
+
+pub mod i18n;
+pub mod pages;
+
+use axum::Router;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use crate::http::AppState;
+
+const APP_CSS: &str = include_str!("../../assets/app.css");
+const APP_JS: &str = include_str!("../../assets/app.js");
+
+fn asset(body: &'static str, ctype: &'static str) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// The UI's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/assets/app.css",
+            get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| async { asset(APP_JS, "text/javascript; charset=utf-8") }),
+        )
+        .route("/login", get(pages::login_page).post(pages::login_submit))
+        .route("/logout", axum::routing::post(pages::logout_submit))
+        .route("/", get(pages::dashboard))
+        .route("/services", get(pages::services))
+        .route("/filters", get(pages::filters))
+        .route("/matrix", get(pages::matrix))
+        .route("/security-check", get(pages::security_check))
+        .route("/lists", get(pages::lists))
+        .route("/policy", get(pages::policy))
+        .route("/events", get(pages::events))
+        .route("/audit", get(pages::audit))
+        .route("/users", get(pages::users))
+}
