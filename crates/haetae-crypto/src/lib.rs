@@ -22,6 +22,7 @@ pub mod hash;
 pub mod kdf;
 pub mod lsh;
 pub mod mac;
+pub mod pk;
 pub mod policy;
 pub mod registry;
 pub mod symmetric;
