@@ -1,0 +1,276 @@
+//! `haetae gateway` and the gateway part of `haetae up`: builds the security filter engine
+//! from the configuration, takes its policy from the file (or the last good one on disk),
+//! reloads it on SIGHUP and file change, follows the bus, and serves until Ctrl-C/SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use haetae_bus::{Bus, EmitterOptions};
+use haetae_core::config::BusBackend;
+use haetae_core::{Config, PolicySnapshot};
+use haetae_gateway::{
+    EventSink, EventTee, FilterRegistry, Gateway, LastGoodPolicy, LogEventSink, RunningGateway,
+    watch_bus_policy, watch_policy_file,
+};
+
+/// `haetae gateway` flags.
+#[derive(Debug, Args)]
+pub struct GatewayArgs {
+    /// Check the settings and the policy, print every problem, and exit (0 when valid).
+    #[arg(long)]
+    check: bool,
+}
+
+/// Runs `haetae gateway`.
+pub fn run(
+    config: &Config,
+    config_path: Option<&Path>,
+    args: &GatewayArgs,
+) -> anyhow::Result<ExitCode> {
+    if args.check {
+        return check(config);
+    }
+    runtime()?.block_on(async {
+        let running = start(config, config_path).await?;
+        wait_for_stop().await;
+        eprintln!("haetae gateway: stopping; in-flight requests may finish");
+        running.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Runs the gateway part of `haetae up`, printing the parts' status first.
+pub fn up(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        let running = start(config, config_path).await?;
+        eprintln!(
+            "haetae up: embedded deployment (data in {})",
+            config.data_dir.display()
+        );
+        eprintln!("  part                  status");
+        let gateway_status = format!(
+            "running on http://{} (admin http://{}/health), policy version {}",
+            running.gateway.addr, running.gateway.admin_addr, running.policy_version
+        );
+        for (part, status) in [
+            ("Control Center", "not available yet"),
+            ("gateway", gateway_status.as_str()),
+            ("document inspector", "not available yet"),
+            ("remote-support relay", "not available yet"),
+        ] {
+            eprintln!("  {part:<21} {status}");
+        }
+        wait_for_stop().await;
+        eprintln!("haetae up: stopping");
+        running.stop().await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn check(config: &Config) -> anyhow::Result<ExitCode> {
+    let rt = runtime()?;
+    let _guard = rt.enter();
+    let gateway = Gateway::new(
+        &config.gateway,
+        Arc::new(LogEventSink::default()),
+        FilterRegistry::standard(),
+    )?;
+    let Some(policy) = &config.policy else {
+        println!("settings ok; the file has no [policy] section");
+        return Ok(ExitCode::SUCCESS);
+    };
+    match gateway.apply_policy(policy) {
+        Ok(()) => {
+            println!(
+                "ok: policy version {}, {} service(s), {} filter(s), {} mapping(s)",
+                policy.version,
+                policy.services.len(),
+                policy.filters.len(),
+                policy.mappings.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            println!("{errors}");
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+struct Running {
+    gateway: RunningGateway,
+    policy_version: u64,
+    emitter: Option<Arc<haetae_bus::EventEmitter>>,
+}
+
+impl Running {
+    async fn stop(self) {
+        self.gateway.shutdown().await;
+        if let Some(emitter) = self.emitter {
+            let stats = emitter.shutdown(Duration::from_secs(5)).await;
+            if stats.pending() > 0 {
+                eprintln!(
+                    "haetae: {} event(s) kept in the spool for later",
+                    stats.pending()
+                );
+            }
+        }
+    }
+}
+
+async fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Running> {
+    let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
+    let log_sink: Arc<dyn EventSink> = Arc::new(LogEventSink::default());
+    // The bus: NATS when configured (events spooled to disk while it is unreachable),
+    // otherwise in-process. With no NATS, events are also written to the log, where a
+    // standalone gateway's operator sees them.
+    let bus = match Bus::from_config(&config.bus).await {
+        Ok(bus) => Some(bus),
+        Err(e) => {
+            tracing::error!(
+                "cannot reach the bus at {} ({e}); events go to the log only and the policy comes from the file or the last good one",
+                config.bus.nats_url
+            );
+            None
+        }
+    };
+    let (sink, emitter, kv) = match &bus {
+        Some(bus) => {
+            let emitter = Arc::new(
+                bus.event_emitter(EmitterOptions::spooled(
+                    config.data_dir.join("spool").join("gateway-events"),
+                ))
+                .context("cannot start the event emitter")?,
+            );
+            let kv = match bus.kv("gateway", Duration::from_secs(24 * 3600)).await {
+                Ok(kv) => Some(kv),
+                Err(e) => {
+                    tracing::warn!(
+                        "no shared state on the bus ({e}); filters that need it will fail per their policy"
+                    );
+                    None
+                }
+            };
+            let sink: Arc<dyn EventSink> = if config.bus.backend == BusBackend::Nats {
+                Arc::clone(&emitter) as Arc<dyn EventSink>
+            } else {
+                Arc::new(EventTee(vec![
+                    Arc::clone(&emitter) as Arc<dyn EventSink>,
+                    Arc::clone(&log_sink),
+                ]))
+            };
+            (sink, Some(emitter), kv)
+        }
+        None => (log_sink, None, None),
+    };
+    let gateway = Arc::new(Gateway::with_shared_state(
+        &config.gateway,
+        sink,
+        kv,
+        FilterRegistry::standard(),
+    )?);
+    let policy: Option<PolicySnapshot> = match &config.policy {
+        Some(p) => Some(p.clone()),
+        None => match last_good.load() {
+            Ok(Some(p)) => {
+                eprintln!(
+                    "haetae gateway: using the last good policy (version {}) from {}",
+                    p.version,
+                    last_good.path().display()
+                );
+                Some(p)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        },
+    };
+    match &policy {
+        Some(p) => {
+            if let Err(errors) = gateway.apply_policy(p) {
+                anyhow::bail!(
+                    "the policy in {} cannot be run; nothing was started.\n{errors}",
+                    config_path.map_or_else(
+                        || last_good.path().display().to_string(),
+                        |p| p.display().to_string()
+                    )
+                );
+            }
+            if let Err(e) = last_good.save(p) {
+                tracing::warn!(
+                    "cannot keep the last good policy in {}: {e}",
+                    last_good.path().display()
+                );
+            }
+        }
+        None => eprintln!(
+            "haetae gateway: no policy yet; every request gets {} until one arrives",
+            config.gateway.default_upstream.as_deref().map_or_else(
+                || config.gateway.default_status.to_string(),
+                |u| format!("forwarded to {u}")
+            )
+        ),
+    }
+    let running = gateway.start().await?;
+    eprintln!(
+        "haetae gateway: listening on http{}://{} (admin http://{}/health, /metrics), policy version {}",
+        if config.gateway.tls_cert.is_some() {
+            "s"
+        } else {
+            ""
+        },
+        running.addr,
+        running.admin_addr,
+        gateway.policy_version()
+    );
+    if let Some(path) = config_path.filter(|_| config.policy.is_some()) {
+        tokio::spawn(watch_policy_file(
+            Arc::clone(&gateway),
+            path.to_owned(),
+            Some(last_good.clone()),
+            Duration::from_millis(config.gateway.policy_poll_ms),
+            running.shutdown_signal(),
+        ));
+    }
+    if let Some(bus) = bus {
+        tokio::spawn(watch_bus_policy(
+            Arc::clone(&gateway),
+            bus,
+            Some(last_good),
+            running.shutdown_signal(),
+        ));
+    }
+    Ok(Running {
+        policy_version: gateway.policy_version(),
+        gateway: running,
+        emitter,
+    })
+}
+
+async fn wait_for_stop() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        () = term => {},
+    }
+}
