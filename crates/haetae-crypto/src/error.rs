@@ -83,6 +83,23 @@ pub enum CryptoError {
         /// The algorithm.
         algorithm: String,
     },
+    /// A key could not be loaded from its file or environment variable (the message never
+    /// contains key material).
+    #[error("master key from {source_name}: {message}")]
+    KeySource {
+        /// The file path or variable name.
+        source_name: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// A key id that the key ring does not hold.
+    #[error(
+        "key {id:?} is not in the key ring (retired, or data from another deployment); keep retired keys until their data is re-encrypted"
+    )]
+    UnknownKey {
+        /// The key id found in the data.
+        id: String,
+    },
     /// Refused by the policy.
     #[error(transparent)]
     Policy(#[from] PolicyError),

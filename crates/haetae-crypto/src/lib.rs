@@ -20,6 +20,7 @@ pub mod drbg;
 pub mod error;
 pub mod hash;
 pub mod kdf;
+pub mod keys;
 pub mod lsh;
 pub mod mac;
 pub mod pk;
@@ -28,6 +29,7 @@ pub mod registry;
 pub mod symmetric;
 
 pub use error::CryptoError;
+pub use keys::{KeyId, KeyRing, MasterKeySource, SecretKey};
 pub use policy::{Approval, CryptoPolicy, DeploymentChoices, PolicyError, Purpose};
 pub use registry::{AlgorithmInfo, Family, Origin, Restriction};
 pub use symmetric::{BlockCipherKind, CipherSuite, Mode, SymmetricCipher};
