@@ -11,6 +11,7 @@ use haetae_core::{Config, LogFormat};
 
 mod control;
 mod crypto;
+mod gateway;
 mod scan;
 
 /// haetae: a security platform for online financial services.
@@ -50,7 +51,7 @@ enum Command {
     /// Inspect documents and images against their format's rules.
     Scan(scan::ScanArgs),
     /// Run the security filter engine (reverse proxy with per-service filter chains).
-    Gateway,
+    Gateway(gateway::GatewayArgs),
     /// Run the Security Control Center (UI, API, storage).
     Control(control::ControlArgs),
     /// Run the remote-support relay.
@@ -91,9 +92,9 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up => Ok(up(&config)),
+        Command::Up => gateway::up(&config, cli.global.config.as_deref()),
         Command::Scan(args) => scan::run(args),
-        Command::Gateway => Ok(not_available("gateway", "the security filter engine")),
+        Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),
         Command::Relay => Ok(not_available("relay", "the remote-support relay")),
         Command::Helper => Ok(not_available("helper", "the remote-support helper")),
@@ -151,24 +152,6 @@ fn not_available(command: &str, part: &str) -> ExitCode {
         "haetae {command}: {part} is not available in this build yet (haetae {}).",
         env!("CARGO_PKG_VERSION")
     );
-    ExitCode::from(EXIT_NOT_AVAILABLE)
-}
-
-fn up(config: &Config) -> ExitCode {
-    eprintln!(
-        "haetae up: embedded deployment (data in {})",
-        config.data_dir.display()
-    );
-    eprintln!("  part                  status");
-    for (part, status) in [
-        ("Control Center", "not available yet"),
-        ("gateway", "not available yet"),
-        ("document inspector", "not available yet"),
-        ("remote-support relay", "not available yet"),
-    ] {
-        eprintln!("  {part:<21} {status}");
-    }
-    eprintln!("haetae up: nothing to run in this build yet.");
     ExitCode::from(EXIT_NOT_AVAILABLE)
 }
 
