@@ -145,6 +145,24 @@ fn io_error(path: &Path, source: std::io::Error) -> BusError {
     }
 }
 
+/// Spooled events name users, devices and addresses: the folder is readable by its owner
+/// only (0700, files 0600) where the platform has modes.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+fn create_private_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
 /// `00000000000000000042-17.jsonl` -> (42, 17).
 fn parse_name(name: &str) -> Option<(u64, u64)> {
     let stem = name.strip_suffix(SUFFIX)?;
@@ -156,7 +174,7 @@ impl Spool {
     /// Opens (creating if needed) a spool folder and takes over what an earlier run left
     /// there; half-written temporary files from a crash are removed.
     pub(crate) fn open(dir: &Path, max_bytes: u64) -> Result<Spool, BusError> {
-        fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        create_private_dir(dir).map_err(|e| io_error(dir, e))?;
         let mut files = Vec::new();
         for entry in fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
             let entry = entry.map_err(|e| io_error(dir, e))?;
@@ -221,7 +239,7 @@ impl Spool {
         let temp = self.dir.join(format!("{TEMP_PREFIX}{name}"));
         let path = self.dir.join(&name);
         let write = || -> std::io::Result<()> {
-            let mut file = fs::File::create(&temp)?;
+            let mut file = create_private_file(&temp)?;
             file.write_all(text.as_bytes())?;
             file.sync_data()?;
             fs::rename(&temp, &path)
@@ -327,6 +345,21 @@ mod tests {
         );
         assert_eq!(spool.events(), 8);
         assert_ne!(spool.front().unwrap().unwrap().0, one, "the oldest went");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn spool_files_are_readable_by_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("spool");
+        let mut spool = Backlog::Disk(Spool::open(&dir, 1 << 20).unwrap());
+        spool.push(&batch(1)).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        for entry in fs::read_dir(&dir).unwrap() {
+            assert_eq!(mode(&entry.unwrap().path()), 0o600);
+        }
     }
 
     #[test]
