@@ -337,7 +337,8 @@ impl Cfb {
         let root_child = self.entries.first().map_or(NO_STREAM, |e| e.child);
         stack.push((root_child, String::new()));
         while let Some((id, parent)) = stack.pop() {
-            if id == NO_STREAM {
+            // Some writers leave 0 (the root, which is never a child) for "no link".
+            if id == NO_STREAM || id == 0 {
                 continue;
             }
             let Some(idx) = usize::try_from(id).ok().filter(|&i| i < n) else {
@@ -377,6 +378,14 @@ impl Cfb {
                 entry.kind,
                 entry.path.clone(),
             );
+            if path.is_empty() || path.ends_with('/') {
+                ctx.structure(
+                    "CFB-DIR-NAME",
+                    Severity::High,
+                    Location::part(format!("directory entry {id}")),
+                    "an entry in the tree has an empty name",
+                );
+            }
             if kind == EntryKind::Root {
                 ctx.structure(
                     "CFB-DIRECTORY",
@@ -389,10 +398,10 @@ impl Cfb {
             stack.push((right, parent));
             if kind == EntryKind::Storage {
                 stack.push((child, path));
-            } else if child != NO_STREAM {
+            } else if child != NO_STREAM && child != 0 {
                 ctx.structure(
                     "CFB-DIR-REF",
-                    Severity::Medium,
+                    Severity::Low,
                     Location::part(format!("directory entry {id} ({path})")),
                     "a stream has a child link",
                 );

@@ -403,40 +403,17 @@ fn check_scripts(data: &[u8], cfb: &Cfb, props: Properties, ctx: &mut ScanContex
     let Some(e) = cfb.find("Scripts/DefaultJScript") else {
         return;
     };
-    let Some(content) = stream_content(data, cfb, e, props.compressed, ctx) else {
+    // Scripts are often stored uncompressed even in compressed documents.
+    let Some(raw) = cfb.read_stream(data, e, ctx) else {
         return;
     };
-    // Hancom stores an empty script skeleton in most documents: only real code counts.
-    let text: Vec<u16> = (0..content.len() / 2)
-        .filter_map(|i| le16(&content, 2 * i))
-        .collect();
-    let s = String::from_utf16_lossy(&text);
-    let code: String = s
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with("//"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let skeleton = code
-        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .all(|w| {
-            matches!(
-                w,
-                "function"
-                    | "OnDocument_New"
-                    | "OnDocument_Open"
-                    | "OnDocument_Close"
-                    | "OnDocument_BeforeSave"
-                    | "OnDocument_AfterSave"
-                    | "OnDocument_BeforePrint"
-                    | "OnDocument_AfterPrint"
-                    | "OnDocument_BeforeClose"
-                    | "OnDocument_Save"
-                    | "OnDocument_Print"
-            )
-        });
-    if !skeleton {
+    ctx.release(raw.len() as u64);
+    let cap = ctx.inflate_cap(raw.len()) as u64;
+    let content = match inflate_partial(&raw, Framing::Raw, cap) {
+        (out, Ok(_)) if props.compressed => out,
+        _ => raw,
+    };
+    if !is_script_skeleton(&content) {
         ctx.active(
             "HWP-SCRIPT",
             Severity::Medium,
@@ -446,6 +423,40 @@ fn check_scripts(data: &[u8], cfb: &Cfb, props: Properties, ctx: &mut ScanContex
     }
 }
 
+/// Whether a `DefaultJScript` stream (length-prefixed UTF-16 strings: header, source, ...)
+/// holds only the skeleton Hancom writes into most documents: the `Documents` declarations
+/// and empty `OnDocument_*` handlers with comments.
+fn is_script_skeleton(content: &[u8]) -> bool {
+    let mut text = String::new();
+    let mut pos = 0usize;
+    while let Some(n) = le32(content, pos) {
+        let n = n as usize;
+        if n > content.len() / 2 {
+            break;
+        }
+        let units: Vec<u16> = (0..n)
+            .filter_map(|i| le16(content, pos + 4 + 2 * i))
+            .collect();
+        text.push_str(&String::from_utf16_lossy(&units));
+        text.push('\n');
+        pos += 4 + 2 * n;
+    }
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .flat_map(|l| l.split(|c: char| !c.is_ascii_alphanumeric() && c != '_'))
+        .filter(|w| !w.is_empty())
+        .all(|w| {
+            matches!(
+                w,
+                "var"
+                    | "Documents"
+                    | "XHwpDocuments"
+                    | "Document"
+                    | "Active_XHwpDocument"
+                    | "function"
+            ) || w.starts_with("OnDocument_")
+        })
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -501,6 +512,35 @@ mod tests {
     fn a_fixed_size_record_of_the_wrong_size_is_reported() {
         let s = record(TAG_DOCUMENT_PROPERTIES, 0, &[0; 20]);
         assert_eq!(codes(&s)[0].0, "HWP-RECORD-SIZE");
+    }
+
+    fn script(parts: &[&str]) -> Vec<u8> {
+        let mut v = Vec::new();
+        for p in parts {
+            let u: Vec<u16> = p.encode_utf16().collect();
+            v.extend_from_slice(&(u.len() as u32).to_le_bytes());
+            for x in u {
+                v.extend_from_slice(&x.to_le_bytes());
+            }
+        }
+        v
+    }
+
+    #[test]
+    fn the_default_script_skeleton_is_not_active_content() {
+        let s = script(&[
+            "var Documents = XHwpDocuments;\r\nvar Document = Documents.Active_XHwpDocument;\r\n",
+            "function OnDocument_New()\r\n{\r\n\t//todo : \r\n}\r\n",
+        ]);
+        assert!(is_script_skeleton(&s));
+    }
+
+    #[test]
+    fn a_script_with_code_is_not_the_skeleton() {
+        let s = script(&[
+            "function OnDocument_Open()\r\n{ new ActiveXObject(\"WScript.Shell\").Run(\"calc\"); }",
+        ]);
+        assert!(!is_script_skeleton(&s));
     }
 
     #[test]

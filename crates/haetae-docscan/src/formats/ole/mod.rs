@@ -13,6 +13,8 @@ use crate::filetype::FileType;
 use crate::finding::{Finding, FindingClass, Location};
 use crate::formats::{Format, hwp};
 
+pub mod office;
+
 /// OLE2 compound files and their applications.
 #[derive(Debug, Clone, Copy)]
 pub struct Ole;
@@ -38,6 +40,8 @@ impl Format for Ole {
         let kind = classify(&cfb);
         if kind == FileType::Hwp {
             hwp::verify(data, &cfb, ctx);
+        } else {
+            office::verify(data, &cfb, kind, ctx);
         }
         check_streams(data, &cfb, kind, ctx);
         kind
@@ -242,10 +246,49 @@ mod tests {
             .collect()
     }
 
+    /// A Word FIB with no offset pairs, naming the table stream `0Table`.
+    fn fib(pairs: &[(u32, u32)]) -> Vec<u8> {
+        let mut f = vec![0u8; 0x24];
+        f[0..2].copy_from_slice(&0xA5ECu16.to_le_bytes());
+        f.extend_from_slice(&(pairs.len() as u16).to_le_bytes());
+        for (fc, lcb) in pairs {
+            f.extend_from_slice(&fc.to_le_bytes());
+            f.extend_from_slice(&lcb.to_le_bytes());
+        }
+        f.resize(600, 0);
+        f
+    }
+
     #[test]
     fn a_plain_word_file_is_clean() {
-        let f = cfb(&[("WordDocument", &[0u8; 600]), ("1Table", &[0u8; 100])]);
+        let f = cfb(&[("WordDocument", &fib(&[(0, 10)])), ("0Table", &[0u8; 100])]);
         assert_eq!(codes(&f, "a.doc"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_fib_range_outside_the_table_stream_is_reported() {
+        let f = cfb(&[
+            ("WordDocument", &fib(&[(0, 10), (90, 20)])),
+            ("0Table", &[0u8; 100]),
+        ]);
+        assert_eq!(
+            findings_of(&f, "a.doc"),
+            vec![(
+                "DOC-FIB-RANGE".to_owned(),
+                "WordDocument > FIB pair 1 @0x2e".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_biff_record_past_the_stream_end_is_reported() {
+        let mut wb = vec![0x09, 0x08, 16, 0];
+        wb.extend_from_slice(&[0u8; 16]);
+        wb.extend_from_slice(&[0x0A, 0x00, 0x40, 0x00]); // claims 64 bytes, has none
+        assert_eq!(
+            codes(&cfb(&[("Workbook", &wb)]), "a.xls"),
+            ["XLS-RECORD-TRUNCATED"]
+        );
     }
 
     #[test]
@@ -259,7 +302,11 @@ mod tests {
 
     #[test]
     fn a_vba_project_stream_is_active_content() {
-        let f = cfb(&[("WordDocument", &[0u8; 600]), ("_VBA_PROJECT", &[0u8; 10])]);
+        let f = cfb(&[
+            ("WordDocument", &fib(&[])),
+            ("0Table", &[0u8; 10]),
+            ("_VBA_PROJECT", &[0u8; 10]),
+        ]);
         assert_eq!(codes(&f, "a.doc"), ["OLE-VBA"]);
     }
 }
