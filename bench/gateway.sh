@@ -71,7 +71,11 @@ SecAuditEngine RelevantOnly
 SecAuditLog $WORK/modsec_audit.log
 SecTmpDir $WORK
 SecDataDir $WORK
-Include /usr/share/modsecurity-crs/owasp-crs.load
+# owasp-crs.load uses IncludeOptional, which libmodsecurity 3 does not know: the same files.
+Include /etc/modsecurity/crs/crs-setup.conf
+Include /etc/modsecurity/crs/REQUEST-900-EXCLUSION-RULES-BEFORE-CRS.conf
+Include /usr/share/modsecurity-crs/rules/*.conf
+Include /etc/modsecurity/crs/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf
 EOF
 cp /etc/nginx/unicode.mapping "$WORK/unicode.mapping"
 mkdir -p "$WORK/nginx-tmp"

@@ -169,6 +169,42 @@ async fn a_100_mb_body_streams_through_with_flat_memory() {
 }
 
 #[tokio::test]
+async fn a_100_mb_response_streams_back_with_flat_memory() {
+    let a = spawn_backend("a").await;
+    let gw = TestGateway::start(&restrict_policy(a, "enforce")).await;
+    let c = client();
+    send(&c, get(&gw.url("/warm"), &[])).await;
+    let before = rss_kib();
+    const SIZE: u64 = 100 * 1024 * 1024;
+    let resp = c
+        .request(get(&gw.url(&format!("/zeros/{SIZE}")), &[]))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut received = 0u64;
+    let mut peak = before;
+    let mut next_sample = 0u64;
+    while let Some(frame) = http_body_util::BodyExt::frame(&mut body).await {
+        if let Some(d) = frame.unwrap().data_ref() {
+            received += d.len() as u64;
+        }
+        if received >= next_sample {
+            peak = peak.max(rss_kib());
+            next_sample += 4 << 20;
+        }
+    }
+    peak = peak.max(rss_kib());
+    assert_eq!(received, SIZE, "every byte arrived at the client");
+    let growth_mib = peak.saturating_sub(before) / 1024;
+    assert!(
+        growth_mib < 32,
+        "RSS grew by {growth_mib} MiB while 100 MiB streamed back (before {before} KiB, peak {peak} KiB)"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_filter_that_asks_sees_a_bounded_view_and_the_whole_body_still_goes_upstream() {
     let a = spawn_backend("a").await;
     let gw = TestGateway::start(&format!(

@@ -19,7 +19,7 @@ use haetae_gateway::{
     Reason, RunningGateway, SecurityFilter,
 };
 use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::client::legacy::Client;
@@ -88,15 +88,22 @@ pub async fn spawn_backend(name: &'static str) -> SocketAddr {
 async fn backend_answer(
     name: &'static str,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<ProxiedBody>, Infallible> {
     let (parts, mut body) = req.into_parts();
+    // `/zeros/<n>` streams n zero bytes back.
+    if let Some(n) = parts.uri.path().strip_prefix("/zeros/") {
+        let remaining = n.parse().unwrap_or(0);
+        return Ok(Response::new(ProxiedBody::Zeros { remaining }));
+    }
     let mut received: u64 = 0;
     while let Some(Ok(frame)) = body.frame().await {
         if let Some(d) = frame.data_ref() {
             received += d.len() as u64;
         }
     }
-    let mut r = Response::new(Full::new(Bytes::from(format!("received={received}"))));
+    let mut r = Response::new(ProxiedBody::Bytes(Some(Bytes::from(format!(
+        "received={received}"
+    )))));
     let h = r.headers_mut();
     h.insert("x-backend", HeaderValue::from_static(name));
     let copy = |h: &mut http::HeaderMap, from: &str, to: &'static str| {
