@@ -105,3 +105,10 @@ async fn a_watch_outlives_the_bus_handle_it_came_from() {
     let bus = Bus::in_process();
     contract::a_watch_outlives_the_bus_handle_it_came_from(bus.clone(), bus).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_never_make_the_version_go_back() {
+    let bus = Bus::in_process();
+    contract::concurrent_publishers_never_make_the_version_go_back(bus.clone(), bus.clone(), bus)
+        .await;
+}

@@ -235,6 +235,18 @@ async fn a_watch_outlives_the_bus_handle_it_came_from() {
     contract::a_watch_outlives_the_bus_handle_it_came_from(ns.bus().await, ns.bus().await).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs HAETAE_TEST_NATS"]
+async fn concurrent_publishers_never_make_the_version_go_back() {
+    let ns = Namespace::new();
+    contract::concurrent_publishers_never_make_the_version_go_back(
+        ns.bus().await,
+        ns.bus().await,
+        ns.bus().await,
+    )
+    .await;
+}
+
 // --- two handles on one server -------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

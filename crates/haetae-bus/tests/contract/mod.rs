@@ -353,3 +353,32 @@ pub async fn a_watch_outlives_the_bus_handle_it_came_from(bus: Bus, publisher: B
         .expect("the watch is still open");
     assert_eq!(got.version, 1);
 }
+
+pub async fn concurrent_publishers_never_make_the_version_go_back(a: Bus, b: Bus, watcher: Bus) {
+    let mut watch = watcher.watch_policy().await.unwrap();
+    let publish = |bus: Bus, versions: Vec<u64>| async move {
+        for v in versions {
+            match bus.publish_policy(policy(v)).await {
+                Ok(()) | Err(BusError::StaleVersion { .. }) => {}
+                Err(e) => panic!("version {v}: {e}"),
+            }
+        }
+    };
+    let odd = tokio::spawn(publish(a, (1..=19).step_by(2).collect()));
+    let even = tokio::spawn(publish(b, (2..=20).step_by(2).collect()));
+    odd.await.unwrap();
+    even.await.unwrap();
+    assert_eq!(watcher.latest_policy().await.unwrap().unwrap().version, 20);
+    let mut seen = Vec::new();
+    while let Ok(Some(p)) = tokio::time::timeout(Duration::from_millis(500), watch.next()).await {
+        seen.push(p.version);
+        if p.version == 20 {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&20), "{seen:?}");
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "strictly increasing: {seen:?}"
+    );
+}
