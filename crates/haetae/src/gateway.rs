@@ -35,7 +35,7 @@ pub fn run(
         return check(config);
     }
     runtime()?.block_on(async {
-        let running = start(config, config_path).await?;
+        let running = start(config, config_path, Shape::Standalone).await?;
         wait_for_stop().await;
         eprintln!("haetae gateway: stopping; in-flight requests may finish");
         running.stop().await;
@@ -46,7 +46,7 @@ pub fn run(
 /// Runs the gateway part of `haetae up`, printing the parts' status first.
 pub fn up(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
-        let running = start(config, config_path).await?;
+        let running = start(config, config_path, Shape::Embedded).await?;
         eprintln!(
             "haetae up: embedded deployment (data in {})",
             config.data_dir.display()
@@ -129,7 +129,22 @@ impl Running {
     }
 }
 
-async fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Running> {
+/// How the gateway is deployed, which decides where its events go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    /// `haetae gateway`: with NATS, events go to the bus; with the in-process bus nobody
+    /// else is in the process to read them, so they go to the log only.
+    Standalone,
+    /// `haetae up`: events go to the in-process bus (for the parts in this process) and,
+    /// when the log shows them, to the log.
+    Embedded,
+}
+
+async fn start(
+    config: &Config,
+    config_path: Option<&Path>,
+    shape: Shape,
+) -> anyhow::Result<Running> {
     let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
     let log_sink: Arc<dyn EventSink> = Arc::new(LogEventSink::default());
     // The bus: NATS when configured (events spooled to disk while it is unreachable),
@@ -162,13 +177,19 @@ async fn start(config: &Config, config_path: Option<&Path>) -> anyhow::Result<Ru
                     None
                 }
             };
-            let sink: Arc<dyn EventSink> = if config.bus.backend == BusBackend::Nats {
-                Arc::clone(&emitter) as Arc<dyn EventSink>
-            } else {
-                Arc::new(EventTee(vec![
-                    Arc::clone(&emitter) as Arc<dyn EventSink>,
-                    Arc::clone(&log_sink),
-                ]))
+            let log_shows_events = tracing::enabled!(target: "haetae::event", tracing::Level::INFO);
+            let sink: Arc<dyn EventSink> = match (config.bus.backend, shape) {
+                (BusBackend::Nats, _) => Arc::clone(&emitter) as Arc<dyn EventSink>,
+                (BusBackend::Embedded, Shape::Standalone) => Arc::clone(&log_sink),
+                (BusBackend::Embedded, Shape::Embedded) if log_shows_events => {
+                    Arc::new(EventTee(vec![
+                        Arc::clone(&emitter) as Arc<dyn EventSink>,
+                        Arc::clone(&log_sink),
+                    ]))
+                }
+                (BusBackend::Embedded, Shape::Embedded) => {
+                    Arc::clone(&emitter) as Arc<dyn EventSink>
+                }
             };
             (sink, Some(emitter), kv)
         }
