@@ -126,7 +126,21 @@ impl Bus {
     /// forever, and emitters spool meanwhile.
     pub async fn connect_nats(url: &str, options: NatsOptions) -> Result<Bus, BusError> {
         Ok(Bus {
-            backend: Arc::new(nats::Nats::connect(url, options).await?),
+            backend: Arc::new(nats::Nats::connect(url, options, true).await?),
+        })
+    }
+
+    /// A bus on NATS that does not wait for the server: returns at once (failing only on a
+    /// malformed URL or option) and connects in the background, for a gateway that must start
+    /// and serve during a NATS outage. Until the server answers, emitters spool, policy
+    /// watches wait (serve the last good policy meanwhile), and other operations fail with
+    /// [`BusError::Unavailable`]; all of them work once it is back.
+    pub async fn connect_nats_in_background(
+        url: &str,
+        options: NatsOptions,
+    ) -> Result<Bus, BusError> {
+        Ok(Bus {
+            backend: Arc::new(nats::Nats::connect(url, options, false).await?),
         })
     }
 

@@ -78,14 +78,96 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What haetae needs on the server: the event stream and the policy bucket. Created once
+/// JetStream answers (at connect, or on first use when connecting in the background).
 #[derive(Debug)]
-pub(crate) struct Nats {
+struct Layout {
+    policy: kv::Store,
+    events: stream::Stream,
+}
+
+/// The connection, shared with emitters' sinks and the policy watcher.
+#[derive(Debug)]
+struct Shared {
     client: async_nats::Client,
     js: jetstream::Context,
     options: NatsOptions,
-    policy: kv::Store,
-    events: stream::Stream,
     subject: String,
+    layout: tokio::sync::OnceCell<Layout>,
+}
+
+impl Shared {
+    /// The stream and bucket, creating them on first success; an error (NATS unreachable)
+    /// is not remembered, so the next call tries again.
+    async fn layout(&self) -> Result<&Layout, BusError> {
+        if let Some(layout) = self.layout.get() {
+            return Ok(layout);
+        }
+        // While the client is not connected, say so at once instead of spending request
+        // timeouts (callers such as the emitter and the policy watcher retry by themselves).
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err(BusError::nats(
+                "reach JetStream",
+                "not connected yet; the client keeps trying in the background",
+            ));
+        }
+        self.layout.get_or_try_init(|| self.create_layout()).await
+    }
+
+    async fn create_layout(&self) -> Result<Layout, BusError> {
+        let options = &self.options;
+        let ns = &options.namespace;
+        let stream_name = format!("{ns}_events");
+        let events = ensure_stream(
+            &self.js,
+            stream::Config {
+                name: stream_name.clone(),
+                description: Some("haetae security events, one message per event".into()),
+                subjects: vec![self.subject.clone()],
+                retention: stream::RetentionPolicy::Limits,
+                discard: stream::DiscardPolicy::Old,
+                max_age: options.event_max_age,
+                max_bytes: options.event_max_bytes,
+                duplicate_window: options.duplicate_window.min(options.event_max_age),
+                storage: stream::StorageType::File,
+                num_replicas: options.replicas,
+                ..stream::Config::default()
+            },
+            &format!("create the event stream {stream_name}"),
+        )
+        .await?;
+        let policy = open_bucket(
+            &self.js,
+            &format!("{ns}_policy"),
+            Duration::ZERO,
+            options.replicas,
+            "haetae policy: the current PolicySnapshot",
+        )
+        .await?;
+        Ok(Layout { policy, events })
+    }
+
+    async fn current_policy(&self) -> Result<Option<(Arc<PolicySnapshot>, u64)>, BusError> {
+        let entry = self
+            .layout()
+            .await?
+            .policy
+            .entry(POLICY_KEY)
+            .await
+            .map_err(|e| BusError::nats("read the current policy", e))?;
+        match entry {
+            Some(entry) if entry.operation == kv::Operation::Put => {
+                let snapshot = decode_policy(&entry)?;
+                Ok(Some((Arc::new(snapshot), entry.revision)))
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Nats {
+    shared: Arc<Shared>,
     /// The watched policy, shared by every `watch_policy`, started on first use.
     policy_cell: Mutex<Option<Arc<PolicySender>>>,
     watcher: Mutex<Option<JoinHandle<()>>>,
@@ -208,7 +290,13 @@ async fn open_bucket(
 }
 
 impl Nats {
-    pub(crate) async fn connect(url: &str, options: NatsOptions) -> Result<Nats, BusError> {
+    /// Connects. With `wait`, fails unless the server answers now and the stream and
+    /// bucket exist; without, returns at once and connects in the background.
+    pub(crate) async fn connect(
+        url: &str,
+        options: NatsOptions,
+        wait: bool,
+    ) -> Result<Nats, BusError> {
         check_namespace(&options.namespace)?;
         let mut connect = async_nats::ConnectOptions::new()
             .connection_timeout(options.connect_timeout)
@@ -218,6 +306,9 @@ impl Nats {
             .event_callback(|event| async move {
                 tracing::info!(%event, "NATS connection");
             });
+        if !wait {
+            connect = connect.retry_on_initial_connect();
+        }
         if let Some(name) = &options.client_name {
             connect = connect.name(name);
         }
@@ -238,61 +329,22 @@ impl Nats {
             })?;
         let mut js = jetstream::new(client.clone());
         js.set_timeout(options.request_timeout);
-
-        let ns = &options.namespace;
-        let stream_name = format!("{ns}_events");
-        let subject = format!("{ns}.events");
-        let events = ensure_stream(
-            &js,
-            stream::Config {
-                name: stream_name.clone(),
-                description: Some("haetae security events, one message per event".into()),
-                subjects: vec![subject.clone()],
-                retention: stream::RetentionPolicy::Limits,
-                discard: stream::DiscardPolicy::Old,
-                max_age: options.event_max_age,
-                max_bytes: options.event_max_bytes,
-                duplicate_window: options.duplicate_window.min(options.event_max_age),
-                storage: stream::StorageType::File,
-                num_replicas: options.replicas,
-                ..stream::Config::default()
-            },
-            &format!("create the event stream {stream_name}"),
-        )
-        .await?;
-        let policy = open_bucket(
-            &js,
-            &format!("{ns}_policy"),
-            Duration::ZERO,
-            options.replicas,
-            "haetae policy: the current PolicySnapshot",
-        )
-        .await?;
-        Ok(Nats {
+        let subject = format!("{}.events", options.namespace);
+        let shared = Arc::new(Shared {
             client,
             js,
             options,
-            policy,
-            events,
             subject,
+            layout: tokio::sync::OnceCell::new(),
+        });
+        if wait {
+            shared.layout().await?;
+        }
+        Ok(Nats {
+            shared,
             policy_cell: Mutex::new(None),
             watcher: Mutex::new(None),
         })
-    }
-
-    async fn current_policy(&self) -> Result<Option<(Arc<PolicySnapshot>, u64)>, BusError> {
-        let entry = self
-            .policy
-            .entry(POLICY_KEY)
-            .await
-            .map_err(|e| BusError::nats("read the current policy", e))?;
-        match entry {
-            Some(entry) if entry.operation == kv::Operation::Put => {
-                let snapshot = decode_policy(&entry)?;
-                Ok(Some((Arc::new(snapshot), entry.revision)))
-            }
-            _ => Ok(None),
-        }
     }
 }
 
@@ -309,10 +361,22 @@ fn decode_policy(entry: &kv::Entry) -> Result<PolicySnapshot, BusError> {
 
 /// Follows the policy entry and offers every version to the cell, re-subscribing after any
 /// error (a NATS restart) so watchers resume by themselves. Ends when the bus is dropped.
-async fn follow_policy(store: kv::Store, cell: Weak<PolicySender>) {
+async fn follow_policy(shared: Arc<Shared>, cell: Weak<PolicySender>) {
     let mut failures = 0usize;
     loop {
-        match store.watch_with_history(POLICY_KEY).await {
+        let watch = match shared.layout().await {
+            Ok(layout) => layout.policy.watch_with_history(POLICY_KEY).await,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch the policy yet; retrying");
+                if cell.strong_count() == 0 {
+                    return;
+                }
+                failures += 1;
+                tokio::time::sleep(reconnect_delay(failures)).await;
+                continue;
+            }
+        };
+        match watch {
             Ok(mut updates) => {
                 while let Some(update) = updates.next().await {
                     let Some(cell) = cell.upgrade() else { return };
@@ -358,12 +422,13 @@ impl Backend for Nats {
                 location: format!("version {}", snapshot.version),
                 message: e.to_string(),
             })?;
+            let policy = &self.shared.layout().await?.policy;
             for _ in 0..PUBLISH_ATTEMPTS {
-                let current = match self.current_policy().await {
+                let current = match self.shared.current_policy().await {
                     Ok(current) => current,
                     Err(e @ BusError::Decode { .. }) => {
                         tracing::warn!(error = %e, "the stored policy is unreadable; replacing it");
-                        self.policy
+                        policy
                             .put(POLICY_KEY, json.into())
                             .await
                             .map_err(|e| BusError::nats("publish the policy", e))?;
@@ -379,8 +444,7 @@ impl Backend for Nats {
                                 offered: snapshot.version,
                             });
                         }
-                        match self
-                            .policy
+                        match policy
                             .update(POLICY_KEY, json.clone().into(), revision)
                             .await
                         {
@@ -389,7 +453,7 @@ impl Backend for Nats {
                             Err(e) => return Err(BusError::nats("publish the policy", e)),
                         }
                     }
-                    None => match self.policy.create(POLICY_KEY, json.clone().into()).await {
+                    None => match policy.create(POLICY_KEY, json.clone().into()).await {
                         Ok(_) => true,
                         Err(e) if e.kind() == kv::CreateErrorKind::AlreadyExists => false,
                         Err(e) => return Err(BusError::nats("publish the policy", e)),
@@ -407,7 +471,7 @@ impl Backend for Nats {
     }
 
     fn latest_policy(&self) -> BoxFuture<'_, Result<Option<Arc<PolicySnapshot>>, BusError>> {
-        Box::pin(async move { Ok(self.current_policy().await?.map(|(s, _)| s)) })
+        Box::pin(async move { Ok(self.shared.current_policy().await?.map(|(s, _)| s)) })
     }
 
     fn watch_policy(&self) -> BoxFuture<'_, Result<PolicyCell, BusError>> {
@@ -417,7 +481,10 @@ impl Backend for Nats {
                 return Ok(cell.subscribe());
             }
             let cell = Arc::new(watch::Sender::new(None));
-            let task = tokio::spawn(follow_policy(self.policy.clone(), Arc::downgrade(&cell)));
+            let task = tokio::spawn(follow_policy(
+                Arc::clone(&self.shared),
+                Arc::downgrade(&cell),
+            ));
             *lock(&self.watcher) = Some(task);
             let receiver = cell.subscribe();
             *slot = Some(cell);
@@ -427,8 +494,7 @@ impl Backend for Nats {
 
     fn event_sink(&self) -> Arc<dyn EventSink> {
         Arc::new(NatsSink {
-            js: self.js.clone(),
-            subject: self.subject.clone(),
+            shared: Arc::clone(&self.shared),
         })
     }
 
@@ -438,7 +504,10 @@ impl Backend for Nats {
         options: &'a SubscribeOptions,
     ) -> BoxFuture<'a, Result<Box<dyn EventSource>, BusError>> {
         Box::pin(async move {
-            let consumer = self
+            let shared = &self.shared;
+            let consumer = shared
+                .layout()
+                .await?
                 .events
                 .get_or_create_consumer::<consumer::pull::Config>(
                     durable,
@@ -449,8 +518,8 @@ impl Backend for Nats {
                         ack_policy: consumer::AckPolicy::Explicit,
                         ack_wait: options.ack_wait,
                         max_deliver: -1,
-                        filter_subject: self.subject.clone(),
-                        num_replicas: self.options.replicas,
+                        filter_subject: shared.subject.clone(),
+                        num_replicas: shared.options.replicas,
                         ..consumer::pull::Config::default()
                     },
                 )
@@ -460,8 +529,8 @@ impl Backend for Nats {
                 })?;
             let source: Box<dyn EventSource> = Box::new(NatsReader {
                 consumer,
-                client: self.client.clone(),
-                request_timeout: self.options.request_timeout,
+                client: shared.client.clone(),
+                request_timeout: shared.options.request_timeout,
             });
             Ok(source)
         })
@@ -473,12 +542,15 @@ impl Backend for Nats {
         max_age: Duration,
     ) -> BoxFuture<'a, Result<Arc<dyn KvStore>, BusError>> {
         Box::pin(async move {
-            let name = format!("{}_kv_{bucket}", self.options.namespace);
+            let shared = &self.shared;
+            // Not before the server has answered once: the same rule as everything else.
+            shared.layout().await?;
+            let name = format!("{}_kv_{bucket}", shared.options.namespace);
             let store = open_bucket(
-                &self.js,
+                &shared.js,
                 &name,
                 max_age,
-                self.options.replicas,
+                shared.options.replicas,
                 "haetae shared state (values carry their own expiry)",
             )
             .await?;
@@ -495,8 +567,7 @@ impl Backend for Nats {
 // --- events -------------------------------------------------------------------------------
 
 struct NatsSink {
-    js: jetstream::Context,
-    subject: String,
+    shared: Arc<Shared>,
 }
 
 impl EventSink for NatsSink {
@@ -504,7 +575,10 @@ impl EventSink for NatsSink {
         Box::pin(async move {
             // The server refuses a message above its max_payload; such an event would block
             // the backlog forever, so it is skipped and counted instead.
-            let max_payload = self.js.client().server_info().max_payload;
+            let shared = &self.shared;
+            // Creates the stream first if the bus connected in the background.
+            shared.layout().await?;
+            let max_payload = shared.client.server_info().max_payload;
             let mut refused = 0;
             let mut acks = Vec::with_capacity(events.len());
             for event in events {
@@ -524,9 +598,9 @@ impl EventSink for NatsSink {
                     async_nats::header::NATS_MESSAGE_ID,
                     event.id().to_string().as_str(),
                 );
-                let ack = self
+                let ack = shared
                     .js
-                    .publish_with_headers(self.subject.clone(), headers, json.into())
+                    .publish_with_headers(shared.subject.clone(), headers, json.into())
                     .await
                     .map_err(|e| BusError::nats("publish an event", e))?;
                 acks.push(ack);

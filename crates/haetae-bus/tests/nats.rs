@@ -369,18 +369,23 @@ fn nats_server_binary() -> PathBuf {
 }
 
 impl PrivateServer {
-    async fn start() -> PrivateServer {
+    /// A port and a store for a server that is not running yet.
+    fn reserved() -> PrivateServer {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
             .unwrap()
             .port();
-        let mut server = PrivateServer {
+        PrivateServer {
             binary: nats_server_binary(),
             port,
             store: tempfile::tempdir().unwrap(),
             child: None,
-        };
+        }
+    }
+
+    async fn start() -> PrivateServer {
+        let mut server = PrivateServer::reserved();
         server.resume().await;
         server
     }
@@ -552,6 +557,66 @@ async fn no_event_is_lost_and_the_policy_watch_resumes_when_nats_restarts_in_the
         std::fs::read_dir(spool.path()).unwrap().count(),
         0,
         "the spool is empty again"
+    );
+    drop(ns);
+    server.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs HAETAE_TEST_NATS"]
+async fn a_gateway_started_while_nats_is_down_spools_then_catches_up() {
+    let _ = nats_url();
+    let mut server = PrivateServer::reserved();
+    let ns = Namespace::on(server.url());
+    let gateway = tokio::time::timeout(
+        Duration::from_secs(2),
+        Bus::connect_nats_in_background(&ns.url, ns.options()),
+    )
+    .await
+    .expect("returns at once although nothing listens")
+    .unwrap();
+    let mut policy = gateway.watch_policy().await.unwrap();
+    let spool = tempfile::tempdir().unwrap();
+    let emitter = gateway
+        .event_emitter(EmitterOptions {
+            linger: Duration::from_millis(5),
+            retry_interval: Duration::from_millis(250),
+            publish_timeout: Duration::from_secs(1),
+            ..EmitterOptions::spooled(spool.path())
+        })
+        .unwrap();
+    let sent = contract::events(100, "cold-start");
+    for e in &sent {
+        assert!(emitter.emit(e.clone()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while emitter.stats().backlog < 100 {
+        assert!(Instant::now() < deadline, "{:?}", emitter.stats());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(gateway.latest_policy().await.unwrap_err().is_unavailable());
+
+    server.resume().await;
+    let center = connect_with_patience(&ns).await;
+    center.publish_policy(contract::policy(1)).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(15), policy.next())
+        .await
+        .expect("the gateway gets the policy once NATS is up")
+        .unwrap();
+    assert_eq!(first.version, 1);
+    assert!(
+        emitter.flush(Duration::from_secs(30)).await,
+        "{:?}",
+        emitter.stats()
+    );
+    let (got, _) = contract::collect_ids(&center, "center", 100, Duration::from_secs(15)).await;
+    let mut want: Vec<_> = sent.iter().map(haetae_core::Event::id).collect();
+    let mut got_sorted = got.clone();
+    want.sort();
+    got_sorted.sort();
+    assert_eq!(
+        got_sorted, want,
+        "every event emitted before NATS existed arrives"
     );
     drop(ns);
     server.kill().await;
