@@ -71,6 +71,14 @@ pub use policy::PolicyWatch;
 use events::{EventSink, EventSource};
 use policy::PolicyCell;
 
+/// A NATS URL (or comma-separated list) fit for logs and messages: passwords and tokens
+/// replaced by `***` (`nats://gw:***@10.0.0.1:4222`). Every error of this crate already
+/// shows URLs this way.
+#[must_use]
+pub fn redacted_url(url: &str) -> String {
+    nats::redact_url(url)
+}
+
 /// `Instant::now() + d`, saturating far in the future instead of overflowing (a duration
 /// from configuration may be anything).
 pub(crate) fn deadline_after(d: Duration) -> tokio::time::Instant {

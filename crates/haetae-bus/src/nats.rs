@@ -182,7 +182,7 @@ impl Drop for Nats {
 }
 
 /// The URL(s) without passwords, for messages and logs: `nats://user:***@host:4222`.
-fn redact_url(urls: &str) -> String {
+pub(crate) fn redact_url(urls: &str) -> String {
     urls.split(',')
         .map(|url| {
             let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
