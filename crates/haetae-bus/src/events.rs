@@ -338,7 +338,12 @@ impl Delivery {
         };
         let Some(first) = first else { return false };
         batch.push(first);
-        let deadline = deadline_after(self.options.linger);
+        // While waiting to retry, the batch can only go to the backlog: keep filling it until
+        // the retry time rather than writing one small spool file per linger.
+        let deadline = match self.retry_at {
+            Some(at) if !self.backlog.is_empty() => at.max(deadline_after(self.options.linger)),
+            _ => deadline_after(self.options.linger),
+        };
         while batch.len() < self.options.max_batch {
             match self.rx.try_recv() {
                 Ok(e) => batch.push(e),
@@ -772,6 +777,37 @@ mod tests {
             second_run.stats()
         );
         assert_eq!(up.ids(), early.iter().map(Event::id).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn during_an_outage_trickling_events_are_spooled_in_few_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = Arc::new(Switchable::default());
+        sink.down.store(true, Ordering::SeqCst);
+        let emitter = EventEmitter::start(
+            sink,
+            EmitterOptions {
+                spool_dir: Some(dir.path().to_owned()),
+                retry_interval: Duration::from_millis(400),
+                max_batch: 512,
+                ..quick()
+            },
+        )
+        .unwrap();
+        for e in events(40) {
+            emitter.emit(e);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while emitter.stats().backlog < 40 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(emitter.stats().backlog, 40);
+        assert!(
+            files <= 6,
+            "40 events over 0.4 s in {files} files, not one per linger"
+        );
     }
 
     #[tokio::test]
