@@ -12,9 +12,11 @@ use crate::filter::SecurityFilter;
 
 pub mod device_info;
 pub mod restrict;
+pub mod security_headers;
 
 pub use device_info::DeviceInfoFilter;
 pub use restrict::RestrictFilter;
+pub use security_headers::SecurityHeadersFilter;
 
 /// One problem with a filter instance's configuration, at a path relative to the instance
 /// (`config.notice_path`, `kind`).
@@ -63,6 +65,7 @@ impl FilterRegistry {
         };
         r.register(device_info::KIND, Arc::new(device_info::build));
         r.register(restrict::KIND, Arc::new(restrict::build));
+        r.register(security_headers::KIND, Arc::new(security_headers::build));
         r
     }
 
