@@ -99,6 +99,18 @@ for (const cell of document.querySelectorAll('button.cell')) {
   });
 }
 
+// Security-check requirements: the boxes show the chosen service's current controls.
+const reqForm = document.getElementById('requirements');
+if (reqForm) {
+  const select = reqForm.querySelector('select[name=service]');
+  const sync = () => {
+    const required = (select.selectedOptions[0]?.dataset.required ?? '').split(' ');
+    for (const box of reqForm.querySelectorAll('input[name=controls]')) box.checked = required.includes(box.value);
+  };
+  select.addEventListener('change', sync);
+  sync();
+}
+
 // Policy diff.
 const diffForm = document.getElementById('diff-form');
 if (diffForm) {
@@ -185,6 +197,24 @@ async function refreshDashboard() {
   set('fig-blocked', d.blocked_24h);
   set('fig-gateways', `${d.gateways.filter((g) => g.online).length}/${d.gateways.length}`);
   set('fig-version', d.policy_version ? `v${d.policy_version}` : '—');
+  for (const [id, rows] of [['top-users', d.top_users], ['top-devices', d.top_devices], ['top-filters', d.top_filters], ['top-services', d.top_services]]) {
+    const table = document.getElementById(id);
+    if (!table) continue;
+    table.replaceChildren(...(rows.length ? rows : [null]).map((r) => {
+      const tr = document.createElement('tr');
+      const name = document.createElement('td');
+      name.textContent = r ? r.value : table.dataset.none;
+      if (!r) name.className = 'muted';
+      tr.append(name);
+      if (r) {
+        const count = document.createElement('td');
+        count.className = 'num';
+        count.textContent = r.count;
+        tr.append(count);
+      }
+      return tr;
+    }));
+  }
 }
 
 function timeText(us) {
@@ -195,6 +225,8 @@ if (document.querySelector('[data-live-dashboard]')) {
   refreshDashboard().catch((e) => flash(e.message, true));
   let pending = null;
   const source = new EventSource('/api/v1/stream');
+  source.addEventListener('open', () => { document.body.dataset.live = 'open'; });
+  source.addEventListener('error', () => { document.body.dataset.live = 'reconnecting'; });
   source.addEventListener('events', (msg) => {
     const tbody = document.querySelector('#latest-events tbody');
     for (const e of JSON.parse(msg.data)) {

@@ -113,7 +113,7 @@ fn layout(p: &Page, active: &str, body: &str) -> Response {
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"csrf-token\" content=\"{csrf}\">\
-         <title>{title} · {app}</title><link rel=\"stylesheet\" href=\"/assets/app.css\">\
+         <title>{title} · {app}</title><link rel=\"icon\" href=\"/assets/icon.svg\"><link rel=\"stylesheet\" href=\"/assets/app.css\">\
          <script type=\"module\" src=\"/assets/app.js\"></script></head>\
          <body><header><span class=\"brand\">{app}</span><nav>{nav}</nav>\
          <form method=\"post\" action=\"/logout\" class=\"logout\"><input type=\"hidden\" name=\"_csrf\" value=\"{csrf}\">\
@@ -161,7 +161,7 @@ fn login_html(lang: Lang, token: &str, message: Option<&str>) -> Response {
     let mut r = Html(format!(
         "<!doctype html><html lang=\"{lang}\"><head><meta charset=\"utf-8\"><title>{title}</title>\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body class=\"login\"><main>\
+         <link rel=\"icon\" href=\"/assets/icon.svg\"><link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body class=\"login\"><main>\
          <h1>{app}</h1>{msg}<form method=\"post\" action=\"/login\">\
          <input type=\"hidden\" name=\"login_csrf\" value=\"{token}\">\
          <label>{u}<input name=\"username\" autocomplete=\"username\" required maxlength=\"64\"></label>\
@@ -262,9 +262,11 @@ pub async fn logout_submit(
 // Dashboard
 
 fn top_table(p: &Page, key: &str, rows: &[crate::store::events::TopEntry]) -> String {
+    let id = key.trim_start_matches("dash.").replace('_', "-");
     let mut s = format!(
-        "<section class=\"card\"><h2>{}</h2><table class=\"compact\">",
-        p.t(key)
+        "<section class=\"card\"><h2>{}</h2><table class=\"compact\" id=\"{id}\" data-none=\"{}\">",
+        p.t(key),
+        p.t("none")
     );
     if rows.is_empty() {
         let _ = write!(s, "<tr><td class=\"muted\">{}</td></tr>", p.t("none"));
@@ -646,7 +648,14 @@ pub async fn security_check(State(state): State<AppState>, headers: HeaderMap) -
         let services: String = draft
             .services
             .iter()
-            .map(|s| format!("<option>{}</option>", esc(&s.id)))
+            .map(|s| {
+                let req = required.get(&s.id).map(|v| v.join(" ")).unwrap_or_default();
+                format!(
+                    "<option data-required=\"{}\">{}</option>",
+                    esc(&req),
+                    esc(&s.id)
+                )
+            })
             .collect();
         let boxes: String = controls
             .iter()
