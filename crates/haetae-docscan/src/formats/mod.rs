@@ -5,13 +5,17 @@
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 
+pub mod bmp;
 pub mod exec;
 pub mod gif;
 pub mod hwp;
 pub mod jpeg;
 pub mod ole;
+pub mod pdf;
 pub mod png;
+pub mod rtf;
 pub mod text;
+pub mod tiff;
 pub mod zip;
 
 /// One file format: how to recognise it and how to verify it.
@@ -30,9 +34,13 @@ pub trait Format: Sync {
 pub static FORMATS: &[&dyn Format] = &[
     &ole::Ole,
     &zip::Zip,
+    &pdf::Pdf,
     &png::Png,
     &jpeg::Jpeg,
     &gif::Gif,
+    &tiff::Tiff,
+    &bmp::Bmp,
+    &rtf::Rtf,
     &exec::Executable,
     &text::Text,
 ];
