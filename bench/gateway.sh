@@ -6,7 +6,9 @@
 #   nginx           wrk -> nginx (plain reverse proxy, keep-alive upstream) -> backend
 #   nginx+modsec    wrk -> nginx + ModSecurity 3 + OWASP CRS 3.3.4 (SecRuleEngine On) -> backend
 #   haetae          wrk -> haetae gateway, no filters -> backend
-#   haetae+chain    wrk -> haetae gateway, device-info + restrict (transaction log on) -> backend
+#   haetae+chain    wrk -> haetae gateway, device-info + restrict -> backend; device-info writes a
+#                   transaction-log event for every request (sample_rate 1.0, the default)
+#   haetae+chain10  the same chain with the transaction log sampled at 10 %
 #
 # for a GET and a 1 KiB form POST, and prints req/s, p50 and p99 latency and the ratios.
 # Needs the Debian packages: nginx libnginx-mod-http-modsecurity modsecurity-crs wrk.
@@ -27,6 +29,7 @@ P_NGINX=$((BASE_PORT + 1))
 P_MODSEC=$((BASE_PORT + 2))
 P_HAETAE=$((BASE_PORT + 3))
 P_CHAIN=$((BASE_PORT + 4))
+P_CHAIN10=$((BASE_PORT + 5))
 
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "bench/gateway.sh: $tool is missing (apt-get install nginx libnginx-mod-http-modsecurity modsecurity-crs wrk)" >&2; exit 2; }
@@ -108,8 +111,8 @@ EOF
 (cd "$WORK" && nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" -g 'daemon on;')
 
 # --- haetae, without filters and with the standard chain ------------------------------------
-write_haetae() { # port chain(yes|no)
-  local port=$1 chain=$2 file="$WORK/haetae-$1.toml"
+write_haetae() { # port chain(yes|no) [sample_rate]
+  local port=$1 chain=$2 rate=${3:-1.0} file="$WORK/haetae-$1.toml"
   cat >"$file" <<EOF
 data_dir = "$WORK/haetae-data-$port"
 [log]
@@ -132,6 +135,7 @@ EOF
 [[policy.filters]]
 id = "device"
 kind = "device-info"
+config = { sample_rate = $rate }
 [[policy.filters]]
 id = "restrict"
 kind = "restrict"
@@ -152,8 +156,10 @@ env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_HAETAE" no
 PIDS+=($!)
 env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)" 2>"$WORK/haetae-chain.log" &
 PIDS+=($!)
+env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)" 2>"$WORK/haetae-chain10.log" &
+PIDS+=($!)
 
-for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN; do wait_port "$p"; done
+for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10; do wait_port "$p"; done
 
 # --- the load ------------------------------------------------------------------------------
 FORM=$(python3 -c 'import sys; s="account=110-234-567890&amount=150000&memo="; s+="x"*(1024-len(s)); sys.stdout.write(s)')
@@ -190,13 +196,14 @@ run() { # name kind url
   echo "  $name $kind: ${RPS[$name.$kind]} req/s" >&2
 }
 
-TARGETS=(direct nginx nginx+modsec haetae haetae+chain)
+TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10)
 declare -A URL=(
   [direct]="http://127.0.0.1:$P_BACKEND/bank/transfer"
   [nginx]="http://127.0.0.1:$P_NGINX/bank/transfer"
   [nginx+modsec]="http://127.0.0.1:$P_MODSEC/bank/transfer"
   [haetae]="http://127.0.0.1:$P_HAETAE/bank/transfer"
   [haetae+chain]="http://127.0.0.1:$P_CHAIN/bank/transfer"
+  [haetae+chain10]="http://127.0.0.1:$P_CHAIN10/bank/transfer"
 )
 echo "running: ${DURATION} per measurement, $CONNECTIONS connections, wrk threads $WRK_THREADS, nginx workers $NGINX_WORKERS, $(nproc) cores" >&2
 for kind in get post; do
@@ -212,10 +219,10 @@ for kind in get post; do
   label=$([ "$kind" = get ] && echo "GET" || echo "POST 1 KiB form")
   echo
   echo "## $label"
-  printf '%-14s %10s %9s %9s %8s %10s %10s %12s\n' target req/s p50_ms p99_ms non2xx x_nginx x_modsec p99-nginx_ms
+  printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' target req/s p50_ms p99_ms non2xx x_nginx x_modsec p99-nginx_ms
   for t in "${TARGETS[@]}"; do
     k=$t.$kind
-    printf '%-14s %10s %9s %9s %8s %10s %10s %12s\n' "$t" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${NON2XX[$k]:-0}" \
+    printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' "$t" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${NON2XX[$k]:-0}" \
       "$(ratio "${RPS[$k]}" "${RPS[nginx.$kind]}")" "$(ratio "${RPS[$k]}" "${RPS[nginx+modsec.$kind]}")" \
       "$(diffms "${P99[$k]}" "${P99[nginx.$kind]}")"
   done
