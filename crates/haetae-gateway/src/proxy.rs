@@ -246,6 +246,10 @@ async fn run_exchange(
         Some(Arc::clone(&route.service_id)),
     );
     let mut attributes = Attributes::default();
+    // The log and the response phases read the request after it was forwarded: keep a copy.
+    let keep_request = chain.wants(Phase::Log)
+        || chain.wants(Phase::ResponseHeaders)
+        || chain.response_body_limit.is_some();
     let mut stop = None;
     if chain.wants(Phase::RequestHeaders)
         && let PhaseOutcome::Stop(d) = run_phase(
@@ -317,7 +321,7 @@ async fn run_exchange(
                     .headers
                     .insert(HeaderName::from_static("x-haetae-notice"), v);
             }
-            let parts = take_parts(&mut view, chain.wants(Phase::Log));
+            let parts = take_parts(&mut view, keep_request);
             forward(
                 state,
                 &route.upstream,
@@ -330,7 +334,7 @@ async fn run_exchange(
             .await
         }
         Some(Decision::Continue | Decision::Modify(_)) | None => {
-            let parts = take_parts(&mut view, chain.wants(Phase::Log));
+            let parts = take_parts(&mut view, keep_request);
             forward(
                 state,
                 &route.upstream,

@@ -652,3 +652,102 @@ async fn shutdown_lets_an_in_flight_request_finish() {
         "no new connections after shutdown"
     );
 }
+
+/// Test-only filter: errors while `failing` is set.
+struct Flaky(Arc<AtomicBool>);
+
+#[async_trait::async_trait]
+impl haetae_gateway::SecurityFilter for Flaky {
+    fn phases(&self) -> haetae_gateway::Phases {
+        haetae_gateway::Phases {
+            request_headers: true,
+            ..Default::default()
+        }
+    }
+    async fn on_request_headers(
+        &self,
+        _ctx: &mut haetae_gateway::FilterContext<'_>,
+    ) -> haetae_gateway::PhaseResult {
+        if self.0.load(Ordering::Relaxed) {
+            Err(haetae_gateway::FilterError::new(
+                "backend of the filter unavailable",
+            ))
+        } else {
+            Ok(haetae_gateway::Decision::Continue)
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_open_breaker_lets_one_trial_through_after_the_cooldown_and_closes_on_success() {
+    let a = spawn_backend("a").await;
+    let failing = Arc::new(AtomicBool::new(true));
+    let mut registry = registry();
+    let flag = Arc::clone(&failing);
+    registry.register(
+        "test-flaky",
+        Arc::new(move |_, _| -> haetae_gateway::filters::BuildResult {
+            Ok(Arc::new(Flaky(Arc::clone(&flag))))
+        }),
+    );
+    let config = haetae_core::config::GatewayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
+        breaker_failures: 2,
+        breaker_window_ms: 60_000,
+        breaker_cooldown_ms: 200,
+        ..Default::default()
+    };
+    let events = Arc::new(Collector::default());
+    let gateway = Arc::new(
+        haetae_gateway::Gateway::new(
+            &config,
+            Arc::clone(&events) as Arc<dyn haetae_gateway::EventSink>,
+            registry,
+        )
+        .unwrap(),
+    );
+    let policy = PolicySnapshot::from_toml(&format!(
+        r#"
+        [[services]]
+        id = "all"
+        upstream = "http://{a}"
+        [[filters]]
+        id = "flaky"
+        kind = "test-flaky"
+        failure = "fail-closed"
+        [[mappings]]
+        service = "all"
+        filters = ["flaky"]
+        "#
+    ))
+    .unwrap();
+    gateway.apply_policy(&policy).unwrap();
+    let running = gateway.start().await.unwrap();
+    let url = format!("http://{}/x", running.addr);
+    let c = client();
+    for _ in 0..3 {
+        assert_eq!(
+            send(&c, get(&url, &[])).await.status,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    assert_eq!(gateway.health().filters[0].breaker, "open");
+    failing.store(false, Ordering::Relaxed);
+    assert_eq!(
+        send(&c, get(&url, &[])).await.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "still cooling down: not called"
+    );
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        send(&c, get(&url, &[])).await.status,
+        StatusCode::OK,
+        "the trial call succeeded"
+    );
+    assert_eq!(gateway.health().filters[0].breaker, "closed");
+    assert_eq!(events.count("gateway.breaker_open"), 1);
+    assert_eq!(events.count("gateway.breaker_closed"), 1);
+    assert_eq!(send(&c, get(&url, &[])).await.status, StatusCode::OK);
+    running.shutdown().await;
+}

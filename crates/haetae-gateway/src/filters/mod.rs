@@ -13,11 +13,13 @@ use crate::filter::SecurityFilter;
 pub mod device_info;
 pub mod restrict;
 pub mod security_headers;
+pub mod single_session;
 pub mod upload_inspect;
 
 pub use device_info::DeviceInfoFilter;
 pub use restrict::RestrictFilter;
 pub use security_headers::SecurityHeadersFilter;
+pub use single_session::SingleSessionFilter;
 pub use upload_inspect::UploadInspectFilter;
 
 /// One problem with a filter instance's configuration, at a path relative to the instance
@@ -68,6 +70,7 @@ impl FilterRegistry {
         r.register(device_info::KIND, Arc::new(device_info::build));
         r.register(restrict::KIND, Arc::new(restrict::build));
         r.register(security_headers::KIND, Arc::new(security_headers::build));
+        r.register(single_session::KIND, Arc::new(single_session::build));
         r.register(upload_inspect::KIND, Arc::new(upload_inspect::build));
         r
     }
