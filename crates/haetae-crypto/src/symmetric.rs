@@ -361,6 +361,55 @@ where
     }
 }
 
+/// AES-128/256-GCM through `ring` (`BoringSSL`'s stitched AES-NI/VAES + CLMUL code), which is
+/// two to three times faster than RustCrypto's separate CTR and GHASH passes on current
+/// x86-64. `ring` keeps its own key schedule and does not zeroize it on drop (see
+/// docs/crypto.md); the byte-for-byte agreement with RustCrypto is tested.
+struct RingGcmEngine(ring::aead::LessSafeKey);
+
+impl RingGcmEngine {
+    fn new(algorithm: &'static ring::aead::Algorithm, key: &[u8]) -> Self {
+        let Ok(unbound) = ring::aead::UnboundKey::new(algorithm, key) else {
+            unreachable!("key length checked by SymmetricCipher::new")
+        };
+        RingGcmEngine(ring::aead::LessSafeKey::new(unbound))
+    }
+
+    fn nonce(nonce: &[u8]) -> Result<ring::aead::Nonce, CryptoError> {
+        ring::aead::Nonce::try_assume_unique_for_key(nonce).map_err(|_| nonce_error())
+    }
+}
+
+impl ModeEngine for RingGcmEngine {
+    fn encrypt(&self, nonce: &[u8], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let nonce = Self::nonce(nonce)?;
+        let mut out = Vec::with_capacity(plaintext.len() + 16);
+        out.extend_from_slice(plaintext);
+        let tag = self
+            .0
+            .seal_in_place_separate_tag(nonce, ring::aead::Aad::from(aad), &mut out)
+            .map_err(|_| CryptoError::TooLong {
+                algorithm: "GCM".to_owned(),
+                len: plaintext.len(),
+                max: GCM_MAX_PLAINTEXT,
+            })?;
+        out.extend_from_slice(tag.as_ref());
+        Ok(out)
+    }
+
+    fn decrypt(&self, nonce: &[u8], aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+        let nonce = Self::nonce(nonce)?;
+        let mut buf = ciphertext.to_vec();
+        let len = self
+            .0
+            .open_in_place(nonce, ring::aead::Aad::from(aad), &mut buf)
+            .map_err(|_| CryptoError::DecryptionFailed)?
+            .len();
+        buf.truncate(len);
+        Ok(buf)
+    }
+}
+
 fn wide_block_engine<C>(mode: Mode, key: &[u8]) -> Box<dyn ModeEngine>
 where
     C: KeyInit
@@ -429,20 +478,32 @@ impl SymmetricCipher {
             });
         }
         let mode = suite.mode;
-        let engine = match suite.cipher {
+        let engine = match (suite.cipher, mode) {
+            (BlockCipherKind::Aes128, Mode::Gcm) => {
+                Box::new(RingGcmEngine::new(&ring::aead::AES_128_GCM, key))
+            }
+            (BlockCipherKind::Aes256, Mode::Gcm) => {
+                Box::new(RingGcmEngine::new(&ring::aead::AES_256_GCM, key))
+            }
+            _ => Self::rustcrypto_engine(suite.cipher, mode, key),
+        };
+        Ok(SymmetricCipher { suite, engine })
+    }
+
+    fn rustcrypto_engine(cipher: BlockCipherKind, mode: Mode, key: &[u8]) -> Box<dyn ModeEngine> {
+        match cipher {
             BlockCipherKind::Aes128 => wide_block_engine::<aes::Aes128>(mode, key),
             BlockCipherKind::Aes192 => wide_block_engine::<aes::Aes192>(mode, key),
             BlockCipherKind::Aes256 => wide_block_engine::<aes::Aes256>(mode, key),
-            BlockCipherKind::Aria128 => wide_block_engine::<aria::Aria128>(mode, key),
-            BlockCipherKind::Aria192 => wide_block_engine::<aria::Aria192>(mode, key),
-            BlockCipherKind::Aria256 => wide_block_engine::<aria::Aria256>(mode, key),
+            BlockCipherKind::Aria128 => wide_block_engine::<crate::block::Aria128>(mode, key),
+            BlockCipherKind::Aria192 => wide_block_engine::<crate::block::Aria192>(mode, key),
+            BlockCipherKind::Aria256 => wide_block_engine::<crate::block::Aria256>(mode, key),
             BlockCipherKind::Seed128 => wide_block_engine::<Seed>(mode, key),
             BlockCipherKind::Lea128 => wide_block_engine::<Lea128>(mode, key),
             BlockCipherKind::Lea192 => wide_block_engine::<Lea192>(mode, key),
             BlockCipherKind::Lea256 => wide_block_engine::<Lea256>(mode, key),
             BlockCipherKind::Hight => hight_engine(mode, key),
-        };
-        Ok(SymmetricCipher { suite, engine })
+        }
     }
 
     /// The suite.
@@ -559,6 +620,22 @@ mod tests {
             }
         }
         suites
+    }
+
+    #[test]
+    fn ring_and_rustcrypto_aes_gcm_agree_and_open_each_other() {
+        for (cipher, key_len) in [(BlockCipherKind::Aes128, 16), (BlockCipherKind::Aes256, 32)] {
+            let key: Vec<u8> = (0..key_len as u8).collect();
+            let ring =
+                SymmetricCipher::new(CipherSuite::new(cipher, Mode::Gcm).unwrap(), &key).unwrap();
+            let rust = SymmetricCipher::rustcrypto_engine(cipher, Mode::Gcm, &key);
+            for len in [0, 1, 15, 16, 17, 1000] {
+                let pt: Vec<u8> = (0..len).map(|i| i as u8).collect();
+                let ours = ring.encrypt(&[3; 12], b"aad", &pt).unwrap();
+                assert_eq!(ours, rust.encrypt(&[3; 12], b"aad", &pt).unwrap(), "{len}");
+                assert_eq!(rust.decrypt(&[3; 12], b"aad", &ours).unwrap(), pt);
+            }
+        }
     }
 
     #[test]
