@@ -751,3 +751,31 @@ async fn an_open_breaker_lets_one_trial_through_after_the_cooldown_and_closes_on
     assert_eq!(send(&c, get(&url, &[])).await.status, StatusCode::OK);
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn requests_that_match_no_service_go_to_the_default_upstream_when_one_is_set() {
+    let a = spawn_backend("a").await;
+    let fallback = spawn_backend("fallback").await;
+    let config = haetae_core::config::GatewayConfig {
+        default_upstream: Some(format!("http://{fallback}")),
+        ..Default::default()
+    };
+    let gw = TestGateway::start_with(
+        &format!(
+            "[[services]]\nid = \"bank\"\nupstream = \"http://{a}\"\n[[services.match]]\npath_prefix = \"/bank\"\n"
+        ),
+        config,
+    )
+    .await;
+    let c = client();
+    assert_eq!(
+        send(&c, get(&gw.url("/bank/x"), &[]))
+            .await
+            .header("x-backend"),
+        Some("a")
+    );
+    let r = send(&c, get(&gw.url("/other"), &[])).await;
+    assert_eq!(r.header("x-backend"), Some("fallback"));
+    assert_eq!(r.header("x-seen-path"), Some("/other"));
+    gw.stop().await;
+}
