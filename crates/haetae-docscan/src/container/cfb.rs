@@ -307,7 +307,23 @@ impl Cfb {
             }
         }
         if root.size > 0 {
-            cfb.mini_stream = cfb.read_chain(data, &root, ctx, &mut owner, false)?;
+            match cfb.chain(root.start) {
+                Ok(chain) => {
+                    for &s in &chain {
+                        if !claim(&mut owner, s, 0) {
+                            ctx.structure(
+                                "CFB-SECTOR-DOUBLE-USE",
+                                Severity::High,
+                                Location::part("mini stream"),
+                                format!("mini stream sector {s} is also used by another chain"),
+                            );
+                            break;
+                        }
+                    }
+                }
+                Err(e) => chain_finding(ctx, Location::part("mini stream chain"), e),
+            }
+            cfb.mini_stream = cfb.read_chain(data, &root, ctx, false)?;
         }
         cfb.check_streams(data, ctx, &mut owner);
         Some(cfb)
@@ -410,6 +426,9 @@ impl Cfb {
     }
 
     fn check_streams(&self, data: &[u8], ctx: &mut ScanContext, owner: &mut [u32]) {
+        // Each sector is claimed by the first chain that reaches it, so a chain that runs
+        // into a claimed sector is either a loop (its own) or double use (another's), and
+        // the whole walk costs one step per sector however hostile the tables are.
         let mut mini_owner = vec![UNOWNED; self.minifat.len()];
         for e in &self.entries {
             if e.kind != EntryKind::Stream || !e.reachable || e.size == 0 {
@@ -424,48 +443,67 @@ impl Cfb {
             } else {
                 (&self.fat, self.sector_size as u64, self.sectors)
             };
-            let chain = match follow(table, e.start, limit) {
-                Ok(c) => c,
-                Err(err) => {
-                    chain_finding(ctx, entry_loc(e), err);
-                    continue;
+            let owners: &mut [u32] = if mini { &mut mini_owner } else { owner };
+            let mut s = e.start;
+            let mut len = 0u64;
+            let mut last = None;
+            let mut broken = false;
+            while s != END_OF_CHAIN {
+                let idx = s as usize;
+                if s == FREE {
+                    chain_finding(ctx, entry_loc(e), ChainError::Free(s));
+                    broken = true;
+                    break;
                 }
-            };
+                if idx >= limit || idx >= table.len() {
+                    chain_finding(ctx, entry_loc(e), ChainError::PastEnd(s));
+                    broken = true;
+                    break;
+                }
+                match owners.get_mut(idx) {
+                    Some(o) if *o == UNOWNED => *o = e.id,
+                    Some(o) if *o == e.id => {
+                        chain_finding(ctx, entry_loc(e), ChainError::Loop(s));
+                        broken = true;
+                        break;
+                    }
+                    _ => {
+                        ctx.structure(
+                            "CFB-SECTOR-DOUBLE-USE",
+                            Severity::High,
+                            entry_loc(e),
+                            format!(
+                                "{}sector {s} also belongs to another stream",
+                                if mini { "mini " } else { "" }
+                            ),
+                        );
+                        broken = true;
+                        break;
+                    }
+                }
+                len += 1;
+                last = Some(s);
+                s = table.get(idx).copied().unwrap_or(FREE);
+            }
+            if broken {
+                continue;
+            }
             let need = e.size.div_ceil(unit);
-            if (chain.len() as u64) < need {
+            if len < need {
                 ctx.structure(
                     "CFB-STREAM-CHAIN",
                     Severity::High,
                     entry_loc(e),
                     format!(
-                        "declares {} bytes but its chain holds only {} sectors of {unit} bytes",
-                        e.size,
-                        chain.len()
+                        "declares {} bytes but its chain holds only {len} sectors of {unit} bytes",
+                        e.size
                     ),
                 );
-            }
-            let owners: &mut [u32] = if mini { &mut mini_owner } else { owner };
-            for &s in &chain {
-                if !claim(owners, s, e.id) {
-                    ctx.structure(
-                        "CFB-SECTOR-DOUBLE-USE",
-                        Severity::High,
-                        entry_loc(e),
-                        format!(
-                            "{} sector {s} also belongs to another stream",
-                            if mini { "mini" } else { "" }
-                        ),
-                    );
-                    break;
-                }
-            }
-            if !mini {
+            } else if !mini && len == need {
                 // The last sector may be cut short by the end of the file, but not the data.
-                let end = chain
-                    .get(usize::try_from(need).unwrap_or(0).saturating_sub(1))
-                    .map_or(0, |&s| {
-                        (u64::from(s) + 1) * unit + (e.size - (need - 1) * unit)
-                    });
+                let end = last.map_or(0, |s| {
+                    (u64::from(s) + 1) * unit + (e.size - (need - 1) * unit)
+                });
                 if end > data.len() as u64 {
                     ctx.structure(
                         "CFB-SECTOR-PAST-EOF",
@@ -486,7 +524,6 @@ impl Cfb {
         data: &[u8],
         e: &DirEntry,
         ctx: &mut ScanContext,
-        owner: &mut [u32],
         mini: bool,
     ) -> Option<Vec<u8>> {
         let (table, unit, limit) = if mini {
@@ -494,21 +531,21 @@ impl Cfb {
         } else {
             (&self.fat, self.sector_size, self.sectors)
         };
-        let chain = match follow(table, e.start, limit) {
-            Ok(c) => c,
-            Err(err) => {
-                chain_finding(ctx, entry_loc(e), err);
-                return None;
+        let want = usize::try_from(e.size).unwrap_or(usize::MAX);
+        let need = want.div_ceil(unit);
+        // At most `need` steps: a loop or a bad link simply ends the read early (the
+        // structure check has reported it).
+        let mut chain = Vec::new();
+        let mut s = e.start;
+        while s != END_OF_CHAIN && chain.len() < need {
+            let idx = s as usize;
+            if idx >= limit || idx >= table.len() {
+                break;
             }
-        };
-        if !mini {
-            for &s in &chain {
-                let _ = claim(owner, s, e.id);
-            }
+            chain.push(s);
+            s = table.get(idx).copied().unwrap_or(END_OF_CHAIN);
         }
-        let size = usize::try_from(e.size)
-            .unwrap_or(usize::MAX)
-            .min(chain.len() * unit);
+        let size = want.min(chain.len() * unit);
         if !ctx.reserve(size as u64, entry_loc(e)) {
             return None;
         }
@@ -518,14 +555,15 @@ impl Cfb {
                 break;
             }
             let piece = if mini {
-                slice(&self.mini_stream, s as usize * 64, 64)
-                    .or_else(|| self.mini_stream.get(s as usize * 64..))
+                let start = s as usize * 64;
+                self.mini_stream
+                    .get(start..(start + 64).min(self.mini_stream.len()))
                     .unwrap_or_default()
             } else {
                 self.sector(data, s).unwrap_or_default()
             };
-            let want = (size - out.len()).min(piece.len());
-            out.extend_from_slice(piece.get(..want).unwrap_or_default());
+            let take = (size - out.len()).min(piece.len());
+            out.extend_from_slice(piece.get(..take).unwrap_or_default());
         }
         Some(out)
     }
@@ -539,13 +577,7 @@ impl Cfb {
         if e.size == 0 {
             return Some(Vec::new());
         }
-        let mut scratch = vec![UNOWNED; 0];
-        if e.size < self.mini_cutoff {
-            self.read_chain(data, e, ctx, &mut scratch, true)
-        } else {
-            let mut owner = vec![UNOWNED; self.sectors];
-            self.read_chain(data, e, ctx, &mut owner, false)
-        }
+        self.read_chain(data, e, ctx, e.size < self.mini_cutoff)
     }
 
     /// The stream entry at this path (`WordDocument`, `Macros/VBA/dir`), case-insensitively

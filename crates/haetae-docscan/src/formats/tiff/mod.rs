@@ -129,6 +129,9 @@ fn verify(data: &[u8], ctx: &mut ScanContext) {
         }
         let mut strips: [(Option<usize>, Option<usize>); 2] = [(None, None), (None, None)];
         for i in 0..n {
+            if !ctx.count_entry() {
+                return;
+            }
             let e = next + 2 + 12 * i;
             let tag = r.u16(e).unwrap_or(0);
             let kind = r.u16(e + 2).unwrap_or(0);

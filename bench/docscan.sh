@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Benchmark: haetae scan vs ClamAV's no-signature heuristics vs oletools' olevba, in one run
+# on the same files from ../shared/corpora. Prints MB/s of each (and per core), the ratios,
+# and what each flags on PngSuite x*, POI fuzz-crash files and the valid sets.
+#
+#   bench/docscan.sh            (needs: cargo, python3, clamscan from Debian `clamav`;
+#                                olevba is installed from PyPI into target/docscan-bench-venv)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+CORPUS=${HAETAE_SHARED:-$ROOT/../shared}/corpora
+OUT=$ROOT/target/docscan-bench
+mkdir -p "$OUT"
+[ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (set HAETAE_SHARED)" >&2; exit 2; }
+command -v clamscan >/dev/null || { echo "clamscan missing: apt-get install clamav" >&2; exit 2; }
+
+cargo build --release -q -p haetae
+HAETAE=$ROOT/target/release/haetae
+VENV=$ROOT/target/docscan-bench-venv
+if [ ! -x "$VENV/bin/olevba" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q oletools
+fi
+
+# One-line signature database: ClamAV then runs only its format heuristics.
+printf 'HaetaeBenchNothing:0:*:68616574616562656e63686e6f7468696e67\n' > "$OUT/one.ndb"
+
+# The file lists (documents and images; the WAF YAML is not for these tools).
+find "$CORPUS/office" -type f | sort > "$OUT/office.list"
+find "$CORPUS/office" "$CORPUS/images" "$CORPUS/hwp" "$CORPUS/pdf" -type f | sort > "$OUT/all.list"
+
+now() { date +%s.%N; }
+cat "$OUT/all.list" | xargs cat > /dev/null   # warm the page cache for everyone
+
+t0=$(now)
+"$HAETAE" scan --json $(cat "$OUT/all.list") > "$OUT/haetae.jsonl" 2>/dev/null || true
+t1=$(now)
+"$HAETAE" scan --json -j 1 $(cat "$OUT/office.list") > "$OUT/haetae-office-1core.jsonl" 2>/dev/null || true
+t2=$(now)
+"$HAETAE" scan --json -j 1 $(cat "$OUT/all.list") > /dev/null 2>&1 || true
+t3=$(now)
+clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/all.list" > "$OUT/clamscan.txt" 2>"$OUT/clamscan.err" || true
+t4=$(now)
+clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/office.list" > /dev/null 2>&1 || true
+t5=$(now)
+# olevba aborts the whole run on some malformed files; run it per file so one error
+# costs one file, and time the office set only (it is an Office tool).
+: > "$OUT/olevba.txt"
+while read -r f; do
+  if "$VENV/bin/olevba" -a "$f" > /dev/null 2>&1; then rc=0; else rc=$?; fi
+  printf '%s\t%s\n' "$rc" "$f" >> "$OUT/olevba.txt"
+done < "$OUT/office.list"
+t6=$(now)
+# olevba in one process over the whole set, for a throughput without interpreter start-up.
+"$VENV/bin/olevba" -j $(cat "$OUT/office.list") > "$OUT/olevba.json" 2>/dev/null || true
+t7=$(now)
+
+python3 - "$CORPUS" "$OUT" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" <<'PY'
+import json, os, sys
+corpus, out = sys.argv[1], sys.argv[2]
+t = [float(x) for x in sys.argv[3:]]
+labels = {}
+with open(os.path.join(corpus, "MANIFEST.tsv"), encoding="utf-8") as f:
+    next(f)
+    for line in f:
+        p, _, size, _, label = line.rstrip("\n").split("\t")
+        labels[p] = label
+rel = lambda p: os.path.relpath(p, corpus)
+size = lambda lst: sum(os.path.getsize(l.strip()) for l in open(os.path.join(out, lst)))
+all_mb, office_mb = size("all.list") / 1e6, size("office.list") / 1e6
+
+haetae = {}
+for line in open(os.path.join(out, "haetae.jsonl")):
+    r = json.loads(line)
+    haetae[rel(r["path"])] = r["verdict"] != "clean"
+clam = {}
+for line in open(os.path.join(out, "clamscan.txt")):
+    if ": " in line:
+        p, res = line.rstrip("\n").rsplit(": ", 1)
+        clam[rel(p)] = res.endswith("FOUND")
+ole_rc = {}
+for line in open(os.path.join(out, "olevba.txt")):
+    rc, p = line.rstrip("\n").split("\t", 1)
+    ole_rc[rel(p)] = int(rc)
+# olevba exit codes: 0 nothing, 1 error, 2 macros, 3..9 suspicious/iocs... >= 2 is a find.
+olevba = {p: rc >= 2 for p, rc in ole_rc.items()}
+ole_err = sum(1 for rc in ole_rc.values() if rc == 1 or rc >= 20 or rc < 0)
+
+rows = [
+    ("haetae (2 cores)", t[1] - t[0], all_mb),
+    ("haetae (1 core)", t[3] - t[2], all_mb),
+    ("haetae office (1 core)", t[2] - t[1], office_mb),
+    ("clamscan --alert-* (1 core)", t[4] - t[3], all_mb),
+    ("clamscan office (1 core)", t[5] - t[4], office_mb),
+    ("olevba office, per file", t[6] - t[5], office_mb),
+    ("olevba office, one process", t[7] - t[6], office_mb),
+]
+print(f"\n{'run':<30} {'MB':>8} {'seconds':>8} {'MB/s':>8}")
+for name, secs, mb in rows:
+    print(f"{name:<30} {mb:>8.1f} {secs:>8.2f} {mb / secs:>8.1f}")
+h1 = office_mb / (t[2] - t[1])
+print(f"\nper core on the office set: haetae {h1:.1f} MB/s = "
+      f"{h1 / (office_mb / (t[5] - t[4])):.0f}x clamscan, {h1 / (office_mb / (t[7] - t[6])):.0f}x olevba (one process)")
+print(f"olevba errors (exit 1 or crash) on the office set: {ole_err} of {len(ole_rc)}")
+
+def group(p):
+    l = labels.get(p)
+    if p.startswith("images/pngsuite/png/x"):
+        return "PngSuite x* (corrupt)"
+    if l == "fuzz-crash" and p.startswith("office/poi"):
+        return "POI fuzz-crash"
+    if l == "fuzz-crash":
+        return "PDF fuzz-crash"
+    if l == "valid":
+        return "valid (all sets)"
+    if l == "active-content":
+        return "active-content"
+    return None
+
+sets = {}
+for p in labels:
+    g = group(p)
+    if g and p in haetae:
+        sets.setdefault(g, []).append(p)
+print(f"\n{'set':<24} {'files':>5} {'haetae':>8} {'clamscan':>9} {'olevba':>7}   (files flagged)")
+for g in ["PngSuite x* (corrupt)", "POI fuzz-crash", "PDF fuzz-crash", "active-content", "valid (all sets)"]:
+    ps = sets.get(g, [])
+    n = len(ps)
+    hv = sum(haetae.get(p, False) for p in ps)
+    cv = sum(clam.get(p, False) for p in ps)
+    ov = [olevba[p] for p in ps if p in olevba]
+    ostr = f"{sum(ov)}/{len(ov)}" if ov else "-"
+    print(f"{g:<24} {n:>5} {hv:>8} {cv:>9} {ostr:>7}")
+PY
