@@ -104,6 +104,75 @@ fn kind_name(event: &Event) -> String {
         .unwrap_or_else(|| "event".into())
 }
 
+/// PostgreSQL: one `INSERT ... SELECT FROM UNNEST(arrays)` per chunk, so a batch is a few
+/// statements with 14 array parameters each instead of thousands of scalar ones.
+async fn insert_events_postgres(pool: &sqlx::PgPool, events: &[Event]) -> Result<u64, StoreError> {
+    const PG_CHUNK: usize = 5000;
+    let mut tx = pool.begin().await.map_err(ctx("starting an event batch"))?;
+    let mut inserted = 0;
+    for chunk in events.chunks(PG_CHUNK) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut ts = Vec::with_capacity(chunk.len());
+        let mut component = Vec::with_capacity(chunk.len());
+        let mut action = Vec::with_capacity(chunk.len());
+        let mut outcome = Vec::with_capacity(chunk.len());
+        let mut severity = Vec::with_capacity(chunk.len());
+        let mut kind = Vec::with_capacity(chunk.len());
+        let mut user: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut device: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut service: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut ip: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut filter: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut instance: Vec<Option<String>> = Vec::with_capacity(chunk.len());
+        let mut body = Vec::with_capacity(chunk.len());
+        for e in chunk {
+            ids.push(e.event.id.to_string());
+            ts.push(micros(e.timestamp));
+            component.push(e.haetae.component.as_str().to_owned());
+            action.push(e.event.action.clone());
+            outcome.push(outcome_name(e).to_owned());
+            severity.push(i64::from(e.event.severity.ecs_number()));
+            kind.push(kind_name(e));
+            user.push(e.user.as_ref().map(|u| u.id.clone()));
+            device.push(e.device.as_ref().map(|d| d.id.clone()));
+            service.push(e.service.as_ref().map(|s| s.id.clone()));
+            ip.push(e.source.as_ref().map(|s| s.ip.to_string()));
+            filter.push(e.haetae.filter.clone());
+            instance.push(e.haetae.instance.clone());
+            body.push(e.to_json());
+        }
+        inserted += sqlx::query(
+            "INSERT INTO events (id, ts, component, action, outcome, severity, kind, user_id, \
+             device_id, service_id, source_ip, filter_id, instance, body) \
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+             $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+             $13::text[], $14::text[]) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(ids)
+        .bind(ts)
+        .bind(component)
+        .bind(action)
+        .bind(outcome)
+        .bind(severity)
+        .bind(kind)
+        .bind(user)
+        .bind(device)
+        .bind(service)
+        .bind(ip)
+        .bind(filter)
+        .bind(instance)
+        .bind(body)
+        .execute(&mut *tx)
+        .await
+        .map_err(ctx("inserting events"))?
+        .rows_affected();
+    }
+    tx.commit()
+        .await
+        .map_err(ctx("committing an event batch"))?;
+    Ok(inserted)
+}
+
 impl Store {
     /// Stores events, in multi-row inserts inside one transaction. An event whose id is
     /// already stored is skipped, so redelivered events are harmless. Returns how many were
@@ -112,41 +181,45 @@ impl Store {
         if events.is_empty() {
             return Ok(0);
         }
-        with_db!(&self.db, pool => {
-            let mut tx = pool.begin().await.map_err(ctx("starting an event batch"))?;
-            let mut inserted = 0;
-            for chunk in events.chunks(INSERT_CHUNK) {
-                let mut qb = QueryBuilder::new(
-                    "INSERT INTO events (id, ts, component, action, outcome, severity, kind, \
-                     user_id, device_id, service_id, source_ip, filter_id, instance, body) ",
-                );
-                qb.push_values(chunk, |mut row, e| {
-                    row.push_bind(e.event.id.to_string())
-                        .push_bind(micros(e.timestamp))
-                        .push_bind(e.haetae.component.as_str())
-                        .push_bind(e.event.action.clone())
-                        .push_bind(outcome_name(e))
-                        .push_bind(i64::from(e.event.severity.ecs_number()))
-                        .push_bind(kind_name(e))
-                        .push_bind(e.user.as_ref().map(|u| u.id.clone()))
-                        .push_bind(e.device.as_ref().map(|d| d.id.clone()))
-                        .push_bind(e.service.as_ref().map(|s| s.id.clone()))
-                        .push_bind(e.source.as_ref().map(|s| s.ip.to_string()))
-                        .push_bind(e.haetae.filter.clone())
-                        .push_bind(e.haetae.instance.clone())
-                        .push_bind(e.to_json());
-                });
-                qb.push(" ON CONFLICT (id) DO NOTHING");
-                inserted += qb
-                    .build()
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(ctx("inserting events"))?
-                    .rows_affected();
-            }
-            tx.commit().await.map_err(ctx("committing an event batch"))?;
-            Ok(inserted)
-        })
+        let pool = match &self.db {
+            super::Db::Postgres(pool) => return insert_events_postgres(pool, events).await,
+            super::Db::Sqlite(pool) => pool,
+        };
+        let mut tx = pool.begin().await.map_err(ctx("starting an event batch"))?;
+        let mut inserted = 0;
+        for chunk in events.chunks(INSERT_CHUNK) {
+            let mut qb = QueryBuilder::new(
+                "INSERT INTO events (id, ts, component, action, outcome, severity, kind, \
+                 user_id, device_id, service_id, source_ip, filter_id, instance, body) ",
+            );
+            qb.push_values(chunk, |mut row, e| {
+                row.push_bind(e.event.id.to_string())
+                    .push_bind(micros(e.timestamp))
+                    .push_bind(e.haetae.component.as_str())
+                    .push_bind(e.event.action.clone())
+                    .push_bind(outcome_name(e))
+                    .push_bind(i64::from(e.event.severity.ecs_number()))
+                    .push_bind(kind_name(e))
+                    .push_bind(e.user.as_ref().map(|u| u.id.clone()))
+                    .push_bind(e.device.as_ref().map(|d| d.id.clone()))
+                    .push_bind(e.service.as_ref().map(|s| s.id.clone()))
+                    .push_bind(e.source.as_ref().map(|s| s.ip.to_string()))
+                    .push_bind(e.haetae.filter.clone())
+                    .push_bind(e.haetae.instance.clone())
+                    .push_bind(e.to_json());
+            });
+            qb.push(" ON CONFLICT (id) DO NOTHING");
+            inserted += qb
+                .build()
+                .execute(&mut *tx)
+                .await
+                .map_err(ctx("inserting events"))?
+                .rows_affected();
+        }
+        tx.commit()
+            .await
+            .map_err(ctx("committing an event batch"))?;
+        Ok(inserted)
     }
 
     /// Finds events, newest first.
