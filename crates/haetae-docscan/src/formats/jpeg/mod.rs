@@ -85,7 +85,13 @@ fn verify(data: &[u8], ctx: &mut ScanContext) {
             pos += 1;
         }
         let Some(m) = u8_at(data, pos + 1) else {
-            continue;
+            ctx.structure(
+                "JPEG-SEGMENT-TRUNCATED",
+                Severity::Medium,
+                Location::at(pos),
+                "the file ends inside a marker",
+            );
+            return;
         };
         let seg_at = pos;
         let name = marker_name(m);
@@ -531,6 +537,16 @@ pub(crate) mod tests {
         assert_eq!(
             codes.first().map(|(c, _)| c.as_str()),
             Some("JPEG-SEGMENT-TRUNCATED")
+        );
+    }
+
+    #[test]
+    fn a_file_ending_inside_a_marker_is_truncated_and_does_not_hang() {
+        // Found by the `images` fuzz target: FF D8 FF looped until the time budget.
+        let codes = findings_of(&[0xFF, 0xD8, 0xFF], "a.jpg");
+        assert_eq!(
+            codes,
+            vec![("JPEG-SEGMENT-TRUNCATED".to_owned(), "@0x2".to_owned())]
         );
     }
 
