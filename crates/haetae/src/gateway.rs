@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use haetae_bus::{Bus, EmitterOptions};
+use haetae_bus::{Bus, EmitterOptions, NatsOptions};
 use haetae_core::config::BusBackend;
 use haetae_core::{Config, PolicySnapshot};
 use haetae_gateway::{
@@ -150,12 +150,22 @@ async fn start(
     // The bus: NATS when configured (events spooled to disk while it is unreachable),
     // otherwise in-process. With no NATS, events are also written to the log, where a
     // standalone gateway's operator sees them.
-    let bus = match Bus::from_config(&config.bus).await {
+    // A gateway must start and serve during a NATS outage: connect in the background, so
+    // events spool to disk and the policy comes from the file or the last good one until
+    // the server answers.
+    let connected = match config.bus.backend {
+        BusBackend::Embedded => Ok(Bus::in_process()),
+        BusBackend::Nats => {
+            Bus::connect_nats_in_background(&config.bus.nats_url, NatsOptions::default()).await
+        }
+    };
+    let bus = match connected {
         Ok(bus) => Some(bus),
         Err(e) => {
+            // The URL may carry a password: log it redacted.
             tracing::error!(
-                "cannot reach the bus at {} ({e}); events go to the log only and the policy comes from the file or the last good one",
-                config.bus.nats_url
+                "cannot use the bus at {} ({e}); events go to the log only and the policy comes from the file or the last good one",
+                haetae_bus::redacted_url(&config.bus.nats_url)
             );
             None
         }
