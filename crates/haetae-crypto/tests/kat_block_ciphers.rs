@@ -282,7 +282,7 @@ const RFC8269_PLAINTEXT: &str = "f57af5fd4ae19562976ec57a5a7ad55a5af5c5e5c5fdf5c
      955af572e162f57a956666e17ae1f54a95f566d54a66e16e4afd6a9f7ae1c5c5\
      5ae5d56afde916c5e94a6ec56695e14afde1148416e94ad57ac5146ed59d1cc5";
 
-/// RFC 8269 (ARIA in IPsec) ARIA-GCM test vectors, ARIA-128 and ARIA-256, as reproduced in
+/// RFC 8269 (ARIA in `IPsec`) ARIA-GCM test vectors, ARIA-128 and ARIA-256, as reproduced in
 /// C2SP Wycheproof `src/aria_ktv.py`.
 #[test]
 fn aria_gcm_matches_rfc_8269() {
