@@ -5,8 +5,8 @@
 //!   security strength and standard; a [`CryptoPolicy`] (KISA guide + NIST SP 800-57/131A:
 //!   112-bit strength until 2030, 128-bit after; SHA-1 only inside HMAC/KDF/RNG) decides
 //!   whether a choice may be used and, when not, says why and what to use instead.
-//! - [`symmetric`]: one interface, [`SymmetricCipher`], for AES/ARIA (RustCrypto) and
-//!   SEED/LEA/HIGHT ([`block`], implemented here) in GCM, CTR and CBC-PKCS#7.
+//! - [`symmetric`]: one interface, [`SymmetricCipher`], for AES (RustCrypto; AES-GCM via
+//!   `ring`) and ARIA/SEED/LEA/HIGHT ([`block`], implemented here) in GCM, CTR and CBC-PKCS#7.
 //! - [`hash`] (SHA-2, SHA-3, [`lsh`]), [`mac`] (HMAC, CMAC, GMAC), [`kdf`] (HKDF, PBKDF2,
 //!   Argon2id), [`drbg`] (HMAC-DRBG, CTR-DRBG), [`pk`] (RSA-OAEP/PSS, ECDSA, Ed25519, ECDH,
 //!   X25519) and [`keys`] (key ids, key ring with rotation, envelope encryption).

@@ -2,9 +2,9 @@
 //! `SEED-128-CBC`, `LEA-256-CTR`, ...) and a keyed [`SymmetricCipher`] that encrypts and
 //! decrypts with an explicit nonce, or seals and opens with a fresh random nonce.
 //!
-//! The ciphers and modes come from RustCrypto (`aes`, `aria`, `aes-gcm`'s generic GCM,
-//! `ctr`, `cbc`); SEED, LEA and HIGHT are this crate's own [`crate::block`] implementations
-//! of the same `cipher` traits, so the same mode code runs over all of them.
+//! AES comes from RustCrypto (`aes`), and AES-128/256-GCM from `ring` for speed; ARIA, SEED,
+//! LEA and HIGHT are this crate's own [`crate::block`] implementations of the `cipher`
+//! traits, so RustCrypto's generic GCM (`aes-gcm`), `ctr` and `cbc` run over all of them.
 
 use std::fmt;
 
