@@ -11,12 +11,14 @@ use serde::de::DeserializeOwned;
 use crate::filter::SecurityFilter;
 
 pub mod device_info;
+pub mod injection;
 pub mod restrict;
 pub mod security_headers;
 pub mod single_session;
 pub mod upload_inspect;
 
 pub use device_info::DeviceInfoFilter;
+pub use injection::InjectionFilter;
 pub use restrict::RestrictFilter;
 pub use security_headers::SecurityHeadersFilter;
 pub use single_session::SingleSessionFilter;
@@ -68,6 +70,7 @@ impl FilterRegistry {
             kinds: BTreeMap::new(),
         };
         r.register(device_info::KIND, Arc::new(device_info::build));
+        r.register(injection::KIND, Arc::new(injection::build));
         r.register(restrict::KIND, Arc::new(restrict::build));
         r.register(security_headers::KIND, Arc::new(security_headers::build));
         r.register(single_session::KIND, Arc::new(single_session::build));
