@@ -26,7 +26,14 @@ fn the_standard_example_loads_with_the_chain_in_order() {
     assert!(policy.services[0].matches.is_empty(), "every path");
     assert_eq!(
         policy.mappings[0].filters,
-        ["device", "restrict", "session", "uploads", "headers"]
+        [
+            "device",
+            "restrict",
+            "injection",
+            "session",
+            "uploads",
+            "headers"
+        ]
     );
     let gateway = Gateway::new(
         &config.gateway,
@@ -40,7 +47,8 @@ fn the_standard_example_loads_with_the_chain_in_order() {
 }
 
 #[tokio::test]
-async fn the_standard_example_refuses_a_vulnerable_upload_and_adds_security_headers() {
+async fn the_standard_example_adds_security_headers_and_refuses_a_vulnerable_upload_and_an_injection()
+ {
     let backend = spawn_backend("bank").await;
     let mut config = Config::load(Some(("gateway-standard.toml", EXAMPLE)), Vec::new())
         .unwrap()
@@ -82,5 +90,13 @@ async fn the_standard_example_refuses_a_vulnerable_upload_and_adds_security_head
     let r = send(&c, req).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     assert_eq!(events.count("upload-inspect.file"), 1);
+
+    let r = send(
+        &c,
+        get(&url("/accounts?id=1%27%20OR%20%271%27%3D%271"), &[]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "injection blocks");
+    assert!(r.header("x-haetae-incident").is_some());
     running.shutdown().await;
 }
