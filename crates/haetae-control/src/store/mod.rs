@@ -263,9 +263,47 @@ pub(crate) mod testing {
         let url = std::env::var("HAETAE_TEST_PG")
             .expect("HAETAE_TEST_PG must name a PostgreSQL database for this test");
         let schema = format!("haetae_test_{}", uuid::Uuid::now_v7().simple());
-        Store::open_postgres(&url, Some(&schema))
+        let store = Store::open_postgres(&url, Some(&schema))
             .await
-            .expect("open postgres")
+            .expect("open postgres");
+        drop_stale_schemas(&store).await;
+        store
+    }
+
+    /// Drops test schemas left by runs more than six hours ago (the name carries a UUID v7,
+    /// so its creation time), keeping the shared test database from growing forever.
+    async fn drop_stale_schemas(store: &Store) {
+        use sqlx::Row;
+        let super::Db::Postgres(pool) = &store.db else {
+            return;
+        };
+        let Ok(rows) =
+            sqlx::query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'haetae\\_test\\_%'")
+                .fetch_all(pool)
+                .await
+        else {
+            return;
+        };
+        let cutoff = std::time::SystemTime::now() - std::time::Duration::from_secs(6 * 3600);
+        for row in rows {
+            let Ok(name) = row.try_get::<String, _>("nspname") else {
+                continue;
+            };
+            let created = uuid::Uuid::parse_str(name.trim_start_matches("haetae_test_"))
+                .ok()
+                .and_then(|u| u.get_timestamp())
+                .map(|t| {
+                    let (secs, nanos) = t.to_unix();
+                    std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos)
+                });
+            if created.is_some_and(|c| c < cutoff) {
+                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS {name} CASCADE"
+                )))
+                .execute(pool)
+                .await;
+            }
+        }
     }
 
     /// Declares a test that runs the same async body on SQLite and on PostgreSQL.
