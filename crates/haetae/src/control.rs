@@ -9,6 +9,8 @@ use haetae_bus::Bus;
 use haetae_control::{ControlCenter, ControlOptions, Store};
 use haetae_core::Config;
 
+use crate::lifecycle::{runtime, wait_for_stop};
+
 /// `haetae control` flags.
 #[derive(Debug, Args)]
 pub struct ControlArgs {
@@ -27,11 +29,7 @@ pub struct ControlArgs {
 
 /// Runs `haetae control`.
 pub fn run(config: &Config, args: &ControlArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async {
+    runtime()?.block_on(async {
         if args.verify_audit {
             return verify_audit(config).await;
         }
@@ -78,25 +76,5 @@ async fn verify_audit(config: &Config) -> anyhow::Result<ExitCode> {
             v.problem.unwrap_or_default()
         );
         Ok(ExitCode::FAILURE)
-    }
-}
-
-async fn wait_for_stop() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::lifecycle::{runtime, wait_for_stop};
 use anyhow::Context;
 use clap::Args;
 use haetae_bus::{Bus, EmitterOptions, NatsOptions};
@@ -35,47 +36,13 @@ pub fn run(
         return check(config);
     }
     runtime()?.block_on(async {
-        let running = start(config, config_path, Shape::Standalone).await?;
+        let bus = connect_bus(config).await;
+        let running = start(config, config_path, Shape::Standalone, bus).await?;
         wait_for_stop().await;
         eprintln!("haetae gateway: stopping; in-flight requests may finish");
         running.stop().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-/// Runs the gateway part of `haetae up`, printing the parts' status first.
-pub fn up(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
-    runtime()?.block_on(async {
-        let running = start(config, config_path, Shape::Embedded).await?;
-        eprintln!(
-            "haetae up: embedded deployment (data in {})",
-            config.data_dir.display()
-        );
-        eprintln!("  part                  status");
-        let gateway_status = format!(
-            "running on http://{} (admin http://{}/health), policy version {}",
-            running.gateway.addr, running.gateway.admin_addr, running.policy_version
-        );
-        for (part, status) in [
-            ("Control Center", "not available yet"),
-            ("gateway", gateway_status.as_str()),
-            ("document inspector", "not available yet"),
-            ("remote-support relay", "not available yet"),
-        ] {
-            eprintln!("  {part:<21} {status}");
-        }
-        wait_for_stop().await;
-        eprintln!("haetae up: stopping");
-        running.stop().await;
-        Ok(ExitCode::SUCCESS)
-    })
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
 }
 
 fn check(config: &Config) -> anyhow::Result<ExitCode> {
@@ -108,14 +75,18 @@ fn check(config: &Config) -> anyhow::Result<ExitCode> {
     }
 }
 
-struct Running {
-    gateway: RunningGateway,
-    policy_version: u64,
+/// A started gateway and what it needs to stop cleanly.
+pub struct Running {
+    /// The listeners.
+    pub gateway: RunningGateway,
+    /// The policy version it started with (0: none yet).
+    pub policy_version: u64,
     emitter: Option<Arc<haetae_bus::EventEmitter>>,
 }
 
 impl Running {
-    async fn stop(self) {
+    /// Stops accepting, lets in-flight requests finish, and flushes or spools events.
+    pub async fn stop(self) {
         self.gateway.shutdown().await;
         if let Some(emitter) = self.emitter {
             let stats = emitter.shutdown(Duration::from_secs(5)).await;
@@ -131,7 +102,7 @@ impl Running {
 
 /// How the gateway is deployed, which decides where its events go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Shape {
+pub enum Shape {
     /// `haetae gateway`: with NATS, events go to the bus; with the in-process bus nobody
     /// else is in the process to read them, so they go to the log only.
     Standalone,
@@ -140,26 +111,18 @@ enum Shape {
     Embedded,
 }
 
-async fn start(
-    config: &Config,
-    config_path: Option<&Path>,
-    shape: Shape,
-) -> anyhow::Result<Running> {
-    let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
-    let log_sink: Arc<dyn EventSink> = Arc::new(LogEventSink::default());
-    // The bus: NATS when configured (events spooled to disk while it is unreachable),
-    // otherwise in-process. With no NATS, events are also written to the log, where a
-    // standalone gateway's operator sees them.
-    // A gateway must start and serve during a NATS outage: connect in the background, so
-    // events spool to disk and the policy comes from the file or the last good one until
-    // the server answers.
+/// The bus the configuration names. A gateway must start and serve during a NATS outage:
+/// it connects in the background, so events spool to disk and the policy comes from the
+/// file or the last good one until the server answers. `None` only when the bus cannot be
+/// used at all (the reason is logged).
+pub async fn connect_bus(config: &Config) -> Option<Bus> {
     let connected = match config.bus.backend {
         BusBackend::Embedded => Ok(Bus::in_process()),
         BusBackend::Nats => {
             Bus::connect_nats_in_background(&config.bus.nats_url, NatsOptions::default()).await
         }
     };
-    let bus = match connected {
+    match connected {
         Ok(bus) => Some(bus),
         Err(e) => {
             // The URL may carry a password: log it redacted.
@@ -169,7 +132,19 @@ async fn start(
             );
             None
         }
-    };
+    }
+}
+
+/// Builds the gateway, applies its first policy and starts serving. `bus` is the one the
+/// process shares (see [`connect_bus`]); with none, events go to the log only.
+pub async fn start(
+    config: &Config,
+    config_path: Option<&Path>,
+    shape: Shape,
+    bus: Option<Bus>,
+) -> anyhow::Result<Running> {
+    let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
+    let log_sink: Arc<dyn EventSink> = Arc::new(LogEventSink::default());
     let (sink, emitter, kv) = match &bus {
         Some(bus) => {
             let emitter = Arc::new(
@@ -289,19 +264,4 @@ async fn start(
         gateway: running,
         emitter,
     })
-}
-
-async fn wait_for_stop() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        () = term => {},
-    }
 }

@@ -12,7 +12,9 @@ use haetae_core::{Config, LogFormat};
 mod control;
 mod crypto;
 mod gateway;
+mod lifecycle;
 mod scan;
+mod up;
 
 /// haetae: a security platform for online financial services.
 #[derive(Debug, Parser)]
@@ -92,7 +94,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up => gateway::up(&config, cli.global.config.as_deref()),
+        Command::Up => up::run(&config, cli.global.config.as_deref()),
         Command::Scan(args) => scan::run(args),
         Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),
@@ -137,8 +139,10 @@ fn load_config(global: &GlobalArgs) -> anyhow::Result<Config> {
 fn init_logging(config: &Config) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("invalid log level {:?}", config.log.level))?;
+    // Colour only for a person at a terminal; files and log shippers get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     let result = match config.log.format {
         LogFormat::Text => builder.try_init(),
