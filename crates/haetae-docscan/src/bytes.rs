@@ -57,19 +57,16 @@ pub fn be32(data: &[u8], off: usize) -> Option<u32> {
 /// Position of the first occurrence of `needle` in `hay` at or after `from`.
 #[must_use]
 pub fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
-    let first = *needle.first()?;
-    let hay_tail = hay.get(from..)?;
-    let mut i = 0;
-    while i < hay_tail.len() {
-        let rest = hay_tail.get(i..)?;
-        let p = rest.iter().position(|&b| b == first)?;
-        let at = i + p;
-        if hay_tail.get(at..at + needle.len()) == Some(needle) {
-            return Some(from + at);
-        }
-        i = at + 1;
+    if needle.is_empty() {
+        return None;
     }
-    None
+    let rest = hay.get(from..)?;
+    let at = if let [byte] = needle {
+        memchr::memchr(*byte, rest)
+    } else {
+        memchr::memmem::find(rest, needle)
+    }?;
+    Some(from + at)
 }
 
 /// Whether `needle` occurs in `hay`, ASCII case-insensitively.

@@ -207,7 +207,10 @@ fn verify_xml(content: &[u8], entry: &ZipEntry, kind: FileType, ctx: &mut ScanCo
     if entry.name.ends_with(".rels") {
         check_relationships(content, ctx, &loc);
     }
-    if matches!(kind, FileType::Docx | FileType::Xlsx | FileType::Pptx) {
+    // DDE lives in Word field instructions and in Excel external links.
+    let word_part = entry.name.starts_with("word/") && kind == FileType::Docx;
+    let link_part = entry.name.starts_with("xl/externalLinks/");
+    if word_part || link_part {
         check_dde(content, ctx, &loc);
     }
 }
