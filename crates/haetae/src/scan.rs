@@ -262,11 +262,62 @@ fn summarise(reports: &[Report], elapsed: Duration) -> ExitCode {
         count(Verdict::Vulnerable),
         errors
     );
-    if errors > 0 {
-        ExitCode::from(2)
-    } else if count(Verdict::Suspicious) + count(Verdict::Vulnerable) > 0 {
-        ExitCode::from(1)
+    ExitCode::from(exit_code(reports))
+}
+
+/// 2 when some file could not be read, else 1 when something is not clean, else 0.
+fn exit_code(reports: &[Report]) -> u8 {
+    if reports.iter().any(|r| r.error.is_some()) {
+        2
+    } else if reports.iter().any(|r| r.verdict != Verdict::Clean) {
+        1
     } else {
-        ExitCode::SUCCESS
+        0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haetae_docscan::scan_bytes;
+
+    fn scanned(data: &[u8], name: &str) -> Report {
+        scan_bytes(data, Some(name), &Limits::default())
+    }
+
+    #[test]
+    fn all_clean_files_exit_zero() {
+        assert_eq!(exit_code(&[scanned(b"hello\n", "a.txt")]), 0);
+    }
+
+    #[test]
+    fn a_vulnerable_file_exits_one() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x01, 0xFF, 0xD9];
+        assert_eq!(
+            exit_code(&[scanned(b"hello\n", "a.txt"), scanned(&jpeg, "b.jpg")]),
+            1
+        );
+    }
+
+    #[test]
+    fn an_unreadable_file_exits_two_even_beside_findings() {
+        let jpeg = [0xFF, 0xD8, 0xFF, 0xFE, 0x00, 0x01, 0xFF, 0xD9];
+        let unreadable = Report::unreadable(Some("x".into()), "cannot open".into());
+        assert_eq!(exit_code(&[scanned(&jpeg, "b.jpg"), unreadable]), 2);
+    }
+
+    #[test]
+    fn directories_are_walked_recursively_and_missing_paths_are_errors() {
+        let dir = std::env::temp_dir().join(format!("haetae-scan-test-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("a.txt"), b"a").unwrap();
+        std::fs::write(dir.join("sub/b.txt"), b"b").unwrap();
+        let (mut files, mut errors) = (Vec::new(), Vec::new());
+        collect(&dir, &mut files, &mut errors);
+        collect(&dir.join("missing"), &mut files, &mut errors);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(files.len(), 2);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].error.as_deref().unwrap().contains("cannot read"));
     }
 }
