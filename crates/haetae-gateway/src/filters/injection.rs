@@ -22,7 +22,7 @@ use std::sync::{Arc, LazyLock};
 
 use haetae_core::{EventCategory, EventKind, FilterInstance, PolicySnapshot, Severity};
 use http::StatusCode;
-use regex::Regex;
+use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use crate::filter::{
@@ -124,8 +124,8 @@ impl InjectionFilter {
             return Err(problems);
         }
         // Compile the detectors now, when the policy is applied, not in a request's budget.
-        LazyLock::force(&SQL_SIGNALS);
-        LazyLock::force(&XSS_SIGNALS);
+        LazyLock::force(&SQL_SET);
+        LazyLock::force(&XSS_SET);
         LazyLock::force(&JS_URI_COMPACT);
         let threshold = cfg.threshold.unwrap_or(match cfg.paranoia {
             1 => 5,
@@ -219,6 +219,67 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             3,
             1,
             r#"['"`\)] ?(?:order|group) ?by\b"#,
+        ),
+        signal(
+            "sql-numeric-comparison",
+            5,
+            1,
+            r#"\b(?:or|and|xor|\|\||&&) ?['"`]?-?\d+['"`]? ?(?:=|<=>|>=|<=|<|>|!=|<>) ?['"`]?-?\d"#,
+        ),
+        signal(
+            "sql-system-catalog",
+            5,
+            1,
+            r"\b(?:information_schema|pg_catalog|pg_toast|sqlite_master|sqlite_temp_master|msysobjects|msysaccessobjects|msysqueries|msysrelationships|sysdatabases|sysfilegroups|northwind|tempdb)\b|\bmysql\.(?:db|user)\b|\b(?:database|db_name|schema|schema_name) ?\(",
+        ),
+        signal(
+            "sql-server-procedure",
+            5,
+            1,
+            r"\b(?:xp_\w+|sp_(?:oacreate|oamethod|password|makewebtask|executesql|addextendedproc|configure)|utl_(?:http|inaddr|file|smtp)|dbms_\w+|openrowset|opendatasource)\b",
+        ),
+        signal("sql-quote-union", 5, 1, r#"['"`\)] ?union\b"#),
+        signal(
+            "sql-select-expression",
+            5,
+            1,
+            r"\bselect ?(?:(?:char|chr|concat|count|substring|substr|cast|convert|ascii|user|version|database|load_file|sleep|benchmark|if|case|md5|sha1|hex|unhex) ?\(|\*|0x[0-9a-f]|@@|distinct\b|top ?\d)",
+        ),
+        signal(
+            "sql-alias-from",
+            5,
+            1,
+            r#"(?:\)|\bas) ?(?:\bas )?['"`]?\w+['"`]? ?from\b"#,
+        ),
+        signal(
+            "sql-quote-ddl",
+            4,
+            2,
+            r#"['"`] ?(?:alter|drop|create|rename|truncate|shutdown|select|insert|delete|update|exec|execute|declare|having|where)\b ?[\w\(@]"#,
+        ),
+        signal(
+            "sql-boolean-comparison",
+            4,
+            2,
+            r#"(?:^|[^\w])(?:and|or|xor|&&|\|\|) ?[\w@'"`\(\.]+ ?(?:=|!=|<>|<=>|>=|<=|like|regexp|rlike) ?['"`\(\w@]"#,
+        ),
+        signal(
+            "sql-table-clause",
+            4,
+            2,
+            r#"\bfrom ?[`"]?\w+[`"]?(?:\.[`"]?\w+[`"]?)? ?(?:limit|where|order|group|union|join|into|procedure)\b|^order ?by\b|\balter ?table\b|\bprocedure ?analyse\b"#,
+        ),
+        signal(
+            "sql-bare-operator",
+            4,
+            2,
+            r#"^(?:xor|regexp|rlike|sounds like|<=>|>>|<<)$|\b(?:like|is|is not) ?null\b|\bin ?\( ?[\d'"-]+ ?(?:, ?[\d'"-]+ ?)+\)"#,
+        ),
+        signal(
+            "sql-type-keyword",
+            4,
+            2,
+            r"\b(?:nvarchar|varchar2?|nchar|varbinary)\b|\bdeclare ?@|\bexec ?\( ?@",
         ),
         signal(
             "sql-function-call",
@@ -549,7 +610,25 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-fn score(forms: &[String], signals: &[Signal], paranoia: u8, family: &'static str) -> Detection {
+/// All of a family's patterns in one set, so a value is scanned once per family.
+fn signal_set(signals: &[Signal]) -> RegexSet {
+    RegexSetBuilder::new(signals.iter().map(|s| s.pattern.as_str()))
+        .size_limit(64 << 20)
+        .dfa_size_limit(64 << 20)
+        .build()
+        .unwrap_or_else(|e| panic!("signal set: {e}"))
+}
+
+static SQL_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&SQL_SIGNALS));
+static XSS_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&XSS_SIGNALS));
+
+fn score(
+    forms: &[String],
+    set: &RegexSet,
+    signals: &[Signal],
+    paranoia: u8,
+    family: &'static str,
+) -> Detection {
     let mut best = Detection {
         family,
         score: 0,
@@ -561,8 +640,10 @@ fn score(forms: &[String], signals: &[Signal], paranoia: u8, family: &'static st
             score: 0,
             signals: Vec::new(),
         };
-        for s in signals.iter().filter(|s| s.paranoia <= paranoia) {
-            if s.pattern.is_match(f) {
+        for i in &set.matches(f) {
+            if let Some(s) = signals.get(i)
+                && s.paranoia <= paranoia
+            {
                 d.score += s.weight;
                 d.signals.push(s.name);
             }
@@ -584,13 +665,13 @@ impl InjectionFilter {
         let forms = decoded_forms(value);
         let mut found: Option<Detection> = None;
         if self.cfg.sqli {
-            let d = score(&forms, &SQL_SIGNALS, self.cfg.paranoia, "sqli");
+            let d = score(&forms, &SQL_SET, &SQL_SIGNALS, self.cfg.paranoia, "sqli");
             if d.score >= self.threshold {
                 found = Some(d);
             }
         }
         if self.cfg.xss {
-            let mut d = score(&forms, &XSS_SIGNALS, self.cfg.paranoia, "xss");
+            let mut d = score(&forms, &XSS_SET, &XSS_SIGNALS, self.cfg.paranoia, "xss");
             // Browsers drop tabs and newlines inside a URL scheme: `ja\tvascript:`.
             if !d.signals.contains(&"xss-js-uri")
                 && forms.iter().any(|f| {
