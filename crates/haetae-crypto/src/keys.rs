@@ -228,7 +228,9 @@ impl KeyRing {
                 suite: suite.to_string(),
             });
         }
-        let cipher = SymmetricCipher::new(suite, key.expose())?;
+        // Ring keys live long and are retired while the process runs: key them so that
+        // every copy of the schedule is zeroized on drop (no `ring` AES-GCM).
+        let cipher = SymmetricCipher::new_zeroizing(suite, key.expose())?;
         Ok(KeyRing {
             suite,
             keys: vec![(id, cipher)],
@@ -275,7 +277,7 @@ impl KeyRing {
                 message: format!("key id {id} is already in the ring; choose a new id"),
             });
         }
-        let cipher = SymmetricCipher::new(self.suite, key.expose())?;
+        let cipher = SymmetricCipher::new_zeroizing(self.suite, key.expose())?;
         self.keys.push((id, cipher));
         self.current = self.keys.len() - 1;
         Ok(())
@@ -391,7 +393,8 @@ impl KeyRing {
         out.extend_from_slice(&(wrapped.len() as u16).to_be_bytes());
         out.extend_from_slice(&wrapped);
         let bound = [out.as_slice(), aad].concat();
-        let body = SymmetricCipher::new(data_suite, data_key.expose())?.seal(&bound, plaintext)?;
+        let body = SymmetricCipher::new_zeroizing(data_suite, data_key.expose())?
+            .seal(&bound, plaintext)?;
         out.extend_from_slice(&body);
         Ok(out)
     }
@@ -429,7 +432,8 @@ impl KeyRing {
             .ok_or_else(|| malformed("truncated wrapped key"))?;
         let data_key = SecretKey::from_bytes(self.decrypt(suite_name.as_bytes(), wrapped)?);
         let bound = [&envelope[..wrapped_end], aad].concat();
-        SymmetricCipher::new(data_suite, data_key.expose())?.open(&bound, &envelope[wrapped_end..])
+        SymmetricCipher::new_zeroizing(data_suite, data_key.expose())?
+            .open(&bound, &envelope[wrapped_end..])
     }
 }
 
@@ -448,6 +452,22 @@ mod tests {
             &SecretKey::generate(32).unwrap(),
         )
         .unwrap()
+    }
+
+    #[test]
+    fn ring_keys_are_keyed_so_that_their_schedules_zeroize_even_for_aes_gcm() {
+        let aes = CipherSuite::parse("AES-256-GCM").unwrap();
+        let mut ring = KeyRing::new(
+            aes,
+            KeyId::new("a").unwrap(),
+            &SecretKey::generate(32).unwrap(),
+        )
+        .unwrap();
+        ring.rotate(KeyId::new("b").unwrap(), &SecretKey::generate(32).unwrap())
+            .unwrap();
+        assert!(ring.keys.iter().all(|(_, c)| c.zeroizes_on_drop()));
+        let sealed = ring.encrypt(b"", b"x").unwrap();
+        assert_eq!(ring.decrypt(b"", &sealed).unwrap(), b"x");
     }
 
     #[test]

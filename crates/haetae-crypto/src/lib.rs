@@ -6,10 +6,12 @@
 //!   112-bit strength until 2030, 128-bit after; SHA-1 only inside HMAC/KDF/RNG) decides
 //!   whether a choice may be used and, when not, says why and what to use instead.
 //! - [`symmetric`]: one interface, [`SymmetricCipher`], for AES (RustCrypto; AES-GCM via
-//!   `ring`) and ARIA/SEED/LEA/HIGHT ([`block`], implemented here) in GCM, CTR and CBC-PKCS#7.
+//!   `ring`) and ARIA/SEED/LEA/HIGHT ([`block`], implemented here) in GCM, CCM ([`ccm`]), CTR
+//!   and CBC-PKCS#7.
 //! - [`hash`] (SHA-2, SHA-3, [`lsh`]), [`mac`] (HMAC, CMAC, GMAC), [`kdf`] (HKDF, PBKDF2,
 //!   Argon2id), [`drbg`] (HMAC-DRBG, CTR-DRBG), [`pk`] (RSA-OAEP/PSS, ECDSA, Ed25519, ECDH,
-//!   X25519) and [`keys`] (key ids, key ring with rotation, envelope encryption).
+//!   X25519), [`kcdsa`] (EC-KCDSA over P-256) and [`keys`] (key ids, key ring with rotation,
+//!   envelope encryption). [`has160`] exists only for HMAC-HAS-160 with legacy peers.
 //!
 //! ```
 //! use haetae_crypto::{CipherSuite, CryptoPolicy, Purpose, SymmetricCipher};
@@ -27,9 +29,12 @@
 //! ```
 
 pub mod block;
+pub mod ccm;
 pub mod drbg;
 pub mod error;
+pub mod has160;
 pub mod hash;
+pub mod kcdsa;
 pub mod kdf;
 pub mod keys;
 pub mod lsh;

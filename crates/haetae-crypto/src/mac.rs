@@ -7,6 +7,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::error::CryptoError;
+use crate::has160::Has160;
 use crate::lsh::{Lsh256, Lsh512};
 use crate::symmetric::{BlockCipherKind, CipherSuite, Mode, SymmetricCipher};
 
@@ -15,6 +16,8 @@ use crate::symmetric::{BlockCipherKind, CipherSuite, Mode, SymmetricCipher};
 pub enum HmacHash {
     /// HMAC-SHA-1 (legacy interoperability only).
     Sha1,
+    /// HMAC-HAS-160 (TTAS.KO-12.0011; legacy interoperability only, like SHA-1).
+    Has160,
     /// HMAC-SHA-256.
     Sha256,
     /// HMAC-SHA-384.
@@ -38,7 +41,7 @@ fn rustcrypto_mac<M: Mac + KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
     mac.finalize().into_bytes().to_vec()
 }
 
-/// RFC 2104 over a hash without a `digest` implementation (LSH).
+/// RFC 2104 over a hash without a `digest` implementation (LSH, HAS-160).
 fn rfc2104<H>(block_len: usize, hash: H, key: &[u8], data: &[u8]) -> Vec<u8>
 where
     H: Fn(&[&[u8]]) -> Vec<u8>,
@@ -53,6 +56,12 @@ where
     let opad = Zeroizing::new(k0.iter().map(|b| b ^ 0x5c).collect::<Vec<u8>>());
     let inner = hash(&[&ipad, data]);
     hash(&[&opad, &inner])
+}
+
+fn has160(parts: &[&[u8]]) -> Vec<u8> {
+    let mut h = Has160::new();
+    parts.iter().for_each(|p| h.update(p));
+    h.finalize().to_vec()
 }
 
 fn lsh256(parts: &[&[u8]]) -> Vec<u8> {
@@ -71,6 +80,7 @@ fn lsh512(parts: &[&[u8]]) -> Vec<u8> {
 pub fn hmac(hash: HmacHash, key: &[u8], data: &[u8]) -> Vec<u8> {
     match hash {
         HmacHash::Sha1 => rustcrypto_mac::<hmac::Hmac<sha1::Sha1>>(key, data),
+        HmacHash::Has160 => rfc2104(Has160::BLOCK_LEN, has160, key, data),
         HmacHash::Sha256 => rustcrypto_mac::<hmac::Hmac<sha2::Sha256>>(key, data),
         HmacHash::Sha384 => rustcrypto_mac::<hmac::Hmac<sha2::Sha384>>(key, data),
         HmacHash::Sha512 => rustcrypto_mac::<hmac::Hmac<sha2::Sha512>>(key, data),

@@ -468,6 +468,23 @@ impl EcdhP256Secret {
         })
     }
 
+    /// A key from its private scalar (32 bytes, big-endian, in `[1, n-1]`), for static keys
+    /// kept by the caller.
+    ///
+    /// # Errors
+    /// [`CryptoError::Encoding`] for a wrong length or an out-of-range scalar.
+    pub fn from_scalar(scalar: &[u8]) -> Result<Self, CryptoError> {
+        if scalar.len() != 32 {
+            return Err(encoding(
+                "P-256 private scalar",
+                format!("must be 32 bytes, got {}", scalar.len()),
+            ));
+        }
+        p256::SecretKey::from_slice(scalar)
+            .map(|secret| EcdhP256Secret { secret })
+            .map_err(|e| encoding("P-256 private scalar", e))
+    }
+
     /// The public key as an uncompressed SEC1 point.
     pub fn public_key_sec1(&self) -> Vec<u8> {
         self.secret.public_key().to_sec1_bytes().to_vec()

@@ -167,9 +167,9 @@ pub enum PolicyError {
         /// What to use instead.
         instead: &'static str,
     },
-    /// GCM over a 64-bit block cipher.
+    /// GCM or CCM over a 64-bit block cipher.
     #[error(
-        "{mode} needs a 128-bit block cipher and {cipher} has a 64-bit block; use {cipher}-CTR or {cipher}-CBC with an HMAC, or LEA-128-GCM"
+        "{mode} needs a 128-bit block cipher and {cipher} has a 64-bit block; use {cipher}-CTR or {cipher}-CBC with an HMAC, or LEA-128-{mode}"
     )]
     ModeNeedsWideBlock {
         /// The cipher.
@@ -245,7 +245,7 @@ impl CryptoPolicy {
         // The mode is judged first: ECB is refused whatever the cipher.
         self.check_one(mode, purpose)?;
         let strength = self.check_one(cipher, purpose)?;
-        if mode.name == "GCM" && cipher.name == "HIGHT" {
+        if matches!(mode.name, "GCM" | "CCM") && cipher.name == "HIGHT" {
             return Err(PolicyError::ModeNeedsWideBlock {
                 cipher: cipher.name,
                 mode: mode.name,
@@ -584,11 +584,13 @@ mod tests {
     }
 
     #[test]
-    fn has160_is_restricted_like_sha1_and_not_offered() {
+    fn has160_is_restricted_like_sha1_to_mac_kdf_and_rng() {
         let err = now().check("HAS-160", Purpose::Signature).unwrap_err();
         assert!(matches!(err, PolicyError::RestrictedUse { .. }), "{err}");
-        let err = now().check("HAS-160", Purpose::Mac).unwrap_err();
-        assert!(matches!(err, PolicyError::NotOffered { .. }), "{err}");
+        let err = now().check("HAS-160", Purpose::Digest).unwrap_err();
+        assert!(matches!(err, PolicyError::RestrictedUse { .. }), "{err}");
+        assert!(now().check("HAS-160", Purpose::Mac).is_ok());
+        assert!(now().check("HMAC-HAS-160", Purpose::Mac).is_ok());
     }
 
     #[test]
@@ -629,6 +631,15 @@ mod tests {
             "{err}"
         );
         assert!(now().check("HIGHT-CTR", Purpose::Encryption).is_ok());
+        let err = now().check("HIGHT-CCM", Purpose::Encryption).unwrap_err();
+        assert!(err.to_string().contains("LEA-128-CCM"), "{err}");
+        assert_eq!(
+            now()
+                .check("lea-256-ccm", Purpose::Encryption)
+                .unwrap()
+                .name,
+            "LEA-256-CCM"
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::fmt;
 pub enum Family {
     /// A block cipher (AES, ARIA, SEED, LEA, HIGHT).
     BlockCipher,
-    /// A mode of operation over a block cipher (GCM, CTR, CBC).
+    /// A mode of operation over a block cipher (GCM, CCM, CTR, CBC).
     CipherMode,
     /// A hash function.
     Hash,
@@ -256,6 +256,14 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
     ),
     // Modes.
     row("GCM", &[], F::CipherMode, 0, INTL, "NIST SP 800-38D"),
+    row(
+        "CCM",
+        &[],
+        F::CipherMode,
+        0,
+        INTL,
+        "NIST SP 800-38C, RFC 3610",
+    ),
     row("CTR", &[], F::CipherMode, 0, INTL, "NIST SP 800-38A"),
     row(
         "CBC",
@@ -283,8 +291,7 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
     },
     AlgorithmInfo {
         restriction: Restriction::MacKdfRngOnly,
-        offered: false,
-        ..row("HAS-160", &[], F::Hash, 80, KR, "TTAS.KO-12.0011")
+        ..row("HAS-160", &[], F::Hash, 80, KR, "TTAS.KO-12.0011/R2")
     },
     // MACs.
     row(
@@ -318,6 +325,14 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
         128,
         INTL,
         "FIPS 198-1 (SP 800-107: MAC use only)",
+    ),
+    row(
+        "HMAC-HAS-160",
+        &[],
+        F::Mac,
+        128,
+        KR,
+        "TTAS.KO-12.0011/R2, RFC 2104 (MAC use only)",
     ),
     row(
         "CMAC",
@@ -459,9 +474,24 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
         "NIST SP 800-56A",
     ),
     row("X25519", &[], F::KeyAgreement, 128, INTL, "RFC 7748"),
+    row(
+        "EC-KCDSA-P256",
+        &["EC-KCDSA"],
+        F::Signature,
+        128,
+        KR,
+        "TTAK.KO-12.0015/R3 (P-256, SHA-256)",
+    ),
     AlgorithmInfo {
         offered: false,
-        ..row("EC-KCDSA", &[], F::Signature, 128, KR, "TTAK.KO-12.0015")
+        ..row(
+            "KCDSA",
+            &["KCDSA-2048"],
+            F::Signature,
+            112,
+            KR,
+            "TTAK.KO-12.0001/R4",
+        )
     },
     // Refused.
     refused(

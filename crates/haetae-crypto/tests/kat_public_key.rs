@@ -1,9 +1,11 @@
-//! Known-answer tests for the public-key algorithms with deterministic outputs. RSA-OAEP,
-//! RSA-PSS and ECDH P-256 are randomized or need full CAVP files that are not vendored here;
-//! they are covered by round-trip and rejection tests in `src/pk.rs` (see docs/crypto.md).
+//! Known-answer tests for the public-key algorithms with deterministic outputs. RSA-OAEP and
+//! RSA-PSS are randomized; their official-vector coverage is the Wycheproof run in
+//! `tests/wycheproof.rs` (data not vendored), besides the round-trip and rejection tests in
+//! `src/pk.rs` (see docs/crypto.md).
 
 use haetae_crypto::pk::{
-    EcdsaCurve, EcdsaKeyPair, Ed25519KeyPair, X25519Secret, ecdsa_verify, ed25519_verify,
+    EcdhP256Secret, EcdsaCurve, EcdsaKeyPair, Ed25519KeyPair, X25519Secret, ecdsa_verify,
+    ed25519_verify,
 };
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -101,5 +103,52 @@ fn ecdsa_p384_matches_rfc_6979() {
          81A648152E44ACF96E36DD1E80FABE46\
          99EF4AEB15F178CEA1FE40DB2603138F130E740A19624526203B6351D0A3A94F\
          A329C145786E679E7B82C71A38628AC8"
+    );
+}
+
+/// RFC 5903 section 8.1 (256-bit random ECP group): both sides' keys and the shared x.
+#[test]
+fn ecdh_p256_matches_rfc_5903() {
+    let i = EcdhP256Secret::from_scalar(&unhex(
+        "C88F01F5 10D9AC3F 70A292DA A2316DE5 44E9AAB8 AFE84049 C62A9C57 862D1433",
+    ))
+    .unwrap();
+    let r = EcdhP256Secret::from_scalar(&unhex(
+        "C6EF9C5D 78AE012A 011164AC B397CE20 88685D8F 06BF9BE0 B283AB46 476BEE53",
+    ))
+    .unwrap();
+    let gi = unhex(
+        "04 DAD0B653 94221CF9 B051E1FE CA5787D0 98DFE637 FC90B9EF 945D0C37 72581180
+            5271A046 1CDB8252 D61F1C45 6FA3E59A B1F45B33 ACCF5F58 389E0577 B8990BB3",
+    );
+    let gr = unhex(
+        "04 D12DFB52 89C8D4F8 1208B702 70398C34 2296970A 0BCCB74C 736FC755 4494BF63
+            56FBF3CA 366CC23E 8157854C 13C58D6A AC23F046 ADA30F83 53E74F33 039872AB",
+    );
+    assert_eq!(i.public_key_sec1(), gi);
+    assert_eq!(r.public_key_sec1(), gr);
+    let girx = "d6840f6b42f6edafd13116e0e12565202fef8e9ece7dce03812464d04b9442de";
+    assert_eq!(hex::encode(i.agree(&gr).unwrap().as_slice()), girx);
+    assert_eq!(hex::encode(r.agree(&gi).unwrap().as_slice()), girx);
+    // A point off the curve is refused, not multiplied.
+    let mut off_curve = gr.clone();
+    off_curve[64] ^= 1;
+    assert!(i.agree(&off_curve).is_err());
+}
+
+/// NIST CAVS 14.1 ECC CDH primitive test vectors (SP 800-56A), P-256, COUNT = 0.
+#[test]
+fn ecdh_p256_matches_nist_cavs_ecc_cdh_count_0() {
+    let ours = EcdhP256Secret::from_scalar(&unhex(
+        "7d7dc5f71eb29ddaf80d6214632eeae03d9058af1fb6d22ed80badb62bc1a534",
+    ))
+    .unwrap();
+    let peer = unhex(
+        "04 700c48f77f56584c5cc632ca65640db91b6bacce3a4df6b42ce7cc838833d287
+            db71e509e3fd9b060ddb20ba5c51dcc5948d46fbf640dfe0441782cab85fa4ac",
+    );
+    assert_eq!(
+        hex::encode(ours.agree(&peer).unwrap().as_slice()),
+        "46fc62106420ff012e54a434fbdd2d25ccc5852060561e68040dd7778997bd7b"
     );
 }
