@@ -10,7 +10,8 @@
 //!   and CBC-PKCS#7.
 //! - [`hash`] (SHA-2, SHA-3, [`lsh`]), [`mac`] (HMAC, CMAC, GMAC), [`kdf`] (HKDF, PBKDF2,
 //!   Argon2id), [`drbg`] (HMAC-DRBG, CTR-DRBG), [`pk`] (RSA-OAEP/PSS, ECDSA, Ed25519, ECDH,
-//!   X25519), [`kcdsa`] (EC-KCDSA over P-256) and [`keys`] (key ids, key ring with rotation,
+//!   X25519), [`kcdsa`] (EC-KCDSA over P-256), [`kcdsa_prime`] (KCDSA over given domain
+//!   parameters) and [`keys`] (key ids, key ring with rotation,
 //!   envelope encryption). [`has160`] exists only for HMAC-HAS-160 with legacy peers.
 //!
 //! ```
@@ -35,6 +36,7 @@ pub mod error;
 pub mod has160;
 pub mod hash;
 pub mod kcdsa;
+pub mod kcdsa_prime;
 pub mod kdf;
 pub mod keys;
 pub mod lsh;

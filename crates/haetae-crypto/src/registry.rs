@@ -482,17 +482,22 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
         KR,
         "TTAK.KO-12.0015/R3 (P-256, SHA-256)",
     ),
-    AlgorithmInfo {
-        offered: false,
-        ..row(
-            "KCDSA",
-            &["KCDSA-2048"],
-            F::Signature,
-            112,
-            KR,
-            "TTAK.KO-12.0001/R4",
-        )
-    },
+    row(
+        "KCDSA-2048",
+        &["KCDSA"],
+        F::Signature,
+        112,
+        KR,
+        "TTAK.KO-12.0001/R4 (SHA-224/SHA-256)",
+    ),
+    row(
+        "KCDSA-3072",
+        &[],
+        F::Signature,
+        128,
+        KR,
+        "TTAK.KO-12.0001/R4 (SHA-256)",
+    ),
     // Refused.
     refused(
         "RSA-1024",
