@@ -25,6 +25,10 @@ pub enum FileType {
     Hwp,
     Msi,
     Msg,
+    /// A password-encrypted OOXML package (`EncryptionInfo` + `EncryptedPackage` in a CFB),
+    /// what Office writes for a protected `.docx`/`.xlsx`/`.pptx`.
+    #[serde(rename = "encrypted-ooxml")]
+    EncryptedOoxml,
     /// ZIP without a more specific application.
     Zip,
     Docx,
@@ -81,6 +85,7 @@ impl FileType {
             FileType::Hwp => "hwp",
             FileType::Msi => "msi",
             FileType::Msg => "msg",
+            FileType::EncryptedOoxml => "encrypted-ooxml",
             FileType::Zip => "zip",
             FileType::Docx => "docx",
             FileType::Xlsx => "xlsx",
@@ -109,7 +114,8 @@ impl FileType {
             | FileType::Ppt
             | FileType::Hwp
             | FileType::Msi
-            | FileType::Msg => Family::Ole,
+            | FileType::Msg
+            | FileType::EncryptedOoxml => Family::Ole,
             FileType::Zip
             | FileType::Docx
             | FileType::Xlsx
@@ -200,10 +206,12 @@ pub fn agreement(claimed: FileType, detected: FileType) -> Agreement {
     if detected.is_executable() && !claimed.is_executable() {
         return Agreement::DisguisedExecutable;
     }
-    // A generic container we could not refine, or a text-like file, counts as the same.
+    // A generic container we could not refine, or a text-like file, counts as the same;
+    // so does a protected OOXML document, which Office stores encrypted inside a CFB.
     if matches!(
         (claimed.family(), detected),
-        (Family::Ole, FileType::Cfb)
+        (Family::Ole | Family::Zip, FileType::EncryptedOoxml)
+            | (Family::Ole, FileType::Cfb)
             | (Family::Zip, FileType::Zip)
             | (Family::Text, FileType::Text)
     ) {
@@ -225,6 +233,18 @@ mod tests {
         assert_eq!(FileType::from_name("Invoice.PDF"), Some(FileType::Pdf));
         assert_eq!(FileType::from_name("report.docm"), Some(FileType::Docx));
         assert_eq!(FileType::from_name("noext"), None);
+    }
+
+    #[test]
+    fn a_protected_ooxml_document_agrees_with_its_name() {
+        assert_eq!(
+            agreement(FileType::Docx, FileType::EncryptedOoxml),
+            Agreement::Same
+        );
+        assert_eq!(
+            agreement(FileType::Pdf, FileType::EncryptedOoxml),
+            Agreement::Different
+        );
     }
 
     #[test]

@@ -323,7 +323,7 @@ impl Cfb {
                 }
                 Err(e) => chain_finding(ctx, Location::part("mini stream chain"), e),
             }
-            cfb.mini_stream = cfb.read_chain(data, &root, ctx, false)?;
+            cfb.mini_stream = cfb.read_chain(data, &root, ctx, false, usize::MAX)?;
         }
         cfb.check_streams(data, ctx, &mut owner);
         Some(cfb)
@@ -525,13 +525,14 @@ impl Cfb {
         e: &DirEntry,
         ctx: &mut ScanContext,
         mini: bool,
+        max: usize,
     ) -> Option<Vec<u8>> {
         let (table, unit, limit) = if mini {
             (&self.minifat, 64usize, self.mini_stream.len().div_ceil(64))
         } else {
             (&self.fat, self.sector_size, self.sectors)
         };
-        let want = usize::try_from(e.size).unwrap_or(usize::MAX);
+        let want = usize::try_from(e.size).unwrap_or(usize::MAX).min(max);
         let need = want.div_ceil(unit);
         // At most `need` steps: a loop or a bad link simply ends the read early (the
         // structure check has reported it).
@@ -577,7 +578,22 @@ impl Cfb {
         if e.size == 0 {
             return Some(Vec::new());
         }
-        self.read_chain(data, e, ctx, e.size < self.mini_cutoff)
+        self.read_chain(data, e, ctx, e.size < self.mini_cutoff, usize::MAX)
+    }
+
+    /// Reads at most the first `max` bytes of a stream (a header), accounted like
+    /// [`Cfb::read_stream`]: release the length when done.
+    pub fn read_prefix(
+        &self,
+        data: &[u8],
+        e: &DirEntry,
+        max: usize,
+        ctx: &mut ScanContext,
+    ) -> Option<Vec<u8>> {
+        if e.kind != EntryKind::Stream {
+            return None;
+        }
+        self.read_chain(data, e, ctx, e.size < self.mini_cutoff, max)
     }
 
     /// The stream entry at this path (`WordDocument`, `Macros/VBA/dir`), case-insensitively

@@ -50,7 +50,9 @@ impl Format for Ole {
 
 fn classify(cfb: &Cfb) -> FileType {
     let has = |p: &str| cfb.find(p).is_some();
-    if has("FileHeader") && (has("DocInfo") || has("BodyText")) {
+    if has("EncryptionInfo") && has("EncryptedPackage") {
+        FileType::EncryptedOoxml
+    } else if has("FileHeader") && (has("DocInfo") || has("BodyText")) {
         FileType::Hwp
     } else if has("WordDocument") {
         FileType::Doc
@@ -308,5 +310,109 @@ mod tests {
             ("_VBA_PROJECT", &[0u8; 10]),
         ]);
         assert_eq!(codes(&f, "a.doc"), ["OLE-VBA"]);
+    }
+    const AGILE_KEY: &str = "saltSize=\"16\" blockSize=\"16\" keyBits=\"128\" hashSize=\"20\" cipherAlgorithm=\"AES\" cipherChaining=\"ChainingModeCBC\" hashAlgorithm=\"SHA1\" saltValue=\"6EHPTdNnvI5gogA7CKkDBQ==\"";
+
+    /// An agile-encrypted package: `EncryptionInfo` 4.4 with `key_data` as the keyData
+    /// attributes, and an `EncryptedPackage` declaring `declared` bytes.
+    fn agile(key_data: &str, declared: u64) -> Vec<u8> {
+        let mut info = vec![4, 0, 4, 0, 0x40, 0, 0, 0];
+        info.extend_from_slice(
+            format!(
+                "<?xml version=\"1.0\"?><encryption><keyData {key_data}/><keyEncryptors><keyEncryptor><p:encryptedKey spinCount=\"100000\" {AGILE_KEY} encryptedVerifierHashInput=\"PDgrcJhMKPKzs34zKEFQRQ==\" encryptedVerifierHashValue=\"PDgrcJhMKPKzs34zKEFQRQ==\" encryptedKeyValue=\"PDgrcJhMKPKzs34zKEFQRQ==\"/></keyEncryptor></keyEncryptors></encryption>"
+            )
+            .as_bytes(),
+        );
+        let mut package = declared.to_le_bytes().to_vec();
+        package.extend_from_slice(&[0u8; 32]);
+        cfb(&[("EncryptionInfo", &info), ("EncryptedPackage", &package)])
+    }
+
+    #[test]
+    fn a_well_formed_agile_package_is_only_encrypted() {
+        assert_eq!(codes(&agile(AGILE_KEY, 30), "a.docx"), ["OLE-ENCRYPTED"]);
+    }
+
+    #[test]
+    fn an_agile_key_without_its_block_size_is_reported() {
+        let broken = AGILE_KEY.replace("blockSize", "blcSzoike");
+        assert_eq!(
+            findings_of(&agile(&broken, 30), "a.docx"),
+            vec![
+                (
+                    "ENCRYPTION-INFO".to_owned(),
+                    "EncryptionInfo > agile descriptor <keyData> @0x8".to_owned()
+                ),
+                ("OLE-ENCRYPTED".to_owned(), "EncryptedPackage".to_owned()),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_agile_salt_of_the_wrong_length_is_reported() {
+        let broken = AGILE_KEY.replace("saltSize=\"16\"", "saltSize=\"64\"");
+        assert!(codes(&agile(&broken, 30), "a.docx").contains(&"ENCRYPTION-INFO".to_owned()));
+    }
+
+    #[test]
+    fn a_package_size_past_the_encrypted_bytes_is_reported() {
+        assert_eq!(
+            findings_of(&agile(AGILE_KEY, 1 << 40), "a.docx"),
+            vec![
+                (
+                    "ENCRYPTED-PACKAGE-SIZE".to_owned(),
+                    "EncryptedPackage > StreamSize @0x0".to_owned()
+                ),
+                ("OLE-ENCRYPTED".to_owned(), "EncryptedPackage".to_owned()),
+            ]
+        );
+    }
+
+    /// An Outlook message whose top-level property stream lists `tags` (with sizes).
+    fn msg(tags: &[(u32, u32)], streams: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut props = vec![0u8; 32];
+        for (tag, size) in tags {
+            props.extend_from_slice(&tag.to_le_bytes());
+            props.extend_from_slice(&6u32.to_le_bytes());
+            props.extend_from_slice(&size.to_le_bytes());
+            props.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let mut all: Vec<(&str, &[u8])> = vec![("__properties_version1.0", &props)];
+        all.extend_from_slice(streams);
+        cfb(&all)
+    }
+
+    #[test]
+    fn message_properties_and_their_streams_agree() {
+        let subject = "Hi"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect::<Vec<u8>>();
+        let f = msg(&[(0x0037_001F, 6)], &[("__substg1.0_0037001F", &subject)]);
+        assert_eq!(codes(&f, "a.msg"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_message_property_without_its_stream_is_reported() {
+        let f = msg(
+            &[(0x0071_0102, 22)],
+            &[("__substg1.0_00700102", &[1u8; 22])],
+        );
+        assert_eq!(
+            findings_of(&f, "a.msg"),
+            vec![(
+                "MSG-PROPERTY-STREAM".to_owned(),
+                "__properties_version1.0 > property 0 (0x00710102) @0x20".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_message_property_size_that_disagrees_with_its_stream_is_reported() {
+        let f = msg(
+            &[(0x0037_001F, 40)],
+            &[("__substg1.0_0037001F", &[0x41, 0])],
+        );
+        assert_eq!(codes(&f, "a.msg"), ["MSG-PROPERTY-SIZE"]);
     }
 }

@@ -5,7 +5,7 @@
 
 use haetae_core::Severity;
 
-use crate::bytes::{le16, le32};
+use crate::bytes::{le16, le32, le64};
 use crate::container::cfb::{Cfb, DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
@@ -31,7 +31,7 @@ pub fn verify(data: &[u8], cfb: &Cfb, kind: FileType, ctx: &mut ScanContext) {
         FileType::Doc => word(data, cfb, ctx),
         FileType::Xls => excel(data, cfb, ctx),
         FileType::Ppt => powerpoint(data, cfb, ctx),
-        FileType::Msg => outlook(cfb, ctx),
+        FileType::Msg => outlook(data, cfb, ctx),
         _ => {}
     }
     if cfb.find("EncryptionInfo").is_some() {
@@ -295,10 +295,16 @@ fn powerpoint(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     }
 }
 
-fn outlook(cfb: &Cfb, ctx: &mut ScanContext) {
-    for e in &cfb.entries {
-        if !e.reachable || e.name != "__properties_version1.0" {
-            continue;
+fn outlook(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
+    let streams: Vec<DirEntry> = cfb
+        .entries
+        .iter()
+        .filter(|e| e.reachable && e.name == "__properties_version1.0")
+        .cloned()
+        .collect();
+    for e in streams {
+        if ctx.out_of_time() {
+            return;
         }
         let depth = e.path.matches('/').count();
         let header = if depth == 0 {
@@ -318,7 +324,71 @@ fn outlook(cfb: &Cfb, ctx: &mut ScanContext) {
                     e.size
                 ),
             );
+            continue;
         }
+        let Some(props) = cfb.read_stream(data, &e, ctx) else {
+            continue;
+        };
+        ctx.release(props.len() as u64);
+        let folder = e.path.strip_suffix(&e.name).unwrap_or_default();
+        let mut at = usize::try_from(header).unwrap_or(usize::MAX);
+        let mut index = 0usize;
+        while let (Some(tag), Some(size)) = (le32(&props, at), le32(&props, at + 8)) {
+            check_msg_property(cfb, &e, folder, tag, size, at, index, ctx);
+            at += 16;
+            index += 1;
+        }
+    }
+}
+
+/// A property whose value lives in its own `__substg1.0_TTTTPPPP` stream (MS-OXMSG 2.4.2):
+/// the stream must exist, and its size must match the entry's (strings count their
+/// terminator, binaries do not).
+#[allow(clippy::too_many_arguments)]
+fn check_msg_property(
+    cfb: &Cfb,
+    props: &DirEntry,
+    folder: &str,
+    tag: u32,
+    size: u32,
+    at: usize,
+    index: usize,
+    ctx: &mut ScanContext,
+) {
+    let kind = tag & 0xFFFF;
+    let terminator: Option<u64> = match kind {
+        0x001F => Some(2),
+        0x001E => Some(1),
+        0x0102 => Some(0),
+        // Objects, and multi-valued properties (a length or value stream of the same name).
+        0x000D | 0x1002..=0x1007 | 0x1014 | 0x101E | 0x101F | 0x1040 | 0x1048 | 0x1102 => None,
+        _ => return,
+    };
+    let name = format!("{folder}__substg1.0_{tag:08X}");
+    let loc = || stream_loc(props, at, format!("property {index} ({tag:#010x})"));
+    let Some(value) = cfb.find(&name) else {
+        ctx.structure(
+            "MSG-PROPERTY-STREAM",
+            Severity::High,
+            loc(),
+            format!("the property's value stream {name} does not exist"),
+        );
+        return;
+    };
+    if let Some(t) = terminator
+        && value.kind == EntryKind::Stream
+        && u64::from(size) != value.size + t
+        && !(t > 0 && size == 0 && value.size == 0)
+    {
+        ctx.structure(
+            "MSG-PROPERTY-SIZE",
+            Severity::Medium,
+            loc(),
+            format!(
+                "the property declares {size} bytes, its stream holds {} (+{t} for the terminator)",
+                value.size
+            ),
+        );
     }
 }
 
@@ -330,7 +400,8 @@ fn encryption_info(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     let loc = |off: usize, part: &str| stream_loc(&e, off, part.to_owned());
     match (major, minor) {
         (4, 4) => {
-            if let Err(err) = xml::check_well_formed(info.get(8..).unwrap_or_default()) {
+            let descriptor = info.get(8..).unwrap_or_default();
+            if let Err(err) = xml::check_well_formed(descriptor) {
                 ctx.structure(
                     "ENCRYPTION-INFO",
                     Severity::High,
@@ -339,6 +410,13 @@ fn encryption_info(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
                         "the agile encryption descriptor is not well-formed XML: {}",
                         err.message
                     ),
+                );
+            } else if let Some((element, problem)) = agile_problem(descriptor) {
+                ctx.structure(
+                    "ENCRYPTION-INFO",
+                    Severity::High,
+                    loc(8, &format!("agile descriptor <{element}>")),
+                    problem,
                 );
             }
         }
@@ -362,4 +440,159 @@ fn encryption_info(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             format!("encryption version {major}.{minor} does not exist"),
         ),
     }
+    encrypted_package(data, cfb, ctx);
+}
+
+/// `EncryptedPackage` starts with the size of the decrypted package (MS-OFFCRYPTO 2.3.4.4):
+/// readers allocate it before decrypting, so it may not exceed the encrypted bytes.
+fn encrypted_package(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
+    let Some(e) = cfb.find("EncryptedPackage").cloned() else {
+        return;
+    };
+    let Some(head) = cfb.read_prefix(data, &e, 8, ctx) else {
+        return;
+    };
+    ctx.release(head.len() as u64);
+    let held = e.size.saturating_sub(8);
+    match le64(&head, 0) {
+        Some(declared) if declared > held => ctx.structure(
+            "ENCRYPTED-PACKAGE-SIZE",
+            Severity::High,
+            stream_loc(&e, 0, "StreamSize".into()),
+            format!("declares a {declared}-byte package but holds {held} encrypted bytes"),
+        ),
+        None => ctx.structure(
+            "ENCRYPTED-PACKAGE-SIZE",
+            Severity::High,
+            stream_loc(&e, 0, "StreamSize".into()),
+            format!(
+                "a {}-byte stream cannot hold the 8-byte package size",
+                e.size
+            ),
+        ),
+        _ => {}
+    }
+}
+
+/// Hash sizes of the hash algorithms MS-OFFCRYPTO 2.3.4.10 allows.
+fn hash_size(algorithm: &str) -> Option<u64> {
+    match algorithm {
+        "MD5" | "MD4" | "MD2" | "RIPEMD-128" => Some(16),
+        "SHA1" | "RIPEMD-160" => Some(20),
+        "SHA256" => Some(32),
+        "SHA384" => Some(48),
+        "SHA512" | "WHIRLPOOL" => Some(64),
+        _ => None,
+    }
+}
+
+/// Decoded length of a base64 value, `None` when it is not base64.
+fn base64_len(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let body = v.trim_end_matches('=');
+    let pad = v.len() - body.len();
+    if !v.len().is_multiple_of(4)
+        || pad > 2
+        || !body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
+    {
+        return None;
+    }
+    Some((v.len() / 4 * 3 - pad) as u64)
+}
+
+/// The first rule of MS-OFFCRYPTO 2.3.4.10 that `<keyData>` or a password
+/// `<encryptedKey>` breaks: required attributes, their ranges, and salts and hashes whose
+/// decoded sizes match the declared ones. Readers size buffers from these numbers.
+fn agile_problem(descriptor: &[u8]) -> Option<(&'static str, String)> {
+    let key_data = xml::elements(descriptor, b"keyData");
+    let Some(kd) = key_data.first() else {
+        return Some(("encryption", "no <keyData> element".to_owned()));
+    };
+    if let Some(p) = key_params_problem(kd) {
+        return Some(("keyData", p));
+    }
+    for ek in xml::elements(descriptor, b"p:encryptedKey") {
+        if let Some(p) = key_params_problem(ek) {
+            return Some(("p:encryptedKey", p));
+        }
+        let spin = xml::attr(ek, b"spinCount").and_then(|v| v.parse::<u64>().ok());
+        if spin.is_none_or(|n| n > 10_000_000) {
+            return Some((
+                "p:encryptedKey",
+                format!("spinCount {spin:?} (required, at most 10,000,000)"),
+            ));
+        }
+        for name in [
+            "encryptedVerifierHashInput",
+            "encryptedVerifierHashValue",
+            "encryptedKeyValue",
+        ] {
+            if xml::attr(ek, name.as_bytes())
+                .as_deref()
+                .and_then(base64_len)
+                .is_none()
+            {
+                return Some(("p:encryptedKey", format!("{name} is missing or not base64")));
+            }
+        }
+    }
+    None
+}
+
+fn key_params_problem(tag: &[u8]) -> Option<String> {
+    let num = |name: &[u8]| xml::attr(tag, name).and_then(|v| v.trim().parse::<u64>().ok());
+    let (salt, block, bits, hash) = (
+        num(b"saltSize"),
+        num(b"blockSize"),
+        num(b"keyBits"),
+        num(b"hashSize"),
+    );
+    let (Some(salt), Some(block), Some(bits), Some(hash)) = (salt, block, bits, hash) else {
+        return Some(format!(
+            "saltSize {salt:?}, blockSize {block:?}, keyBits {bits:?}, hashSize {hash:?}: all four are required numbers"
+        ));
+    };
+    let cipher = xml::attr(tag, b"cipherAlgorithm").unwrap_or_default();
+    let chaining = xml::attr(tag, b"cipherChaining").unwrap_or_default();
+    let hash_alg = xml::attr(tag, b"hashAlgorithm").unwrap_or_default();
+    if !(1..=65536).contains(&salt)
+        || !(2..=4096).contains(&block)
+        || bits == 0
+        || !bits.is_multiple_of(8)
+    {
+        return Some(format!(
+            "saltSize {salt} (1..65536), blockSize {block} (2..4096), keyBits {bits} (a positive multiple of 8)"
+        ));
+    }
+    let cipher_ok = match cipher.as_str() {
+        "AES" => block == 16 && matches!(bits, 128 | 192 | 256),
+        "RC2" | "DES" | "DESX" | "3DES" | "3DES_112" => block == 8,
+        _ => false,
+    };
+    if !cipher_ok {
+        return Some(format!(
+            "cipherAlgorithm {cipher:?} with blockSize {block} and keyBits {bits} is not a block cipher the format allows"
+        ));
+    }
+    if chaining != "ChainingModeCBC" && chaining != "ChainingModeCFB" {
+        return Some(format!("cipherChaining {chaining:?} does not exist"));
+    }
+    match hash_size(&hash_alg) {
+        Some(n) if n == hash => {}
+        expected => {
+            return Some(format!(
+                "hashAlgorithm {hash_alg:?} with hashSize {hash} (the algorithm's size is {expected:?})"
+            ));
+        }
+    }
+    let salt_value = xml::attr(tag, b"saltValue");
+    let decoded = salt_value.as_deref().and_then(base64_len);
+    if decoded != Some(salt) {
+        return Some(format!(
+            "saltValue decodes to {decoded:?} bytes, saltSize says {salt}"
+        ));
+    }
+    None
 }
