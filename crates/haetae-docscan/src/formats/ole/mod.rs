@@ -14,6 +14,7 @@ use crate::finding::{Finding, FindingClass, Location};
 use crate::formats::{Format, hwp};
 
 pub mod office;
+pub mod officeart;
 
 /// OLE2 compound files and their applications.
 #[derive(Debug, Clone, Copy)]
@@ -128,7 +129,7 @@ fn check_streams(data: &[u8], cfb: &Cfb, kind: FileType, ctx: &mut ScanContext) 
             ),
             "EncryptedPackage" => ctx.active(
                 "OLE-ENCRYPTED",
-                Severity::Low,
+                Severity::Medium,
                 loc(e),
                 "an encrypted OOXML package: its content cannot be verified",
             ),

@@ -10,6 +10,7 @@ use crate::container::cfb::{Cfb, DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::finding::Location;
+use crate::formats::ole::officeart;
 use crate::formats::zip::xml;
 
 fn stream_loc(e: &DirEntry, offset: usize, part: String) -> Location {
@@ -63,7 +64,7 @@ fn word(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     if flags & 0x0100 != 0 {
         ctx.active(
             "DOC-ENCRYPTED",
-            Severity::Low,
+            Severity::Medium,
             stream_loc(&e, 0x0A, "FIB".into()),
             "the document is encrypted: its text cannot be verified",
         );
@@ -142,6 +143,9 @@ fn excel(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     let mut sheets: Vec<(usize, u32)> = Vec::new();
     let mut bofs: Vec<usize> = Vec::new();
     let mut encrypted = false;
+    let mut group = Vec::new();
+    let mut group_base: Option<usize> = None;
+    let mut last_kind = 0u16;
     while pos + 4 <= wb.len() {
         if ctx.out_of_time() {
             return;
@@ -194,13 +198,32 @@ fn excel(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             0x002F => encrypted = true,
             _ => {}
         }
+        // MSODRAWINGGROUP (0xEB), continued by CONTINUE (0x3C) records, holds the
+        // workbook's OfficeArt drawing group with its pictures. (A sheet's MSODRAWING
+        // records are not self-contained: their container lengths count OBJ and TXO data.)
+        if kind == 0x00EB || (kind == 0x003C && last_kind == 0x00EB) {
+            // Offsets name stream bytes only while the group is one record.
+            group_base = group.is_empty().then_some(pos + 4);
+            group.extend_from_slice(wb.get(pos + 4..pos + 4 + len).unwrap_or_default());
+        }
+        if kind != 0x003C {
+            last_kind = kind;
+        }
         pos += 4 + len;
         index += 1;
+    }
+    if !group.is_empty() && !encrypted {
+        let origin = officeart::Origin {
+            stream: &e.path,
+            part: "drawing group",
+            base: group_base,
+        };
+        officeart::verify(&group, &origin, ctx);
     }
     if encrypted {
         ctx.active(
             "XLS-ENCRYPTED",
-            Severity::Low,
+            Severity::Medium,
             Location::part(e.path.clone()),
             "the workbook is encrypted: only its record framing was verified",
         );
@@ -231,7 +254,7 @@ fn powerpoint(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     {
         ctx.active(
             "PPT-ENCRYPTED",
-            Severity::Low,
+            Severity::Medium,
             Location::part(e.path.clone()),
             "the presentation is encrypted: its records cannot be verified",
         );
@@ -271,6 +294,16 @@ fn powerpoint(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             );
             return;
         }
+        // PPDrawingGroup and PPDrawing wrap OfficeArt drawing data.
+        if kind == 0x040B || kind == 0x040C {
+            let part = format!("record {index} (drawing)");
+            let origin = officeart::Origin {
+                stream: &e.path,
+                part: &part,
+                base: Some(pos + 8),
+            };
+            officeart::verify(doc.get(pos + 8..body_end).unwrap_or_default(), &origin, ctx);
+        }
         if ver & 0x0F == 0x0F {
             stack.push(body_end);
             pos += 8;
@@ -278,6 +311,15 @@ fn powerpoint(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             pos = body_end;
         }
         index += 1;
+    }
+    // The Pictures stream is a sequence of BLIP records: every picture is scanned.
+    if let Some((pe, pictures)) = read(data, cfb, "Pictures", ctx) {
+        let origin = officeart::Origin {
+            stream: &pe.path,
+            part: "pictures",
+            base: Some(0),
+        };
+        officeart::verify(&pictures, &origin, ctx);
     }
     if let Some((cu, current)) = current {
         let offset = le32(&current, 16).unwrap_or(0);
