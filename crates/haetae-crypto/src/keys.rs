@@ -560,6 +560,34 @@ mod tests {
     }
 
     #[test]
+    fn every_byte_of_an_envelope_or_ciphertext_set_to_any_value_is_an_error_not_a_panic() {
+        // A deterministic sweep in place of a fuzz target: each header byte (magic, lengths,
+        // suite name, key id, nonce) and each body byte takes every value; only the
+        // original bytes may open.
+        let ring = ring("m");
+        let data = CipherSuite::parse("LEA-128-CCM").unwrap();
+        let sealed = ring.seal_envelope(data, b"", b"payload").unwrap();
+        let ct = ring.encrypt(b"", b"payload").unwrap();
+        for (blob, is_envelope) in [(&sealed, true), (&ct, false)] {
+            for i in 0..blob.len() {
+                for value in 0..=255u8 {
+                    if value == blob[i] {
+                        continue;
+                    }
+                    let mut altered = blob.clone();
+                    altered[i] = value;
+                    let opened = if is_envelope {
+                        ring.open_envelope(b"", &altered)
+                    } else {
+                        ring.decrypt(b"", &altered)
+                    };
+                    assert!(opened.is_err(), "byte {i} = {value}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn secret_keys_and_rings_print_no_key_bytes() {
         let key = SecretKey::from_bytes(vec![0xAB; 32]);
         assert_eq!(format!("{key:?}"), "SecretKey { len: 32, .. }");

@@ -594,6 +594,16 @@ mod tests {
     }
 
     #[test]
+    fn korean_signatures_follow_the_strength_rules() {
+        assert!(now().check("EC-KCDSA", Purpose::Signature).is_ok());
+        let kcdsa = now().check("KCDSA", Purpose::Signature).unwrap();
+        assert_eq!(kcdsa.name, "KCDSA-2048");
+        assert!(kcdsa.valid_until.is_some(), "112-bit: until 2030");
+        let err = now().check("KCDSA-1024", Purpose::Signature).unwrap_err();
+        assert!(err.to_string().contains("KCDSA-2048"), "{err}");
+    }
+
+    #[test]
     fn triple_des_is_refused() {
         for name in ["3DES", "DES-EDE3-CBC", "TDEA"] {
             let err = now().check(name, Purpose::Encryption).unwrap_err();

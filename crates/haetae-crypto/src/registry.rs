@@ -508,6 +508,14 @@ pub static REGISTRY: &[AlgorithmInfo] = &[
         "RSA-3072-PSS / RSA-3072-OAEP, or ECDSA-P256",
     ),
     refused(
+        "KCDSA-1024",
+        &["KCDSA-HAS-160"],
+        F::Signature,
+        80,
+        "KCDSA with a 1024-bit p gives only 80-bit strength, and its HAS-160 hash is allowed only for HMAC, KDF and RNG",
+        "KCDSA-2048 (SHA-224/SHA-256), EC-KCDSA-P256 or ECDSA-P256",
+    ),
+    refused(
         "SHA-1-signature",
         &["RSA-SHA1", "SHA1withRSA", "ECDSA-SHA1"],
         F::Signature,
