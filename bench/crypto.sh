@@ -14,7 +14,7 @@ command -v openssl >/dev/null || { echo "bench/crypto.sh: openssl is needed (apt
 
 echo "building haetae (release)..." >&2
 cargo build --release --quiet -p haetae-crypto --example throughput
-ours_bin="$root/target/release/examples/throughput"
+ours_bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/throughput"
 
 # suite (haetae name) | OpenSSL EVP name ("-" when OpenSSL has none)
 pairs=(
@@ -24,6 +24,8 @@ pairs=(
   "SEED-128-CBC|seed-cbc"
   "AES-128-GCM|aes-128-gcm"
   "ARIA-128-CBC|aria-128-cbc"
+  "AES-256-CCM|-"
+  "LEA-256-CCM|-"
 )
 
 openssl_mbps() {

@@ -12,7 +12,7 @@
 //! and never returned.
 
 use cipher::consts::U16;
-use cipher::{BlockCipherEncrypt, BlockSizeUser, KeyInit};
+use cipher::{Block, BlockCipherEncrypt, BlockSizeUser, KeyInit};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
@@ -70,23 +70,16 @@ where
         }
     }
 
-    fn encrypt_block(&self, block: &mut [u8; 16]) {
-        let mut b = cipher::Block::<C>::from(*block);
-        self.cipher.encrypt_block(&mut b);
-        block.copy_from_slice(&b);
-        b.zeroize();
-    }
-
     /// CBC-MAC over `B0 || encoded(aad) || payload`, each zero-padded to the block size.
-    fn cbc_mac(&self, nonce: &[u8], aad: &[u8], payload: &[u8]) -> [u8; 16] {
+    fn cbc_mac(&self, nonce: &[u8], aad: &[u8], payload: &[u8]) -> Block<C> {
         let q = self.q();
-        let mut y = [0u8; 16];
+        let mut y = Block::<C>::default();
         let adata = if aad.is_empty() { 0 } else { 0x40 };
         y[0] = adata | ((((self.tag_len - 2) / 2) as u8) << 3) | (q as u8 - 1);
         y[1..1 + self.nonce_len].copy_from_slice(nonce);
         let len = (payload.len() as u64).to_be_bytes();
         y[16 - q..].copy_from_slice(&len[8 - q..]);
-        self.encrypt_block(&mut y);
+        self.cipher.encrypt_block(&mut y);
         if !aad.is_empty() {
             // SP 800-38C A.2.2: the length of the associated data, then the data.
             let a = aad.len() as u64;
@@ -107,19 +100,19 @@ where
         y
     }
 
-    fn absorb(&self, y: &mut [u8; 16], data: &[u8]) {
+    fn absorb(&self, y: &mut Block<C>, data: &[u8]) {
         for chunk in data.chunks(16) {
             for (state, byte) in y.iter_mut().zip(chunk) {
                 *state ^= byte;
             }
-            self.encrypt_block(y);
+            self.cipher.encrypt_block(y);
         }
     }
 
     /// The counter block `Ctr_i`: flags `q - 1`, the nonce, `i` in `q` bytes.
-    fn counter_block(&self, nonce: &[u8], i: u64) -> [u8; 16] {
+    fn counter_block(&self, nonce: &[u8], i: u64) -> Block<C> {
         let q = self.q();
-        let mut block = [0u8; 16];
+        let mut block = Block::<C>::default();
         block[0] = q as u8 - 1;
         block[1..1 + self.nonce_len].copy_from_slice(nonce);
         let counter = i.to_be_bytes();
@@ -127,24 +120,34 @@ where
         block
     }
 
-    /// XORs the keystream `S_1, S_2, ...` into `data`.
+    /// XORs the keystream `S_1, S_2, ...` into `data`, eight counter blocks per cipher call
+    /// so that pipelined implementations (AES-NI) run them together.
     fn apply_keystream(&self, nonce: &[u8], data: &mut [u8]) {
-        let mut keystream = [0u8; 16];
-        for (i, chunk) in data.chunks_mut(16).enumerate() {
-            keystream = self.counter_block(nonce, i as u64 + 1);
-            self.encrypt_block(&mut keystream);
-            for (d, k) in chunk.iter_mut().zip(&keystream) {
+        const BATCH: usize = 8;
+        let mut keystream = [Block::<C>::default(); BATCH];
+        let mut counter = 1u64;
+        for chunk in data.chunks_mut(16 * BATCH) {
+            let blocks = chunk.len().div_ceil(16);
+            for block in &mut keystream[..blocks] {
+                *block = self.counter_block(nonce, counter);
+                counter += 1;
+            }
+            self.cipher.encrypt_blocks(&mut keystream[..blocks]);
+            for (d, k) in chunk
+                .iter_mut()
+                .zip(keystream.iter().flat_map(|b| b.iter()))
+            {
                 *d ^= k;
             }
         }
-        keystream.zeroize();
+        keystream.iter_mut().for_each(Zeroize::zeroize);
     }
 
     /// `T xor MSB_t(S_0)`.
-    fn masked_tag(&self, nonce: &[u8], mac: &[u8; 16]) -> [u8; 16] {
+    fn masked_tag(&self, nonce: &[u8], mac: &Block<C>) -> Block<C> {
         let mut s0 = self.counter_block(nonce, 0);
-        self.encrypt_block(&mut s0);
-        for (s, m) in s0.iter_mut().zip(mac) {
+        self.cipher.encrypt_block(&mut s0);
+        for (s, m) in s0.iter_mut().zip(mac.iter()) {
             *s ^= m;
         }
         s0
