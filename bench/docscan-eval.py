@@ -28,6 +28,9 @@ def main():
                     help="fail below this share of PngSuite x* + POI fuzz-crash flagged")
     ap.add_argument("--max-vulnerable", type=float, default=0.01,
                     help="fail above this share of valid files judged vulnerable")
+    ap.add_argument("--time-budget-ms", type=int, default=None,
+                    help="per-file time budget passed to haetae scan (CI uses a debug build: "
+                         "a generous budget keeps verdicts independent of its speed)")
     args = ap.parse_args()
 
     manifest = {}
@@ -40,7 +43,10 @@ def main():
             manifest[path] = label
 
     dirs = sorted({p.split("/")[0] for p in manifest})
-    cmd = [args.haetae, "scan", "--json"] + [os.path.join(args.corpus, d) for d in dirs]
+    cmd = [args.haetae, "scan", "--json"]
+    if args.time_budget_ms is not None:
+        cmd += ["--time-budget-ms", str(args.time_budget_ms)]
+    cmd += [os.path.join(args.corpus, d) for d in dirs]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode not in (0, 1):
         print(proc.stderr, file=sys.stderr)
@@ -54,6 +60,7 @@ def main():
 
     missing = [p for p in manifest if p not in reports]
     panics = [p for p, r in reports.items() if any(f["code"] == "INTERNAL-PANIC" for f in r["findings"])]
+    limited = [p for p, r in reports.items() if any(f["code"] == "LIMIT-TIME" for f in r["findings"])]
     errors = [p for p, r in reports.items() if r.get("error")]
 
     def group(path):
@@ -85,7 +92,8 @@ def main():
     print(f"PngSuite x* + POI fuzz-crash flagged: {len(flagged)}/{len(bad_target)} = {100 * len(flagged) / max(1, len(bad_target)):.1f}%  (target >= 95%)")
     print(f"all corrupt/fuzz-crash flagged:       {len(all_bad_flagged)}/{len(bad)} = {100 * len(all_bad_flagged) / max(1, len(bad)):.1f}%")
     print(f"valid files judged vulnerable:        {len(vuln)}/{len(valid)} = {100 * len(vuln) / max(1, len(valid)):.2f}%  (target <= 1%)")
-    print(f"internal panics: {len(panics)}   unreadable: {len(errors)}   not reported: {len(missing)}")
+    print(f"internal panics: {len(panics)}   unreadable: {len(errors)}   not reported: {len(missing)}"
+          f"   over the time budget: {len(limited)}")
 
     if args.show:
         def codes(p):

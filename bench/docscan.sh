@@ -14,8 +14,11 @@ mkdir -p "$OUT"
 [ -d "$CORPUS" ] || { echo "no corpus at $CORPUS (set HAETAE_SHARED)" >&2; exit 2; }
 command -v clamscan >/dev/null || { echo "clamscan missing: apt-get install clamav" >&2; exit 2; }
 
-cargo build --release -q -p haetae
-HAETAE=$ROOT/target/release/haetae
+# HAETAE=path uses a binary built elsewhere; otherwise the release build of this checkout.
+if [ -z "${HAETAE:-}" ]; then
+  cargo build --release -q -p haetae
+  HAETAE=${CARGO_TARGET_DIR:-$ROOT/target}/release/haetae
+fi
 VENV=$ROOT/target/docscan-bench-venv
 if [ ! -x "$VENV/bin/olevba" ]; then
   python3 -m venv "$VENV"
@@ -28,6 +31,7 @@ printf 'HaetaeBenchNothing:0:*:68616574616562656e63686e6f7468696e67\n' > "$OUT/o
 # The file lists (documents and images; the WAF YAML is not for these tools).
 find "$CORPUS/office" -type f | sort > "$OUT/office.list"
 find "$CORPUS/office" "$CORPUS/images" "$CORPUS/hwp" "$CORPUS/pdf" -type f | sort > "$OUT/all.list"
+find "$CORPUS/pdf" -type f | sort > "$OUT/pdf.list"
 
 now() { date +%s.%N; }
 cat "$OUT/all.list" | xargs cat > /dev/null   # warm the page cache for everyone
@@ -37,7 +41,7 @@ t0=$(now)
 t1=$(now)
 "$HAETAE" scan --json -j 1 $(cat "$OUT/office.list") > "$OUT/haetae-office-1core.jsonl" 2>/dev/null || true
 t2=$(now)
-"$HAETAE" scan --json -j 1 $(cat "$OUT/all.list") > /dev/null 2>&1 || true
+"$HAETAE" scan --json -j 1 $(cat "$OUT/all.list") > "$OUT/haetae-1core.jsonl" 2>/dev/null || true
 t3=$(now)
 clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
   --alert-exceeds-max --heuristic-alerts --file-list="$OUT/all.list" > "$OUT/clamscan.txt" 2>"$OUT/clamscan.err" || true
@@ -56,8 +60,14 @@ t6=$(now)
 # olevba in one process over the whole set (it stops at the first file it cannot handle).
 "$VENV/bin/olevba" -j $(cat "$OUT/office.list") > "$OUT/olevba.json" 2>/dev/null || true
 t7=$(now)
+# PDFs alone, one core each: haetae, then ClamAV's PDF parser with the same flags.
+"$HAETAE" scan --json -j 1 $(cat "$OUT/pdf.list") > "$OUT/haetae-pdf.jsonl" 2>/dev/null || true
+t8=$(now)
+clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/pdf.list" > /dev/null 2>&1 || true
+t9=$(now)
 
-python3 - "$CORPUS" "$OUT" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" <<'PY'
+python3 - "$CORPUS" "$OUT" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$t9" <<'PY'
 import json, os, sys
 corpus, out = sys.argv[1], sys.argv[2]
 t = [float(x) for x in sys.argv[3:]]
@@ -70,6 +80,7 @@ with open(os.path.join(corpus, "MANIFEST.tsv"), encoding="utf-8") as f:
 rel = lambda p: os.path.relpath(p, corpus)
 size = lambda lst: sum(os.path.getsize(l.strip()) for l in open(os.path.join(out, lst)))
 all_mb, office_mb = size("all.list") / 1e6, size("office.list") / 1e6
+pdf_mb = size("pdf.list") / 1e6
 
 haetae = {}
 for line in open(os.path.join(out, "haetae.jsonl")):
@@ -105,6 +116,8 @@ rows = [
     ("clamscan office (1 core)", t[5] - t[4], office_mb),
     ("olevba office, per file", t[6] - t[5], office_mb),
     ("olevba office, one process*", t[7] - t[6], office_mb),
+    ("haetae pdf (1 core)", t[8] - t[7], pdf_mb),
+    ("clamscan pdf (1 core)", t[9] - t[8], pdf_mb),
 ]
 print(f"\n{'run':<30} {'MB':>8} {'seconds':>8} {'MB/s':>8}")
 for name, secs, mb in rows:
@@ -114,6 +127,23 @@ print(f"* olevba in one process stopped after {len(one)} of {office_files} files
 print(f"\nper core on the office set: haetae {h1:.1f} MB/s = "
       f"{h1 / (office_mb / (t[5] - t[4])):.1f}x clamscan, {h1 / (office_mb / (t[6] - t[5])):.0f}x olevba (per file, with start-up)")
 print(f"olevba errors (non-zero exit, no result or an error entry) on the office set: {ole_err} of {len(olevba)}")
+print(f"per core on PDFs: haetae {pdf_mb / (t[8] - t[7]):.1f} MB/s = {(t[9] - t[8]) / (t[8] - t[7]):.1f}x clamscan")
+
+# Per-file latency from the one-core runs (elapsed_ms in each report; files <= 20 MB).
+def latencies(name):
+    out = []
+    for line in open(os.path.join(out_dir, name)):
+        r = json.loads(line)
+        if r.get("size", 0) <= 20 * 1024 * 1024:
+            out.append((r["elapsed_ms"], rel(r["path"])))
+    return sorted(out)
+out_dir = out
+for name, label in (("haetae-1core.jsonl", "all files"), ("haetae-pdf.jsonl", "PDFs")):
+    lat = latencies(name)
+    if lat:
+        p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))][0]
+        print(f"per-file latency, {label} (1 core, {len(lat)} files): p50 {lat[len(lat) // 2][0]:.1f} ms, "
+              f"p99 {p99:.1f} ms, max {lat[-1][0]:.1f} ms ({lat[-1][1]})")
 
 def group(p):
     l = labels.get(p)

@@ -72,10 +72,15 @@ pub fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
 /// Whether `needle` occurs in `hay`, ASCII case-insensitively.
 #[must_use]
 pub fn contains_ignore_case(hay: &[u8], needle: &[u8]) -> bool {
-    !needle.is_empty()
-        && hay
-            .windows(needle.len())
-            .any(|w| w.eq_ignore_ascii_case(needle))
+    let Some(&first) = needle.first() else {
+        return false;
+    };
+    // Jump between candidates for the first byte (either case) with SIMD, then compare.
+    let (lo, up) = (first.to_ascii_lowercase(), first.to_ascii_uppercase());
+    memchr::memchr2_iter(lo, up, hay).any(|at| {
+        hay.get(at..at + needle.len())
+            .is_some_and(|w| w.eq_ignore_ascii_case(needle))
+    })
 }
 
 #[cfg(test)]
@@ -87,6 +92,17 @@ mod tests {
         assert_eq!(le32(&[1, 2, 3], 0), None);
         assert_eq!(le16(&[1, 2, 3], usize::MAX), None);
         assert_eq!(be16(&[1, 2], 0), Some(0x0102));
+    }
+
+    #[test]
+    fn case_insensitive_search_finds_either_case() {
+        assert!(contains_ignore_case(b"xx<!doctype y", b"<!DOCTYPE"));
+        assert!(contains_ignore_case(
+            b"New-Object Net.WebClient",
+            b"new-object net.webclient"
+        ));
+        assert!(!contains_ignore_case(b"<!DOCTYP", b"<!DOCTYPE"));
+        assert!(!contains_ignore_case(b"abc", b""));
     }
 
     #[test]

@@ -378,7 +378,12 @@ fn read_inner<'d>(
             if keep && !ctx.reserve(cap, entry.loc()) {
                 return None;
             }
-            let mut out = Vec::new();
+            // Sized once from the declared size (already capped): no regrowth copies.
+            let mut out = if keep {
+                Vec::with_capacity(usize::try_from(cap).unwrap_or(0).min(64 << 20))
+            } else {
+                Vec::new()
+            };
             let mut crc = Crc32::default();
             let result = inflate_with(raw, Framing::Raw, cap, &mut |c| {
                 crc.update(c);

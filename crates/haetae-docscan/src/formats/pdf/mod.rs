@@ -15,6 +15,8 @@ use crate::filetype::FileType;
 use crate::finding::{Finding, FindingClass, Location};
 use crate::formats::Format;
 
+pub mod xref;
+
 /// The PDF format.
 #[derive(Debug, Clone, Copy)]
 pub struct Pdf;
@@ -427,6 +429,10 @@ fn verify(data: &[u8], ctx: &mut ScanContext) {
                     .is_some_and(|o| target.get(o..o + 3) == Some(b"obj"));
             if target.starts_with(b"xref") {
                 check_xref(data, off, ctx);
+            }
+            if points_at_xref {
+                let trailers = xref::check_chain(data, off, ctx);
+                xref::check_page_tree(data, &trailers, ctx);
             }
             if !points_at_xref {
                 ctx.structure(

@@ -22,21 +22,16 @@ fn err(offset: usize, message: impl Into<String>) -> Result<(), XmlError> {
 
 /// End of a tag starting at `from` (the index of its `>`), skipping quoted values.
 fn tag_end(s: &[u8], from: usize) -> Option<usize> {
-    let mut quote = 0u8;
+    // Jump from quote to quote with SIMD search: a value may hold '>'.
     let mut i = from;
-    while let Some(&b) = s.get(i) {
-        if quote != 0 {
-            if b == quote {
-                quote = 0;
-            }
-        } else if b == b'"' || b == b'\'' {
-            quote = b;
-        } else if b == b'>' {
-            return Some(i);
+    loop {
+        let at = i + memchr::memchr3(b'>', b'"', b'\'', s.get(i..)?)?;
+        let b = *s.get(at)?;
+        if b == b'>' {
+            return Some(at);
         }
-        i += 1;
+        i = at + 1 + memchr::memchr(b, s.get(at + 1..)?)? + 1;
     }
-    None
 }
 
 fn name_end(s: &[u8], from: usize) -> usize {
