@@ -294,6 +294,39 @@ mod tests {
         );
     }
 
+    /// A BIFF8 workbook stream: BOF, one XF record with `xf` patched in, EOF.
+    fn workbook_with_xf(patch: impl Fn(&mut [u8; 20])) -> Vec<u8> {
+        let mut wb = vec![0x09, 0x08, 16, 0, 0x00, 0x06];
+        wb.extend_from_slice(&[0u8; 14]);
+        let mut xf = [0u8; 20];
+        patch(&mut xf);
+        wb.extend_from_slice(&[0xE0, 0x00, 20, 0]);
+        wb.extend_from_slice(&xf);
+        wb.extend_from_slice(&[0x0A, 0x00, 0, 0]);
+        cfb(&[("Workbook", &wb)])
+    }
+
+    #[test]
+    fn xf_records_with_legal_fields_are_clean() {
+        let f = workbook_with_xf(|xf| {
+            xf[10] = 0x21; // left thin, right medium
+            xf[17] = 1 << 2; // solid fill
+        });
+        assert_eq!(codes(&f, "a.xls"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_xf_border_style_out_of_range_is_reported() {
+        let f = workbook_with_xf(|xf| xf[10] = 0x2F);
+        assert_eq!(
+            findings_of(&f, "a.xls"),
+            vec![(
+                "XLS-XF-FIELD".to_owned(),
+                "Workbook > record 1 (type 0x00e0) @0x14".to_owned()
+            )]
+        );
+    }
+
     #[test]
     fn an_equation_object_is_reported_with_its_cves() {
         let f = cfb(&[("Equation Native", &[0u8; 100])]);

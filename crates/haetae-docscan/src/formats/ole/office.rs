@@ -144,6 +144,7 @@ fn excel(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
     let mut bofs: Vec<usize> = Vec::new();
     let mut encrypted = false;
     let mut group = Vec::new();
+    let mut xf_reported = false;
     let mut group_base: Option<usize> = None;
     let mut last_kind = 0u16;
     while pos + 4 <= wb.len() {
@@ -196,6 +197,12 @@ fn excel(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             0x0809 => bofs.push(pos),
             0x0085 => sheets.push((index, le32(&wb, pos + 4).unwrap_or(0))),
             0x002F => encrypted = true,
+            0x00E0 if len == 20 && !encrypted && !xf_reported && le16(&wb, 4) == Some(0x0600) => {
+                if let Some(problem) = xf_problem(wb.get(pos + 4..pos + 24).unwrap_or_default()) {
+                    xf_reported = true;
+                    ctx.structure("XLS-XF-FIELD", Severity::Medium, loc(), problem);
+                }
+            }
             _ => {}
         }
         // MSODRAWINGGROUP (0xEB), continued by CONTINUE (0x3C) records, holds the
@@ -240,6 +247,43 @@ fn excel(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
             return;
         }
     }
+}
+
+/// The enumerated fields of a BIFF8 XF record (MS-XLS 2.4.353) that readers use as table
+/// indexes: border styles 0..=13, fill pattern 0..=18, vertical alignment 0..=4, reading
+/// order 0..=2, rotation 0..=180 or 255.
+fn xf_problem(xf: &[u8]) -> Option<String> {
+    let (Some(&align), Some(&rot), Some(&indent)) = (xf.get(6), xf.get(7), xf.get(8)) else {
+        return None;
+    };
+    let borders = le32(xf, 10)?;
+    let more = le32(xf, 14)?;
+    let styles = [
+        ("left", borders & 0xF),
+        ("right", borders >> 4 & 0xF),
+        ("top", borders >> 8 & 0xF),
+        ("bottom", borders >> 12 & 0xF),
+        ("diagonal", more >> 21 & 0xF),
+    ];
+    if let Some((side, style)) = styles.iter().find(|(_, v)| *v > 13) {
+        return Some(format!("{side} border style {style} (styles are 0..13)"));
+    }
+    let fill = more >> 26;
+    if fill > 18 {
+        return Some(format!("fill pattern {fill} (patterns are 0..18)"));
+    }
+    let valign = align >> 4 & 0x7;
+    if valign > 4 {
+        return Some(format!("vertical alignment {valign} (0..4)"));
+    }
+    let order = indent >> 6;
+    if order > 2 {
+        return Some(format!("reading order {order} (0..2)"));
+    }
+    if rot > 180 && rot != 255 {
+        return Some(format!("text rotation {rot} (0..180 or 255)"));
+    }
+    None
 }
 
 fn powerpoint(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) {
