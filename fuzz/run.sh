@@ -28,7 +28,7 @@ case "${1:-build}" in
       # Seeds: small corpus files (the targets add their own magic, so strip nothing:
       # libFuzzer mutates from whole files just as well).
       find "$shared/images" "$shared/office" "$shared/hwp" "$shared/pdf" -type f -size -64k \
-        | head -400 | while read -r f; do cp "$f" "$corpus/$(sha1sum "$f" | cut -c1-16)"; done
+        | awk "NR <= 400" | while read -r f; do cp "$f" "$corpus/$(sha1sum "$f" | cut -c1-16)"; done
     fi
     "$CARGO_TARGET_DIR/$TRIPLE/release/$t" "$corpus" -max_total_time="$secs" -rss_limit_mb=1024 \
       -timeout=10 -artifact_prefix="$CARGO_TARGET_DIR/artifacts/$t/" -print_final_stats=1
