@@ -13,8 +13,15 @@
 # for a GET and a 1 KiB form POST, and prints req/s, p50 and p99 latency and the ratios.
 # Needs the Debian packages: nginx libnginx-mod-http-modsecurity modsecurity-crs wrk.
 #
+# The same CPU budget for every proxy: the run is repeated per CPU mode (CPU_MODES):
+#   1   every proxy (nginx, haetae) pinned to CPU 1 with one worker (nginx worker_processes 1,
+#       haetae TOKIO_WORKER_THREADS=1); wrk and the backend pinned to CPU 0, so the proxy
+#       under test has exactly one core and nothing else competes for it.
+#   2   nothing pinned; nginx with 2 workers, haetae with 2 worker threads; wrk and the
+#       backend share the same two cores (what each does with the whole machine).
+#
 # Knobs (environment): DURATION (default 10s), CONNECTIONS (32), WRK_THREADS (1),
-# NGINX_WORKERS (1, as in the issue's anchors), HAETAE_WORKER_THREADS (unset: one per core).
+# CPU_MODES ("1 2"; "1" alone halves the run time), HAETAE and BACKEND (prebuilt binaries).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -22,7 +29,7 @@ ROOT=$PWD
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
 WRK_THREADS=${WRK_THREADS:-1}
-NGINX_WORKERS=${NGINX_WORKERS:-1}
+CPU_MODES=${CPU_MODES:-1 2}
 BASE_PORT=${BASE_PORT:-19000}
 P_BACKEND=$BASE_PORT
 P_NGINX=$((BASE_PORT + 1))
@@ -31,23 +38,33 @@ P_HAETAE=$((BASE_PORT + 3))
 P_CHAIN=$((BASE_PORT + 4))
 P_CHAIN10=$((BASE_PORT + 5))
 
-for tool in wrk nginx; do
+for tool in wrk nginx taskset; do
   command -v "$tool" >/dev/null || { echo "bench/gateway.sh: $tool is missing (apt-get install nginx libnginx-mod-http-modsecurity modsecurity-crs wrk)" >&2; exit 2; }
 done
 [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || { echo "bench/gateway.sh: libnginx-mod-http-modsecurity is missing" >&2; exit 2; }
 [ -f /usr/share/modsecurity-crs/owasp-crs.load ] || { echo "bench/gateway.sh: modsecurity-crs is missing" >&2; exit 2; }
 
-echo "building (release)..." >&2
-cargo build --release --quiet -p haetae -p haetae-gateway --example bench-backend
-HAETAE=$ROOT/target/release/haetae
-BACKEND=$ROOT/target/release/examples/bench-backend
+# HAETAE and BACKEND may name prebuilt binaries; otherwise both are built (release) here.
+if [ -z "${HAETAE:-}" ] || [ -z "${BACKEND:-}" ]; then
+  echo "building (release)..." >&2
+  cargo build --release --quiet -p haetae --bin haetae
+  cargo build --release --quiet -p haetae-gateway --example bench-backend
+fi
+HAETAE=${HAETAE:-$ROOT/target/release/haetae}
+BACKEND=${BACKEND:-$ROOT/target/release/examples/bench-backend}
 
 WORK=$(mktemp -d /tmp/haetae-bench.XXXXXX)
 PIDS=()
-cleanup() {
+stop_all() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$WORK/nginx.pid" ] && kill "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
+  # nginx removes its pid file on exit; wait for it so the next start does not collide.
+  for _ in $(seq 1 50); do [ -f "$WORK/nginx.pid" ] || break; sleep 0.1; done
+  PIDS=()
+}
+cleanup() {
+  stop_all
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -60,10 +77,6 @@ wait_port() {
   echo "bench/gateway.sh: nothing listens on port $1; see $WORK/*.log" >&2
   exit 1
 }
-
-# --- the backend -------------------------------------------------------------------------
-"$BACKEND" "127.0.0.1:$P_BACKEND" 2>"$WORK/backend.log" &
-PIDS+=($!)
 
 # --- nginx, plain and with ModSecurity + CRS ----------------------------------------------
 cat >"$WORK/modsec.conf" <<EOF
@@ -82,9 +95,10 @@ Include /etc/modsecurity/crs/RESPONSE-999-EXCLUSION-RULES-AFTER-CRS.conf
 EOF
 cp /etc/nginx/unicode.mapping "$WORK/unicode.mapping"
 mkdir -p "$WORK/nginx-tmp"
-cat >"$WORK/nginx.conf" <<EOF
+write_nginx() { # workers
+  cat >"$WORK/nginx.conf" <<EOF
 load_module /usr/lib/nginx/modules/ngx_http_modsecurity_module.so;
-worker_processes $NGINX_WORKERS;
+worker_processes $1;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log warn;
 events { worker_connections 4096; }
@@ -108,11 +122,12 @@ http {
   }
 }
 EOF
-(cd "$WORK" && nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" -g 'daemon on;')
+}
 
 # --- haetae, without filters and with the standard chain ------------------------------------
 write_haetae() { # port chain(yes|no) [sample_rate]
   local port=$1 chain=$2 rate=${3:-1.0} file="$WORK/haetae-$1.toml"
+  rm -rf "$WORK/haetae-data-$port"
   cat >"$file" <<EOF
 data_dir = "$WORK/haetae-data-$port"
 [log]
@@ -150,16 +165,28 @@ EOF
   fi
   echo "$file"
 }
-HAETAE_ENV=()
-[ -n "${HAETAE_WORKER_THREADS:-}" ] && HAETAE_ENV+=("TOKIO_WORKER_THREADS=$HAETAE_WORKER_THREADS")
-env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_HAETAE" no)" 2>"$WORK/haetae.log" &
-PIDS+=($!)
-env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)" 2>"$WORK/haetae-chain.log" &
-PIDS+=($!)
-env "${HAETAE_ENV[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)" 2>"$WORK/haetae-chain10.log" &
-PIDS+=($!)
 
-for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10; do wait_port "$p"; done
+# start_all MODE: the backend, nginx (plain and ModSecurity) and the three haetae gateways,
+# with MODE's CPU budget (see the top of this file).
+start_all() {
+  local mode=$1 load_cpu=() proxy_cpu=()
+  if [ "$mode" = 1 ]; then
+    load_cpu=(taskset -c 0)
+    proxy_cpu=(taskset -c 1)
+  fi
+  "${load_cpu[@]}" "$BACKEND" "127.0.0.1:$P_BACKEND" 2>"$WORK/backend.log" &
+  PIDS+=($!)
+  write_nginx "$mode"
+  (cd "$WORK" && "${proxy_cpu[@]}" nginx -p "$WORK" -c "$WORK/nginx.conf" -e "$WORK/nginx-error.log" -g 'daemon on;')
+  TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_HAETAE" no)" 2>"$WORK/haetae.log" &
+  PIDS+=($!)
+  TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)" 2>"$WORK/haetae-chain.log" &
+  PIDS+=($!)
+  TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)" 2>"$WORK/haetae-chain10.log" &
+  PIDS+=($!)
+  for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10; do wait_port "$p"; done
+  WRK=("${load_cpu[@]}" wrk)
+}
 
 # --- the load ------------------------------------------------------------------------------
 FORM=$(python3 -c 'import sys; s="account=110-234-567890&amount=150000&memo="; s+="x"*(1024-len(s)); sys.stdout.write(s)')
@@ -183,17 +210,17 @@ to_ms() {
     printf "%.3f", n }'
 }
 
-declare -A RPS P50 P99 NON2XX
-run() { # name kind url
-  local name=$1 kind=$2 url=$3 out
+declare -A RPS P50 P99 NON2XX EVENTS
+run() { # mode name kind url
+  local mode=$1 name=$2 kind=$3 url=$4 out k=$1.$2.$3
   # A short warm-up fills connection pools and caches.
-  wrk -t1 -c"$CONNECTIONS" -d2s -s "$WORK/$kind.lua" "$url" >/dev/null
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/$kind.lua" "$url")
-  RPS[$name.$kind]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-  P50[$name.$kind]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-  P99[$name.$kind]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-  NON2XX[$name.$kind]=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
-  echo "  $name $kind: ${RPS[$name.$kind]} req/s" >&2
+  "${WRK[@]}" -t1 -c"$CONNECTIONS" -d2s -s "$WORK/$kind.lua" "$url" >/dev/null
+  out=$("${WRK[@]}" -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$WORK/$kind.lua" "$url")
+  RPS[$k]=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+  P50[$k]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+  P99[$k]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+  NON2XX[$k]=$(awk '/Non-2xx or 3xx responses:/ {print $5}' <<<"$out")
+  echo "  [cpu mode $mode] $name $kind: ${RPS[$k]} req/s" >&2
 }
 
 TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10)
@@ -205,29 +232,45 @@ declare -A URL=(
   [haetae+chain]="http://127.0.0.1:$P_CHAIN/bank/transfer"
   [haetae+chain10]="http://127.0.0.1:$P_CHAIN10/bank/transfer"
 )
-echo "running: ${DURATION} per measurement, $CONNECTIONS connections, wrk threads $WRK_THREADS, nginx workers $NGINX_WORKERS, $(nproc) cores" >&2
-for kind in get post; do
-  for t in "${TARGETS[@]}"; do run "$t" "$kind" "${URL[$t]}"; done
+START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "running: ${DURATION} per measurement, $CONNECTIONS connections, wrk threads $WRK_THREADS, CPU modes: $CPU_MODES, $(nproc) cores, load average $START_LOAD" >&2
+for mode in $CPU_MODES; do
+  start_all "$mode"
+  for kind in get post; do
+    for t in "${TARGETS[@]}"; do run "$mode" "$t" "$kind" "${URL[$t]}"; done
+  done
+  # Give the log writer a moment, then count the transaction events that left the process.
+  sleep 1
+  EVENTS[$mode]=$(grep -c 'device-info.transaction' "$WORK/haetae-chain.log" || true)
+  stop_all
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 diffms() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 
 echo
-echo "haetae gateway bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DURATION} x ${CONNECTIONS} connections"
-for kind in get post; do
-  label=$([ "$kind" = get ] && echo "GET" || echo "POST 1 KiB form")
-  echo
-  echo "## $label"
-  printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' target req/s p50_ms p99_ms non2xx x_nginx x_modsec p99-nginx_ms
-  for t in "${TARGETS[@]}"; do
-    k=$t.$kind
-    printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' "$t" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${NON2XX[$k]:-0}" \
-      "$(ratio "${RPS[$k]}" "${RPS[nginx.$kind]}")" "$(ratio "${RPS[$k]}" "${RPS[nginx+modsec.$kind]}")" \
-      "$(diffms "${P99[$k]}" "${P99[nginx.$kind]}")"
+echo "haetae gateway bench — $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${DURATION} x ${CONNECTIONS} connections, load average at start $START_LOAD, at end $(cut -d' ' -f1-3 /proc/loadavg)"
+for mode in $CPU_MODES; do
+  if [ "$mode" = 1 ]; then
+    what="each proxy pinned to CPU 1 with 1 worker (nginx 1 worker process, haetae 1 worker thread); wrk and backend on CPU 0"
+  else
+    what="nothing pinned; nginx 2 worker processes, haetae 2 worker threads; wrk and backend share the cores"
+  fi
+  for kind in get post; do
+    label=$([ "$kind" = get ] && echo "GET" || echo "POST 1 KiB form")
+    echo
+    echo "## $label — CPU mode $mode: $what"
+    printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' target req/s p50_ms p99_ms non2xx x_nginx x_modsec p99-nginx_ms
+    for t in "${TARGETS[@]}"; do
+      k=$mode.$t.$kind
+      printf '%-15s %10s %9s %9s %8s %10s %10s %12s\n' "$t" "${RPS[$k]}" "${P50[$k]}" "${P99[$k]}" "${NON2XX[$k]:-0}" \
+        "$(ratio "${RPS[$k]}" "${RPS[$mode.nginx.$kind]}")" "$(ratio "${RPS[$k]}" "${RPS[$mode.nginx+modsec.$kind]}")" \
+        "$(diffms "${P99[$k]}" "${P99[$mode.nginx.$kind]}")"
+    done
   done
+  echo
+  echo "CPU mode $mode: haetae+chain wrote ${EVENTS[$mode]} transaction-log events to its log file."
 done
 echo
-echo "haetae+chain wrote $(grep -c 'device-info.transaction' "$WORK/haetae-chain.log" || true) transaction-log events to its log file during the run."
-echo "x_nginx, x_modsec: throughput relative to nginx plain proxy and to nginx+ModSecurity+CRS."
+echo "x_nginx, x_modsec: throughput relative to nginx plain proxy and to nginx+ModSecurity+CRS in the same CPU mode."
 echo "Targets (issue 6): haetae >= 1.0 x_nginx; haetae+chain >= 0.8 x_nginx and >= 20 x_modsec; p99-nginx <= 1 ms."

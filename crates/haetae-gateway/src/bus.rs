@@ -10,7 +10,7 @@ use std::sync::Arc;
 use haetae_core::Event;
 use tokio::sync::watch;
 
-pub use haetae_bus::{Bus, EmitterOptions, EventEmitter, KvStore};
+pub use haetae_bus::{Bus, EmitterOptions, EmitterStats, EventEmitter, KvStore};
 
 use crate::gateway::Gateway;
 use crate::policy_source::{LastGoodPolicy, apply_and_keep};
@@ -19,28 +19,221 @@ use crate::policy_source::{LastGoodPolicy, apply_and_keep};
 pub trait EventSink: Send + Sync {
     /// Queues an event. `false` when it had to be dropped (the sink counts drops).
     fn emit(&self, event: Event) -> bool;
+
+    /// The delivery counters (queued, sent, spooled, dropped) of a sink that queues, for
+    /// `/metrics`. `None` for a sink without them.
+    fn stats(&self) -> Option<EmitterStats> {
+        None
+    }
 }
 
-/// Writes each event as one JSON line to the log (target `haetae::event`, level info):
-/// the sink of a standalone gateway with no bus. A log shipper can take it from there.
-#[derive(Debug, Default)]
+/// Writes each event as one JSON line (the event's own ECS JSON, not wrapped in the log's
+/// format) to standard error, the log's stream, when the log shows target `haetae::event`
+/// at level info: the sink of a standalone gateway with no bus. A log shipper can take it
+/// from there.
+///
+/// The request path only queues the event (a bounded queue, never waiting); a writer
+/// thread, started on first use, serialises the events and writes them in batches (one
+/// write per batch), so neither the JSON encoding nor the write costs the request
+/// anything. When the queue is full the event is dropped and counted.
 pub struct LogEventSink {
-    emitted: AtomicU64,
+    capacity: usize,
+    queue: std::sync::OnceLock<Option<std::sync::mpsc::SyncSender<Event>>>,
+    counters: Arc<LogCounters>,
+    output: std::sync::Mutex<Option<LogOutput>>,
+}
+
+impl std::fmt::Debug for LogEventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogEventSink")
+            .field("capacity", &self.capacity)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where the writer thread writes.
+enum LogOutput {
+    /// Standard error, when the log filter shows `haetae::event` at info.
+    Stderr,
+    /// Any writer, every event.
+    Writer(Box<dyn std::io::Write + Send>),
+}
+
+#[derive(Debug, Default)]
+struct LogCounters {
+    queued: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+}
+
+impl Default for LogEventSink {
+    fn default() -> Self {
+        LogEventSink::with_capacity(65_536)
+    }
 }
 
 impl LogEventSink {
-    /// How many events were written.
+    /// How long the writer waits after the first event of a batch for more to arrive.
+    const LINGER: std::time::Duration = std::time::Duration::from_millis(10);
+
+    /// A sink to standard error whose queue holds at most `capacity` events not yet
+    /// written.
+    #[must_use]
+    pub fn with_capacity(capacity: usize) -> LogEventSink {
+        LogEventSink {
+            capacity: capacity.max(1),
+            queue: std::sync::OnceLock::new(),
+            counters: Arc::default(),
+            output: std::sync::Mutex::new(Some(LogOutput::Stderr)),
+        }
+    }
+
+    /// A sink that writes every event, one JSON line each, to `out` (a file, a pipe).
+    #[must_use]
+    pub fn writing_to(capacity: usize, out: Box<dyn std::io::Write + Send>) -> LogEventSink {
+        LogEventSink {
+            output: std::sync::Mutex::new(Some(LogOutput::Writer(out))),
+            ..LogEventSink::with_capacity(capacity)
+        }
+    }
+
+    /// How many events were accepted (queued for writing).
     #[must_use]
     pub fn emitted(&self) -> u64 {
-        self.emitted.load(Ordering::Relaxed)
+        self.counters.queued.load(Ordering::Relaxed)
     }
+
+    /// How many events were written (or, for standard error with `haetae::event` not
+    /// shown by the log filter, passed over).
+    #[must_use]
+    pub fn written(&self) -> u64 {
+        self.counters.written.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every accepted event is written, at most `timeout`. Returns whether
+    /// that happened.
+    pub async fn flush(&self, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let c = &self.counters;
+            if c.written.load(Ordering::Acquire) >= c.queued.load(Ordering::Acquire) {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    fn sender(&self) -> Option<&std::sync::mpsc::SyncSender<Event>> {
+        self.queue
+            .get_or_init(|| {
+                let output = self
+                    .output
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .take()?;
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Event>(self.capacity);
+                let counters = Arc::clone(&self.counters);
+                let spawned = std::thread::Builder::new()
+                    .name("haetae-event-log".into())
+                    .spawn(move || write_events(&rx, &counters, output));
+                match spawned {
+                    Ok(_) => Some(tx),
+                    Err(e) => {
+                        tracing::error!(
+                            "cannot start the event log writer ({e}); events are not written"
+                        );
+                        None
+                    }
+                }
+            })
+            .as_ref()
+    }
+}
+
+/// The writer thread: waits for an event, lets a batch gather for [`LogEventSink::LINGER`],
+/// and writes everything queued with one write. Ends when the sink is dropped and the
+/// queue is empty.
+fn write_events(
+    rx: &std::sync::mpsc::Receiver<Event>,
+    counters: &LogCounters,
+    mut output: LogOutput,
+) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Ok(first) = rx.recv() {
+        std::thread::sleep(LogEventSink::LINGER);
+        let shown = match output {
+            LogOutput::Stderr => {
+                tracing::enabled!(target: "haetae::event", tracing::Level::INFO)
+            }
+            LogOutput::Writer(_) => true,
+        };
+        let mut n = 0u64;
+        for event in std::iter::once(first).chain(rx.try_iter()) {
+            n += 1;
+            if shown {
+                // Serialising an `Event` cannot fail (strings, numbers, a timestamp).
+                if serde_json::to_writer(&mut buf, &event).is_ok() {
+                    buf.push(b'\n');
+                }
+            }
+            if buf.len() >= 60 * 1024 {
+                write_batch(&mut output, &mut buf);
+            }
+        }
+        write_batch(&mut output, &mut buf);
+        counters.written.fetch_add(n, Ordering::Release);
+    }
+}
+
+fn write_batch(output: &mut LogOutput, buf: &mut Vec<u8>) {
+    use std::io::Write as _;
+    if buf.is_empty() {
+        return;
+    }
+    let result = match output {
+        // Under the stream's lock, so no other log line lands inside a batch.
+        LogOutput::Stderr => std::io::stderr().lock().write_all(buf),
+        LogOutput::Writer(w) => w.write_all(buf).and_then(|()| w.flush()),
+    };
+    if let Err(e) = result {
+        tracing::warn!("cannot write events to the log: {e}");
+    }
+    buf.clear();
 }
 
 impl EventSink for LogEventSink {
     fn emit(&self, event: Event) -> bool {
-        self.emitted.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(target: "haetae::event", "{}", event.to_json());
-        true
+        let c = &self.counters;
+        let Some(tx) = self.sender() else {
+            c.dropped.fetch_add(1, Ordering::Relaxed);
+            return false;
+        };
+        // Counted before sending, so `written` never runs ahead of `queued`.
+        c.queued.fetch_add(1, Ordering::Release);
+        if tx.try_send(event).is_ok() {
+            true
+        } else {
+            c.queued.fetch_sub(1, Ordering::Release);
+            c.dropped.fetch_add(1, Ordering::Relaxed);
+            false
+        }
+    }
+
+    fn stats(&self) -> Option<EmitterStats> {
+        let c = &self.counters;
+        let queued = c.queued.load(Ordering::Relaxed);
+        let sent = c.written.load(Ordering::Relaxed);
+        Some(EmitterStats {
+            queued,
+            sent,
+            dropped_queue_full: c.dropped.load(Ordering::Relaxed),
+            backlog: queued.saturating_sub(sent),
+            ..EmitterStats::default()
+        })
     }
 }
 
@@ -59,6 +252,11 @@ impl EventSink for EventTee {
         }
         taken
     }
+
+    /// The first sink's counters that has them (the bus emitter, in `haetae up`).
+    fn stats(&self) -> Option<EmitterStats> {
+        self.0.iter().find_map(|s| s.stats())
+    }
 }
 
 /// The bus's emitter: a bounded queue that never blocks, batches, and spools to disk while
@@ -66,6 +264,10 @@ impl EventSink for EventTee {
 impl EventSink for EventEmitter {
     fn emit(&self, event: Event) -> bool {
         EventEmitter::emit(self, event)
+    }
+
+    fn stats(&self) -> Option<EmitterStats> {
+        Some(EventEmitter::stats(self))
     }
 }
 
@@ -96,5 +298,66 @@ pub async fn watch_bus_policy(
             },
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use haetae_core::Component;
+
+    #[tokio::test]
+    async fn the_log_sink_queues_writes_later_and_counts_what_it_drops() {
+        let sink = LogEventSink::with_capacity(1);
+        let accepted = (0..10)
+            .filter(|i| sink.emit(Event::new(Component::Gateway, format!("test.{i}"))))
+            .count() as u64;
+        let stats = sink.stats().unwrap();
+        assert_eq!(stats.queued, accepted);
+        assert!(accepted >= 1);
+        assert_eq!(stats.queued + stats.dropped_queue_full, 10);
+        assert!(
+            stats.dropped_queue_full >= 1,
+            "a queue of one cannot take ten at once"
+        );
+        assert!(sink.flush(std::time::Duration::from_secs(5)).await);
+        let stats = sink.stats().unwrap();
+        assert_eq!(stats.sent, accepted);
+        assert_eq!(stats.backlog, 0);
+        assert_eq!(sink.written(), sink.emitted());
+    }
+
+    /// A writer the test can read back.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn the_log_sink_writes_each_event_as_one_json_line() {
+        let out = Shared::default();
+        let sink = LogEventSink::writing_to(1024, Box::new(out.clone()));
+        for i in 0..50 {
+            assert!(sink.emit(
+                Event::new(Component::Gateway, format!("test.{i}")).message("a \"quoted\"\nline")
+            ));
+        }
+        assert!(sink.flush(std::time::Duration::from_secs(5)).await);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let events: Vec<Event> = text
+            .lines()
+            .map(|l| Event::from_json(l).expect("each line is one event"))
+            .collect();
+        assert_eq!(events.len(), 50);
+        assert_eq!(events[49].event.action, "test.49");
+        assert_eq!(events[0].message.as_deref(), Some("a \"quoted\"\nline"));
     }
 }

@@ -290,6 +290,17 @@ impl Gateway {
         &self.state.metrics
     }
 
+    /// The `/metrics` text: the gateway's counters and, when the event sink has them, the
+    /// emitter's delivery counters.
+    #[must_use]
+    pub fn metrics_text(&self) -> String {
+        let mut text = self.state.metrics.render();
+        if let Some(stats) = self.state.services.events.stats() {
+            crate::metrics::render_emitter(&mut text, &stats);
+        }
+        text
+    }
+
     /// The settings the gateway was built with.
     #[must_use]
     pub fn config(&self) -> &GatewayConfig {
@@ -519,12 +530,12 @@ async fn serve_traffic(
         let builder = Arc::clone(&builder);
         match &tls {
             None => {
-                let conn = Arc::new(ConnInfo { peer, tls: None });
+                let conn = Arc::new(ConnInfo::new(peer, None));
                 let service = service_fn(move |req: Request<Incoming>| {
                     proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
                 });
                 let connection = builder
-                    .serve_connection(TokioIo::new(stream), service)
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
                     .into_owned();
                 let watched = graceful.watch(connection);
                 tokio::spawn(async move {
@@ -560,15 +571,12 @@ async fn serve_traffic(
                             .negotiated_cipher_suite()
                             .map(|c| format!("{:?}", c.suite())),
                     };
-                    let conn = Arc::new(ConnInfo {
-                        peer,
-                        tls: Some(info),
-                    });
+                    let conn = Arc::new(ConnInfo::new(peer, Some(info)));
                     let service = service_fn(move |req: Request<Incoming>| {
                         proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
                     });
                     let connection = builder
-                        .serve_connection(TokioIo::new(tls_stream), service)
+                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
                         .into_owned();
                     if let Err(e) = watcher.watch(connection).await {
                         tracing::debug!(%peer, "connection ended: {e}");
@@ -631,7 +639,7 @@ fn admin_response(gateway: &Gateway, path: &str) -> Response<ProxyBody> {
         "/metrics" => (
             StatusCode::OK,
             "text/plain; version=0.0.4; charset=utf-8",
-            Bytes::from(gateway.metrics().render()),
+            Bytes::from(gateway.metrics_text()),
         ),
         _ => (
             StatusCode::NOT_FOUND,

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::bus::EmitterStats;
 use crate::isolation::{BreakerSettings, BreakerState, CircuitBreaker};
 
 /// Upper bounds of the duration histogram buckets, in seconds.
@@ -198,6 +199,10 @@ pub struct GatewayMetrics {
     pub body_buffered_bytes: AtomicU64,
     /// Requests being handled now.
     pub active_requests: AtomicI64,
+    /// Connections switched to another protocol (WebSocket) and tunnelled.
+    pub upgrades: AtomicU64,
+    /// Tunnels (upgraded connections) open now.
+    pub tunnels_active: AtomicI64,
     /// Events emitted / dropped by the sink.
     pub events_emitted: AtomicU64,
     /// Events the sink refused.
@@ -218,6 +223,8 @@ impl GatewayMetrics {
             policy_rejected: AtomicU64::default(),
             body_buffered_bytes: AtomicU64::default(),
             active_requests: AtomicI64::default(),
+            upgrades: AtomicU64::default(),
+            tunnels_active: AtomicI64::default(),
             events_emitted: AtomicU64::default(),
             events_dropped: AtomicU64::default(),
         }
@@ -314,6 +321,20 @@ impl GatewayMetrics {
             "Requests being handled.",
             "gauge",
             &self.active_requests.load(Ordering::Relaxed),
+        );
+        g(
+            &mut out,
+            "haetae_gateway_upgrades_total",
+            "Connections switched to another protocol (WebSocket) and tunnelled to the upstream.",
+            "counter",
+            &self.upgrades.load(Ordering::Relaxed),
+        );
+        g(
+            &mut out,
+            "haetae_gateway_tunnels_active",
+            "Upgraded connections open now.",
+            "gauge",
+            &self.tunnels_active.load(Ordering::Relaxed),
         );
         g(
             &mut out,
@@ -424,6 +445,60 @@ impl GatewayMetrics {
     }
 }
 
+/// Writes the event emitter's delivery counters (queued, sent, spooled, dropped by reason,
+/// backlog) in the Prometheus text format.
+pub fn render_emitter(out: &mut String, s: &EmitterStats) {
+    let counters: [(&str, &str, u64); 5] = [
+        (
+            "haetae_gateway_emitter_queued_total",
+            "Events the emitter accepted into its queue.",
+            s.queued,
+        ),
+        (
+            "haetae_gateway_emitter_resumed_total",
+            "Events found in the spool at start (left by an earlier run).",
+            s.resumed,
+        ),
+        (
+            "haetae_gateway_emitter_sent_total",
+            "Events delivered (acknowledged by the bus, or written to the log).",
+            s.sent,
+        ),
+        (
+            "haetae_gateway_emitter_spooled_total",
+            "Events put in the backlog (spool) because the bus was unreachable.",
+            s.spooled,
+        ),
+        (
+            "haetae_gateway_emitter_publish_failures_total",
+            "Publish attempts that failed and were retried.",
+            s.publish_failures,
+        ),
+    ];
+    for (name, help, v) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+        );
+    }
+    out.push_str("# HELP haetae_gateway_emitter_dropped_total Events lost, by reason: queue_full (refused at once), backlog (oldest dropped from a full spool), too_large (the bus can never take it).\n# TYPE haetae_gateway_emitter_dropped_total counter\n");
+    for (reason, v) in [
+        ("queue_full", s.dropped_queue_full),
+        ("backlog", s.dropped_backlog),
+        ("too_large", s.dropped_too_large),
+    ] {
+        let _ = writeln!(
+            out,
+            "haetae_gateway_emitter_dropped_total{{reason=\"{reason}\"}} {v}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP haetae_gateway_emitter_backlog Events waiting in the backlog now.\n# TYPE haetae_gateway_emitter_backlog gauge\nhaetae_gateway_emitter_backlog {}",
+        s.backlog
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -467,6 +542,34 @@ mod tests {
             m.filter("f1", "device-info").calls.load(Ordering::Relaxed),
             0
         );
+    }
+
+    #[test]
+    fn emitter_counters_are_written_by_name_and_drop_reason() {
+        let mut text = String::new();
+        render_emitter(
+            &mut text,
+            &EmitterStats {
+                queued: 7,
+                sent: 5,
+                spooled: 2,
+                dropped_queue_full: 3,
+                dropped_backlog: 1,
+                backlog: 2,
+                ..EmitterStats::default()
+            },
+        );
+        for line in [
+            "haetae_gateway_emitter_queued_total 7",
+            "haetae_gateway_emitter_sent_total 5",
+            "haetae_gateway_emitter_spooled_total 2",
+            "haetae_gateway_emitter_dropped_total{reason=\"queue_full\"} 3",
+            "haetae_gateway_emitter_dropped_total{reason=\"backlog\"} 1",
+            "haetae_gateway_emitter_dropped_total{reason=\"too_large\"} 0",
+            "haetae_gateway_emitter_backlog 2",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

@@ -142,6 +142,31 @@ async fn decision_events_reach_a_bus_subscriber() {
     let event = found.expect("the decision event reached the subscriber");
     assert_eq!(event.user.unwrap().id, "blocked-user");
     assert_eq!(event.haetae.policy_version, Some(3));
+    // The emitter's delivery counters are on the admin listener's /metrics.
+    let metrics_url = format!("http://{}/metrics", running.admin_addr);
+    let value = |text: &str, name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing in\n{text}"))
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let text = loop {
+        let text = get_text(&metrics_url).await.body;
+        if value(&text, "haetae_gateway_emitter_sent_total") >= 1 || Instant::now() > deadline {
+            break text;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(value(&text, "haetae_gateway_emitter_queued_total") >= 1);
+    assert!(value(&text, "haetae_gateway_emitter_sent_total") >= 1);
+    assert_eq!(value(&text, "haetae_gateway_emitter_spooled_total"), 0);
+    assert_eq!(
+        value(
+            &text,
+            "haetae_gateway_emitter_dropped_total{reason=\"queue_full\"}"
+        ),
+        0
+    );
     running.shutdown().await;
 }
 

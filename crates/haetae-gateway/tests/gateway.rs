@@ -779,3 +779,190 @@ async fn requests_that_match_no_service_go_to_the_default_upstream_when_one_is_s
     assert_eq!(r.header("x-seen-path"), Some("/other"));
     gw.stop().await;
 }
+
+/// The `Sec-WebSocket-Accept` for a key (RFC 6455 §4.2.2): base64(SHA-1(key + GUID)).
+fn websocket_accept(key: &str) -> String {
+    use sha1::Digest;
+    let digest = sha1::Sha1::digest(format!("{key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11"));
+    const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in digest.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(B64[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Reads an HTTP/1.1 head (up to the blank line) from a socket, byte by byte so nothing
+/// after it is consumed.
+async fn read_head(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let b = stream.read_u8().await.expect("the head arrives");
+        head.push(b);
+        assert!(head.len() < 16 * 1024, "head too long");
+    }
+    String::from_utf8(head).unwrap()
+}
+
+fn head_value<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+/// A WebSocket server (RFC 6455) on a raw socket: completes the handshake, then answers
+/// each text frame with a text frame of the same payload upper-cased. It reports the
+/// handshake headers it saw in `x-seen-*` headers of its `101`.
+async fn spawn_websocket_backend() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let head = read_head(&mut s).await;
+                let key = head_value(&head, "sec-websocket-key").unwrap_or_default();
+                let upgrade = head_value(&head, "upgrade").unwrap_or_default();
+                let connection = head_value(&head, "connection").unwrap_or_default();
+                let device = head_value(&head, "user-agent").unwrap_or_default();
+                if !upgrade.eq_ignore_ascii_case("websocket") {
+                    // A plain request (the notice page): a plain answer naming the path.
+                    let path = head.split(' ').nth(1).unwrap_or_default();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: 6\r\nX-Seen-Path: {path}\r\nX-Seen-Upgrade: {upgrade}\r\n\r\nnotice"
+                    );
+                    let _ = s.write_all(answer.as_bytes()).await;
+                    return;
+                }
+                let answer = format!(
+                    "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {}\r\nX-Seen-Upgrade: {upgrade}\r\nX-Seen-Connection: {connection}\r\nX-Seen-Ua: {device}\r\n\r\n",
+                    websocket_accept(key)
+                );
+                s.write_all(answer.as_bytes()).await.unwrap();
+                // Frames: FIN+text, masked (client) payload < 126 bytes.
+                loop {
+                    let mut h = [0u8; 2];
+                    if s.read_exact(&mut h).await.is_err() {
+                        return;
+                    }
+                    let opcode = h[0] & 0x0f;
+                    let len = usize::from(h[1] & 0x7f);
+                    let mut mask = [0u8; 4];
+                    s.read_exact(&mut mask).await.unwrap();
+                    let mut payload = vec![0u8; len];
+                    s.read_exact(&mut payload).await.unwrap();
+                    for (i, b) in payload.iter_mut().enumerate() {
+                        *b ^= mask[i % 4];
+                    }
+                    if opcode == 0x8 {
+                        let _ = s.write_all(&[0x88, 0]).await;
+                        return;
+                    }
+                    let reply = payload.to_ascii_uppercase();
+                    let mut frame = vec![0x81, u8::try_from(reply.len()).unwrap()];
+                    frame.extend_from_slice(&reply);
+                    s.write_all(&frame).await.unwrap();
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A masked client text frame.
+fn client_frame(opcode: u8, payload: &[u8]) -> Vec<u8> {
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    let mut f = vec![0x80 | opcode, 0x80 | u8::try_from(payload.len()).unwrap()];
+    f.extend_from_slice(&mask);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    f
+}
+
+#[tokio::test]
+async fn a_websocket_is_passed_through_after_the_filters_saw_its_handshake() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = spawn_websocket_backend().await;
+    let gw = TestGateway::start(&restrict_policy(backend, "enforce")).await;
+    let key = "dGhlIHNhbXBsZSBub25jZQ==";
+    let handshake = |user: &str| {
+        format!(
+            "GET /bank/stream HTTP/1.1\r\nHost: bank.example\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nUser-Agent: MyBank/1 HaetaeDevice/DEV-7\r\nX-User-Id: {user}\r\n\r\n"
+        )
+    };
+
+    // An allowed user: 101 with the upstream's accept, then frames both ways.
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(handshake("kim").as_bytes()).await.unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert_eq!(
+        head_value(&head, "sec-websocket-accept"),
+        Some("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="),
+        "RFC 6455's sample key and accept"
+    );
+    assert_eq!(head_value(&head, "upgrade"), Some("websocket"));
+    assert_eq!(head_value(&head, "x-seen-upgrade"), Some("websocket"));
+    assert_eq!(head_value(&head, "x-seen-connection"), Some("upgrade"));
+    for text in ["hello", "transfer 1000"] {
+        s.write_all(&client_frame(0x1, text.as_bytes()))
+            .await
+            .unwrap();
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).await.unwrap();
+        assert_eq!(h[0], 0x81, "a final text frame");
+        let mut payload = vec![0u8; usize::from(h[1])];
+        s.read_exact(&mut payload).await.unwrap();
+        assert_eq!(payload, text.to_ascii_uppercase().as_bytes());
+    }
+    assert_eq!(
+        gw.gateway.metrics().tunnels_active.load(Ordering::Relaxed),
+        1
+    );
+    s.write_all(&client_frame(0x8, b"")).await.unwrap();
+    let mut close = [0u8; 2];
+    s.read_exact(&mut close).await.unwrap();
+    assert_eq!(close, [0x88, 0]);
+    drop(s);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while gw.gateway.metrics().tunnels_active.load(Ordering::Relaxed) != 0
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        gw.gateway.metrics().tunnels_active.load(Ordering::Relaxed),
+        0
+    );
+    assert_eq!(gw.gateway.metrics().upgrades.load(Ordering::Relaxed), 1);
+
+    // A restricted user: the filters saw the handshake and sent it to the notice page,
+    // which is a plain page, not a tunnel.
+    let mut s = tokio::net::TcpStream::connect(gw.addr).await.unwrap();
+    s.write_all(handshake("blocked-user").as_bytes())
+        .await
+        .unwrap();
+    let head = read_head(&mut s).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(head_value(&head, "x-seen-path"), Some("/notice"));
+    assert_eq!(head_value(&head, "x-seen-upgrade"), Some(""));
+    assert_eq!(gw.events.count("restrict.notice"), 1);
+    assert_eq!(gw.gateway.metrics().upgrades.load(Ordering::Relaxed), 1);
+    gw.stop().await;
+}

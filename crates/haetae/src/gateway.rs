@@ -48,16 +48,20 @@ pub fn run(
 fn check(config: &Config) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let _guard = rt.enter();
+    let log_sink = Arc::new(LogEventSink::default());
     let gateway = Gateway::new(
         &config.gateway,
-        Arc::new(LogEventSink::default()),
+        Arc::clone(&log_sink) as Arc<dyn EventSink>,
         FilterRegistry::standard(),
     )?;
     let Some(policy) = &config.policy else {
         println!("settings ok; the file has no [policy] section");
         return Ok(ExitCode::SUCCESS);
     };
-    match gateway.apply_policy(policy) {
+    let applied = gateway.apply_policy(policy);
+    // The policy event goes to the log from the sink's writer thread: let it finish.
+    rt.block_on(log_sink.flush(Duration::from_secs(2)));
+    match applied {
         Ok(()) => {
             println!(
                 "ok: policy version {}, {} service(s), {} filter(s), {} mapping(s)",
@@ -82,12 +86,17 @@ pub struct Running {
     /// The policy version it started with (0: none yet).
     pub policy_version: u64,
     emitter: Option<Arc<haetae_bus::EventEmitter>>,
+    log_sink: Arc<LogEventSink>,
 }
 
 impl Running {
     /// Stops accepting, lets in-flight requests finish, and flushes or spools events.
     pub async fn stop(self) {
         self.gateway.shutdown().await;
+        // The log sink writes from its own thread: let it finish what it was given.
+        if !self.log_sink.flush(Duration::from_secs(2)).await {
+            eprintln!("haetae: some events were not written to the log before exit");
+        }
         if let Some(emitter) = self.emitter {
             let stats = emitter.shutdown(Duration::from_secs(5)).await;
             if stats.pending() > 0 {
@@ -144,7 +153,8 @@ pub async fn start(
     bus: Option<Bus>,
 ) -> anyhow::Result<Running> {
     let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
-    let log_sink: Arc<dyn EventSink> = Arc::new(LogEventSink::default());
+    let log_writer = Arc::new(LogEventSink::default());
+    let log_sink: Arc<dyn EventSink> = Arc::clone(&log_writer) as Arc<dyn EventSink>;
     let (sink, emitter, kv) = match &bus {
         Some(bus) => {
             let emitter = Arc::new(
@@ -263,5 +273,6 @@ pub async fn start(
         policy_version: gateway.policy_version(),
         gateway: running,
         emitter,
+        log_sink: log_writer,
     })
 }
