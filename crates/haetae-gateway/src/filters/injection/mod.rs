@@ -20,16 +20,21 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::{Arc, LazyLock};
 
-use haetae_core::{EventCategory, EventKind, FilterInstance, PolicySnapshot, Severity};
+use haetae_core::{Event, EventCategory, EventKind, FilterInstance, PolicySnapshot, Severity};
 use http::StatusCode;
 use regex::{Regex, RegexSet, RegexSetBuilder};
 use serde::Deserialize;
 
 use crate::filter::{
-    Decision, FilterContext, LocalResponse, PhaseResult, Phases, Reason, SecurityFilter,
+    Decision, FilterContext, LocalResponse, Modification, PhaseResult, Phases, Reason,
+    SecurityFilter,
 };
 use crate::filters::{BuildResult, ConfigProblem, typed_config};
 use crate::request::percent_decode_form;
+
+pub mod html;
+pub mod sanitize;
+pub mod sql;
 
 /// The kind name in policies.
 pub const KIND: &str = "injection";
@@ -62,6 +67,25 @@ pub struct InjectionConfig {
     pub cookies: bool,
     /// Body bytes buffered for form and JSON fields.
     pub max_body: usize,
+    /// What a detection does: `block` (403 page with the incident id), `sanitize`
+    /// (HTML-encode the offending body fields, pass the request on; the originals stay in
+    /// the shared KV for the application) or `monitor` (report only).
+    pub action: Action,
+    /// How long the originals of sanitized values stay in the shared KV.
+    pub original_ttl_secs: u64,
+}
+
+/// What a detection does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    /// Answer 403 with a page naming the incident id.
+    Block,
+    /// HTML-encode the offending form/JSON body fields and forward; what cannot be
+    /// neutralised that way (SQL, script URLs, values outside the body) is blocked.
+    Sanitize,
+    /// Report with an event and forward unchanged.
+    Monitor,
 }
 
 impl Default for InjectionConfig {
@@ -75,6 +99,8 @@ impl Default for InjectionConfig {
             headers: vec!["user-agent".into(), "referer".into()],
             cookies: true,
             max_body: 64 * 1024,
+            action: Action::Block,
+            original_ttl_secs: 600,
         }
     }
 }
@@ -86,6 +112,7 @@ pub struct InjectionFilter {
     threshold: u32,
     exclude: HashSet<String>,
     headers: Vec<http::HeaderName>,
+    original_ttl: std::time::Duration,
 }
 
 /// Builds the filter from its instance.
@@ -120,6 +147,15 @@ impl InjectionFilter {
                 )),
             }
         }
+        if cfg.original_ttl_secs == 0 || cfg.original_ttl_secs > 7 * 24 * 3600 {
+            problems.push(ConfigProblem::new(
+                "config.original_ttl_secs",
+                format!(
+                    "{} is out of range; use 1 to 604800 seconds",
+                    cfg.original_ttl_secs
+                ),
+            ));
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -136,6 +172,7 @@ impl InjectionFilter {
             exclude: cfg.exclude_fields.iter().cloned().collect(),
             threshold,
             headers,
+            original_ttl: std::time::Duration::from_secs(cfg.original_ttl_secs),
             cfg,
         })
     }
@@ -555,6 +592,8 @@ pub struct Detection {
     pub score: u32,
     /// Their names.
     pub signals: Vec<&'static str>,
+    /// The SQL fingerprint (first five folded token types) when the SQL tokenizer matched.
+    pub fingerprint: Option<String>,
 }
 
 /// Every decoded form of a value worth inspecting (at most 7, each at most
@@ -633,12 +672,14 @@ fn score(
         family,
         score: 0,
         signals: Vec::new(),
+        fingerprint: None,
     };
     for f in forms {
         let mut d = Detection {
             family,
             score: 0,
             signals: Vec::new(),
+            fingerprint: None,
         };
         for i in &set.matches(f) {
             if let Some(s) = signals.get(i)
@@ -646,6 +687,28 @@ fn score(
             {
                 d.score += s.weight;
                 d.signals.push(s.name);
+            }
+        }
+        if family == "sqli" {
+            // The tokenizer's verdict counts as much as CRS's libinjection rule (942100):
+            // a critical, paranoia-1 finding.
+            if let Some(m) = sql::detect(f) {
+                d.score += 5;
+                d.signals.push(m.rule);
+                d.fingerprint = Some(m.fingerprint);
+            }
+            for (rule, weight, level) in sql::fragments(f) {
+                if level <= paranoia {
+                    d.score += weight;
+                    d.signals.push(rule);
+                }
+            }
+        } else {
+            for x in html::scan(f) {
+                if x.paranoia <= paranoia {
+                    d.score += x.weight;
+                    d.signals.push(x.rule);
+                }
             }
         }
         if d.score > best.score {
@@ -689,14 +752,26 @@ impl InjectionFilter {
         found
     }
 
-    fn check_all(&self, ctx: &FilterContext<'_>, with_body: bool) -> Option<(String, Detection)> {
+    /// Every value of the request with a detection (the first only unless `all`), as
+    /// (location, field name, detection). Query, path, cookies and headers in the headers
+    /// phase; form/JSON fields in the body phase.
+    fn findings(&self, ctx: &FilterContext<'_>, with_body: bool, all: bool) -> Vec<Finding> {
         let mut seen = 0usize;
-        let mut check = |location: String, value: &str| -> Option<(String, Detection)> {
+        let mut out: Vec<Finding> = Vec::new();
+        let mut check = |location: Location, name: &str, value: &str| -> bool {
             seen += 1;
             if seen > MAX_VALUES {
-                return None;
+                return true;
             }
-            self.inspect(value).map(|d| (location, d))
+            if let Some(d) = self.inspect(value) {
+                out.push(Finding {
+                    location,
+                    name: name.to_owned(),
+                    detection: d,
+                });
+                return !all;
+            }
+            false
         };
         if with_body {
             // A body without a Content-Type is read as a form, as most frameworks do.
@@ -713,28 +788,22 @@ impl InjectionFilter {
                 if self.exclude.contains(name) {
                     continue;
                 }
-                if let Some(hit) = check(format!("body:{name}"), value) {
-                    return Some(hit);
-                }
-                if let Some(hit) = check(format!("body-name:{name}"), name) {
-                    return Some(hit);
+                if check(Location::Body, name, value) || check(Location::BodyName, name, name) {
+                    break;
                 }
             }
-            return None;
+            return out;
         }
-        let path = ctx.request.path();
-        if let Some(hit) = check("path".into(), &percent_decode_form(path.as_bytes())) {
-            return Some(hit);
+        let path = percent_decode_form(ctx.request.path().as_bytes());
+        if check(Location::Path, "", path.trim_start_matches('/')) {
+            return out;
         }
         for (name, value) in ctx.request.query().iter() {
             if self.exclude.contains(name) {
                 continue;
             }
-            if let Some(hit) = check(format!("query:{name}"), value) {
-                return Some(hit);
-            }
-            if let Some(hit) = check(format!("query-name:{name}"), name) {
-                return Some(hit);
+            if check(Location::Query, name, value) || check(Location::QueryName, name, name) {
+                return out;
             }
         }
         if self.cfg.cookies {
@@ -742,70 +811,249 @@ impl InjectionFilter {
                 if self.exclude.contains(name) {
                     continue;
                 }
-                if let Some(hit) = check(format!("cookie:{name}"), value) {
-                    return Some(hit);
-                }
-                if let Some(hit) = check(format!("cookie-name:{name}"), name) {
-                    return Some(hit);
+                if check(Location::Cookie, name, value) || check(Location::CookieName, name, name) {
+                    return out;
                 }
             }
         }
         for h in &self.headers {
             for v in ctx.request.headers().get_all(h) {
                 let text = String::from_utf8_lossy(v.as_bytes());
-                if let Some(hit) = check(format!("header:{h}"), &text) {
-                    return Some(hit);
+                if check(Location::Header, h.as_str(), &text) {
+                    return out;
                 }
             }
         }
-        None
+        out
     }
 
-    fn decide(&self, ctx: &FilterContext<'_>, location: &str, d: &Detection) -> Decision {
-        let event = ctx
+    /// The `injection.detected` event for a finding; its id is the incident id.
+    fn detected_event(&self, ctx: &FilterContext<'_>, f: &Finding, action: &str) -> Event {
+        let d = &f.detection;
+        let mut event = ctx
             .event("injection.detected")
             .category(EventCategory::IntrusionDetection)
             .kind(EventKind::Alert)
             .severity(Severity::High)
-            .rule(if d.family == "sqli" {
-                "sql-injection"
-            } else {
-                "cross-site-scripting"
-            })
-            .label("location", location.chars().take(128).collect::<String>())
+            .rule(d.rule())
+            .label("location", f.label().chars().take(128).collect::<String>())
             .label("family", d.family)
             .label("score", d.score.to_string())
             .label("threshold", self.threshold.to_string())
             .label("signals", d.signals.join(","))
-            .label("paranoia", self.cfg.paranoia.to_string());
+            .label("paranoia", self.cfg.paranoia.to_string())
+            .label("action", action);
+        if let Some(fp) = &d.fingerprint {
+            event = event.label("fingerprint", fp.clone());
+        }
+        event
+    }
+
+    fn block(&self, ctx: &FilterContext<'_>, f: &Finding, why: &str) -> Decision {
+        let event = self.detected_event(ctx, f, "block");
         let incident = event.id().to_string();
         ctx.emit(event);
+        let d = &f.detection;
         let page = format!(
             "<!doctype html>\n<html lang=\"ko\"><head><meta charset=\"utf-8\"><title>요청 차단</title></head>\n<body><h1>보안 정책에 의해 요청이 차단되었습니다</h1><p>The request was blocked by a security rule. Incident id: <code>{incident}</code></p></body></html>\n"
         );
         let mut resp = LocalResponse::html(StatusCode::FORBIDDEN, page);
         if let Ok(v) = http::HeaderValue::from_str(&incident) {
-            resp.headers
-                .push((http::HeaderName::from_static("x-haetae-incident"), v));
+            resp.headers.push((INCIDENT_HEADER.clone(), v));
         }
         Decision::Respond(
             resp,
             Reason::new(
-                if d.family == "sqli" {
-                    "sql-injection"
-                } else {
-                    "cross-site-scripting"
-                },
+                d.rule(),
                 Severity::High,
                 format!(
-                    "{} in {location} (score {} >= {}: {}); incident {incident}",
+                    "{} in {} (score {} >= {}: {}){why}; incident {incident}",
                     d.family,
+                    f.label(),
                     d.score,
                     self.threshold,
                     d.signals.join(",")
                 ),
             ),
         )
+    }
+
+    /// What to do with the findings of one phase.
+    async fn act(&self, ctx: &FilterContext<'_>, found: &[Finding]) -> Decision {
+        let Some(first) = found.first() else {
+            return Decision::Continue;
+        };
+        match self.cfg.action {
+            Action::Block => self.block(ctx, first, ""),
+            Action::Monitor => {
+                for f in &found {
+                    ctx.emit(self.detected_event(ctx, f, "monitor"));
+                }
+                Decision::Continue
+            }
+            Action::Sanitize => {
+                // HTML encoding neutralises markup in a body field; it does nothing against
+                // SQL, a script URL (entities are decoded inside attributes) or a value in
+                // the query, path, cookies or headers (not rewritten): those are blocked.
+                if let Some(f) = found.iter().find(|f| {
+                    f.detection.family != "xss"
+                        || f.location != Location::Body
+                        || f.detection.signals.iter().any(|s| s.contains("script-url"))
+                }) {
+                    let why = if f.detection.family != "xss" {
+                        ", not sanitizable: SQL"
+                    } else if f.location != Location::Body {
+                        ", not sanitizable: only body fields are rewritten"
+                    } else {
+                        ", not sanitizable: a script URL"
+                    };
+                    return self.block(ctx, f, why);
+                }
+                self.sanitize(ctx, found).await
+            }
+        }
+    }
+
+    /// Rewrites the body with every offending field HTML-encoded, keeps the originals in
+    /// the shared KV under `injection/original/<incident>` and tells the application with
+    /// `X-Haetae-Incident` and `X-Haetae-Sanitized`.
+    async fn sanitize(&self, ctx: &FilterContext<'_>, found: &[Finding]) -> Decision {
+        let Some(body) = ctx.request.body() else {
+            return self.block(ctx, &found[0], ", not sanitizable: no body");
+        };
+        if !body.complete {
+            return self.block(ctx, &found[0], ", not sanitizable: body not buffered whole");
+        }
+        let names: HashSet<&str> = found.iter().map(|f| f.name.as_str()).collect();
+        let content_type = ctx
+            .request
+            .header("content-type")
+            .unwrap_or("application/x-www-form-urlencoded")
+            .to_ascii_lowercase();
+        let rewritten = if content_type.contains("json") {
+            sanitize::json_body(&body.bytes, &names)
+        } else {
+            Some(sanitize::form_body(&body.bytes, &names))
+        };
+        let Some(new_body) = rewritten else {
+            return self.block(
+                ctx,
+                &found[0],
+                ", not sanitizable: body could not be rewritten",
+            );
+        };
+        let mut events: Vec<Event> = found
+            .iter()
+            .map(|f| self.detected_event(ctx, f, "sanitize"))
+            .collect();
+        let incident = events[0].id().to_string();
+        // The originals, for the application that asks (by incident id).
+        let originals: serde_json::Map<String, serde_json::Value> = found
+            .iter()
+            .map(|f| {
+                let params = ctx.request.body_params();
+                let value = params.get(&f.name).map_or_else(
+                    || {
+                        crate::request::Params::from_urlencoded(&body.bytes)
+                            .get(&f.name)
+                            .unwrap_or_default()
+                            .to_owned()
+                    },
+                    str::to_owned,
+                );
+                (f.label(), serde_json::Value::String(value))
+            })
+            .collect();
+        let stored = match ctx.kv() {
+            Some(kv) => {
+                let key = format!("injection/original/{incident}");
+                let doc = serde_json::json!({ "incident": incident, "fields": originals });
+                match kv
+                    .put(&key, doc.to_string().as_bytes(), Some(self.original_ttl))
+                    .await
+                {
+                    Ok(_) => "stored",
+                    Err(e) => {
+                        tracing::warn!(error = %e, "injection: could not keep the original values");
+                        "kv-error"
+                    }
+                }
+            }
+            None => "no-kv",
+        };
+        for (i, e) in events.drain(..).enumerate() {
+            let e = if i == 0 {
+                e.label("original", stored)
+            } else {
+                e.label("incident", incident.clone())
+            };
+            ctx.emit(e);
+        }
+        let mut mods = vec![Modification::ReplaceBody(new_body.into())];
+        if let Ok(v) = http::HeaderValue::from_str(&incident) {
+            mods.push(Modification::SetHeader(INCIDENT_HEADER.clone(), v));
+        }
+        let fields: Vec<String> = found.iter().map(Finding::label).collect();
+        if let Ok(v) = http::HeaderValue::from_str(&fields.join(",")) {
+            mods.push(Modification::SetHeader(SANITIZED_HEADER.clone(), v));
+        }
+        Decision::Modify(mods)
+    }
+}
+
+/// Carries the incident id: on the 403 page's response, and on a sanitized request to the
+/// application.
+static INCIDENT_HEADER: http::HeaderName = http::HeaderName::from_static("x-haetae-incident");
+/// Names the sanitized fields on a request to the application.
+static SANITIZED_HEADER: http::HeaderName = http::HeaderName::from_static("x-haetae-sanitized");
+
+/// Where a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Location {
+    Path,
+    Query,
+    QueryName,
+    Cookie,
+    CookieName,
+    Header,
+    Body,
+    BodyName,
+}
+
+/// One value with a detection.
+#[derive(Debug)]
+struct Finding {
+    location: Location,
+    name: String,
+    detection: Detection,
+}
+
+impl Finding {
+    /// `query:id`, `body:user.nick`, `cookie:theme`, `header:referer`, `path`.
+    fn label(&self) -> String {
+        let prefix = match self.location {
+            Location::Path => return "path".into(),
+            Location::Query => "query",
+            Location::QueryName => "query-name",
+            Location::Cookie => "cookie",
+            Location::CookieName => "cookie-name",
+            Location::Header => "header",
+            Location::Body => "body",
+            Location::BodyName => "body-name",
+        };
+        format!("{prefix}:{}", self.name)
+    }
+}
+
+impl Detection {
+    /// The event rule: `sql-injection` or `cross-site-scripting`.
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        if self.family == "sqli" {
+            "sql-injection"
+        } else {
+            "cross-site-scripting"
+        }
     }
 }
 
@@ -820,17 +1068,24 @@ impl SecurityFilter for InjectionFilter {
     }
 
     async fn on_request_headers(&self, ctx: &mut FilterContext<'_>) -> PhaseResult {
-        Ok(match self.check_all(ctx, false) {
-            Some((location, d)) => self.decide(ctx, &location, &d),
-            None => Decision::Continue,
-        })
+        let found = self.findings(ctx, false, self.cfg.action != Action::Block);
+        let decision = self.act(ctx, &found).await;
+        // The application trusts these headers only from us: drop what a client sent.
+        if matches!(decision, Decision::Continue)
+            && (ctx.request.headers().contains_key(&INCIDENT_HEADER)
+                || ctx.request.headers().contains_key(&SANITIZED_HEADER))
+        {
+            return Ok(Decision::Modify(vec![
+                Modification::RemoveHeader(INCIDENT_HEADER.clone()),
+                Modification::RemoveHeader(SANITIZED_HEADER.clone()),
+            ]));
+        }
+        Ok(decision)
     }
 
     async fn on_request_body(&self, ctx: &mut FilterContext<'_>) -> PhaseResult {
-        Ok(match self.check_all(ctx, true) {
-            Some((location, d)) => self.decide(ctx, &location, &d),
-            None => Decision::Continue,
-        })
+        let found = self.findings(ctx, true, self.cfg.action != Action::Block);
+        Ok(self.act(ctx, &found).await)
     }
 }
 
