@@ -210,11 +210,20 @@ pub(crate) async fn run_phase(
                     }
                     _ => &mut request.parts.headers,
                 };
+                let mut new_body = None;
                 for m in mods {
-                    crate::proxy::apply_modification(headers, m);
+                    match m {
+                        crate::filter::Modification::ReplaceBody(b) => new_body = Some(b),
+                        m => crate::proxy::apply_modification(headers, m),
+                    }
+                }
+                if let Some(b) = new_body
+                    && phase == Phase::RequestBody
+                {
+                    request.replace_body(b);
                 }
             }
-            stop @ (Decision::Respond(..) | Decision::Notice(..)) => {
+            stop @ (Decision::Respond(..) | Decision::Notice(..) | Decision::Serve(..)) => {
                 return PhaseOutcome::Stop(stop);
             }
         }
@@ -330,7 +339,7 @@ fn act_on(
     decision: Decision,
     elapsed: Duration,
 ) -> Decision {
-    if decision == Decision::Continue {
+    if matches!(decision, Decision::Continue | Decision::Serve(_)) {
         return decision;
     }
     let enforced = slot.mode == FilterMode::Enforce;
@@ -367,7 +376,7 @@ fn act_on(
         Decision::Modify(mods) => {
             event = event.label("modifications", mods.len().to_string());
         }
-        Decision::Continue => {}
+        Decision::Continue | Decision::Serve(_) => {}
     }
     event = event.outcome(if enforced && !matches!(decision, Decision::Modify(_)) {
         Outcome::Failure

@@ -50,6 +50,10 @@ pub enum Decision {
     /// Change headers (the request's in request phases, the response's in response
     /// phases) and go on.
     Modify(Vec<Modification>),
+    /// Answer the client with content the filter owns (e.g. `e2e-fields`' client module
+    /// at `/haetae/e2e.js`). Not a security stop: no alert event, and served in monitor
+    /// mode too.
+    Serve(LocalResponse),
 }
 
 impl Decision {
@@ -61,6 +65,7 @@ impl Decision {
             Decision::Respond(..) => "respond",
             Decision::Notice(..) => "notice",
             Decision::Modify(..) => "modify",
+            Decision::Serve(..) => "serve",
         }
     }
 }
@@ -157,6 +162,10 @@ pub enum Modification {
     AppendHeader(HeaderName, HeaderValue),
     /// Remove the header.
     RemoveHeader(HeaderName),
+    /// Replace the request body the upstream gets (request-body phase only, and only when
+    /// the body was buffered completely; ignored otherwise). `Content-Length` is set to the
+    /// new length and `Transfer-Encoding` dropped. Later filters see the new body.
+    ReplaceBody(Bytes),
 }
 
 /// Why a filter could not decide. The engine applies the filter's failure policy.

@@ -196,6 +196,7 @@ pub struct RequestView {
     query: OnceLock<Params>,
     body_params: OnceLock<Params>,
     cookies: OnceLock<Vec<(String, String)>>,
+    pub(crate) body_replaced: bool,
 }
 
 impl RequestView {
@@ -219,6 +220,7 @@ impl RequestView {
             query: OnceLock::new(),
             body_params: OnceLock::new(),
             cookies: OnceLock::new(),
+            body_replaced: false,
         }
     }
 
@@ -318,6 +320,28 @@ impl RequestView {
                 Params::default()
             }
         })
+    }
+
+    /// Replaces a completely buffered body (what `Modification::ReplaceBody` does):
+    /// later filters and the upstream see `bytes`. `false` (nothing changed) when the body
+    /// was not buffered completely.
+    pub(crate) fn replace_body(&mut self, bytes: Bytes) -> bool {
+        match &self.body {
+            Some(b) if b.complete => {}
+            _ => return false,
+        }
+        self.parts.headers.remove(http::header::TRANSFER_ENCODING);
+        self.parts.headers.insert(
+            http::header::CONTENT_LENGTH,
+            http::HeaderValue::from(bytes.len()),
+        );
+        self.body = Some(BodyView {
+            bytes,
+            complete: true,
+        });
+        self.body_params = OnceLock::new();
+        self.body_replaced = true;
+        true
     }
 
     /// A parameter from the query, or else from the body.
