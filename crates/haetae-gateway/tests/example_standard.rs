@@ -15,13 +15,26 @@ use http::{Request, StatusCode};
 
 const EXAMPLE: &str = include_str!("../../../examples/gateway-standard.toml");
 
+/// Points `e2e-fields` at a temporary key directory (the example's is under `data_dir`).
+fn private_key_dir(policy: &mut haetae_core::PolicySnapshot) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let e2e = policy
+        .filters
+        .iter_mut()
+        .find(|f| f.kind == "e2e-fields")
+        .expect("the example has e2e-fields");
+    e2e.config["key_dir"] = serde_json::Value::from(dir.path().display().to_string());
+    dir
+}
+
 #[test]
 fn the_standard_example_loads_with_the_chain_in_order() {
     let config = Config::load(Some(("gateway-standard.toml", EXAMPLE)), Vec::new())
         .unwrap()
         .config;
     assert_eq!(config.gateway.listen, "127.0.0.1:8080".parse().unwrap());
-    let policy = config.policy.expect("the example carries its policy");
+    let mut policy = config.policy.expect("the example carries its policy");
+    let _keys = private_key_dir(&mut policy);
     assert_eq!(policy.services[0].upstream, "http://127.0.0.1:9000");
     assert!(policy.services[0].matches.is_empty(), "every path");
     assert_eq!(
@@ -29,8 +42,10 @@ fn the_standard_example_loads_with_the_chain_in_order() {
         [
             "device",
             "restrict",
+            "e2e",
             "injection",
             "session",
+            "fds",
             "uploads",
             "headers"
         ]
@@ -57,6 +72,7 @@ async fn the_standard_example_adds_security_headers_and_refuses_a_vulnerable_upl
     config.gateway.admin_listen = "127.0.0.1:0".parse().unwrap();
     let mut policy = config.policy.take().unwrap();
     policy.services[0].upstream = format!("http://{backend}");
+    let _keys = private_key_dir(&mut policy);
     let kv = Bus::in_process()
         .kv("gateway", Duration::from_secs(24 * 3600))
         .await
@@ -98,5 +114,25 @@ async fn the_standard_example_adds_security_headers_and_refuses_a_vulnerable_upl
     .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "injection blocks");
     assert!(r.header("x-haetae-incident").is_some());
+
+    // e2e-fields serves its client module; a plaintext PIN is refused.
+    let r = send(&c, get(&url("/haetae/e2e.js"), &[])).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let form = |body: &'static str| {
+        Request::post(url("/transfer"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(ProxiedBody::Bytes(Some(body.into())))
+            .unwrap()
+    };
+    let r = send(&c, form("amount=1000&pin=1234")).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "plaintext PIN");
+    // fds blocks a transfer to the listed fraud account.
+    let r = send(
+        &c,
+        form("user_id=kim&amount=1000&payee_account=333-44-555555"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "fraud payee");
+    assert_eq!(events.count("fds.decision"), 1);
     running.shutdown().await;
 }

@@ -11,6 +11,8 @@ use serde::de::DeserializeOwned;
 use crate::filter::SecurityFilter;
 
 pub mod device_info;
+pub mod e2e_fields;
+pub mod fds;
 pub mod injection;
 pub mod restrict;
 pub mod security_headers;
@@ -18,6 +20,8 @@ pub mod single_session;
 pub mod upload_inspect;
 
 pub use device_info::DeviceInfoFilter;
+pub use e2e_fields::E2eFieldsFilter;
+pub use fds::FdsFilter;
 pub use injection::InjectionFilter;
 pub use restrict::RestrictFilter;
 pub use security_headers::SecurityHeadersFilter;
@@ -70,6 +74,8 @@ impl FilterRegistry {
             kinds: BTreeMap::new(),
         };
         r.register(device_info::KIND, Arc::new(device_info::build));
+        r.register(e2e_fields::KIND, Arc::new(e2e_fields::build));
+        r.register(fds::KIND, Arc::new(fds::build));
         r.register(injection::KIND, Arc::new(injection::build));
         r.register(restrict::KIND, Arc::new(restrict::build));
         r.register(security_headers::KIND, Arc::new(security_headers::build));
