@@ -153,6 +153,33 @@ pub(crate) struct ProxyState {
 pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: Option<TlsInfo>,
+    /// The peer's address as an `X-Forwarded-For` hop, written once per connection.
+    forwarded_for: HeaderValue,
+    /// The `Forwarded` element `for=<peer>;proto=<scheme>`, written once per connection.
+    forwarded: HeaderValue,
+}
+
+impl ConnInfo {
+    /// The facts of a connection from `peer`, over TLS when `tls` is given.
+    pub(crate) fn new(peer: SocketAddr, tls: Option<TlsInfo>) -> ConnInfo {
+        let proto = if tls.is_some() { "https" } else { "http" };
+        let ip = peer.ip();
+        let node = match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => format!("\"[{v6}]\""),
+        };
+        // Both are ASCII digits, dots, colons, brackets and quotes: always valid values.
+        let value = |text: String| {
+            HeaderValue::from_maybe_shared(Bytes::from(text))
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        };
+        ConnInfo {
+            peer,
+            tls,
+            forwarded_for: value(ip.to_string()),
+            forwarded: value(format!("for={node};proto={proto}")),
+        }
+    }
 }
 
 struct ActiveGuard<'a>(&'a GatewayMetrics);
@@ -215,7 +242,12 @@ pub(crate) async fn handle(
         )
         .await
     } else {
-        run_exchange(&state, &table, index, parts, body, &conn, client_ip).await
+        // Boxed: the filter path's state is large, and the plain path should not carry
+        // (and move) it in every request's future.
+        Box::pin(run_exchange(
+            &state, &table, index, parts, body, &conn, client_ip,
+        ))
+        .await
     };
     route.stats.count_status(response.status().as_u16());
     Ok(response)
@@ -321,6 +353,8 @@ async fn run_exchange(
             ] {
                 parts.headers.remove(h);
             }
+            // The notice page is a plain page, never a tunnel.
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
             if let Ok(v) = HeaderValue::from_str(&reason.rule) {
                 parts
                     .headers
@@ -361,7 +395,7 @@ async fn run_exchange(
         attributes.set("response.status", response.status().as_str());
         let state = Arc::clone(state);
         let table = Arc::clone(table);
-        tokio::spawn(async move {
+        let mut log = Box::pin(async move {
             let env = PhaseEnv {
                 services: &state.services,
                 metrics: &state.metrics,
@@ -370,6 +404,16 @@ async fn run_exchange(
             let chain = &table.routes[index].chain;
             let _ = run_phase(chain, Phase::Log, &env, &mut view, None, &mut attributes).await;
         });
+        // A log phase that does not wait (the usual case: build an event, queue it) ends
+        // in this first poll and costs no task; one that waits finishes in its own task
+        // (it is polled again there, with a real waker).
+        if log
+            .as_mut()
+            .poll(&mut Context::from_waker(std::task::Waker::noop()))
+            .is_pending()
+        {
+            tokio::spawn(log);
+        }
     }
     response
 }
@@ -452,8 +496,13 @@ fn take_parts(view: &mut RequestView, keep: bool) -> request::Parts {
         if let Some(h) = b.headers_mut() {
             h.clone_from(&p.headers);
         }
-        b.body(())
-            .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0)
+        let mut parts = b
+            .body(())
+            .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0);
+        // The extensions carry the client connection's upgrade handle (WebSocket): they go
+        // with the forwarded request; the log phase does not need them.
+        parts.extensions = std::mem::take(&mut view.parts.extensions);
+        parts
     } else {
         std::mem::replace(&mut view.parts, Request::new(()).into_parts().0)
     }
@@ -535,7 +584,21 @@ async fn forward(
             ));
         }
     };
+    // An HTTP/1.1 upgrade (WebSocket) is passed through: the handshake goes upstream with
+    // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined.
+    let upgrade = requested_upgrade(&parts).and_then(|protocol| {
+        parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .map(|client| (protocol, client))
+    });
     strip_hop_by_hop(&mut parts.headers);
+    if let Some((protocol, _)) = &upgrade {
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        parts.headers.insert(header::UPGRADE, protocol.clone());
+    }
     add_forwarding_headers(
         &mut parts.headers,
         conn,
@@ -572,9 +635,75 @@ async fn forward(
             ));
         }
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return switch_protocols(state, upstream, response, upgrade);
+    }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, ProxyBody::Streaming(body))
+}
+
+/// The protocol a request asks to upgrade to: HTTP/1.1 with `Upgrade` named in
+/// `Connection` (RFC 9110 §7.8). HTTP/2 has no such upgrade.
+fn requested_upgrade(parts: &request::Parts) -> Option<HeaderValue> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let listed = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    listed
+        .then(|| parts.headers.get(header::UPGRADE).cloned())
+        .flatten()
+}
+
+/// The upstream agreed to switch protocols: answer the client with the upstream's `101`
+/// and join the two upgraded connections byte for byte until either side closes.
+fn switch_protocols(
+    state: &ProxyState,
+    upstream: &Upstream,
+    mut response: Response<Incoming>,
+    upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
+) -> Response<ProxyBody> {
+    let Some((_, client)) = upgrade else {
+        // A 101 the client did not ask for cannot be relayed.
+        tracing::warn!(upstream = %upstream_display(upstream), "upstream switched protocols without an upgrade request");
+        return local(LocalResponse::text(
+            StatusCode::BAD_GATEWAY,
+            "Bad gateway.\n",
+        ));
+    };
+    let upstream_side = hyper::upgrade::on(&mut response);
+    let (mut parts, _) = response.into_parts();
+    let protocol = parts.headers.get(header::UPGRADE).cloned();
+    strip_hop_by_hop(&mut parts.headers);
+    parts
+        .headers
+        .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    if let Some(p) = protocol {
+        parts.headers.insert(header::UPGRADE, p);
+    }
+    let metrics = Arc::clone(&state.metrics);
+    metrics.upgrades.fetch_add(1, Ordering::Relaxed);
+    tokio::spawn(async move {
+        metrics.tunnels_active.fetch_add(1, Ordering::Relaxed);
+        match tokio::try_join!(client, upstream_side) {
+            Ok((client, upstream)) => {
+                let mut client = hyper_util::rt::TokioIo::new(client);
+                let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    tracing::debug!("upgraded connection ended: {e}");
+                }
+            }
+            Err(e) => tracing::debug!("protocol switch failed: {e}"),
+        }
+        metrics.tunnels_active.fetch_sub(1, Ordering::Relaxed);
+    });
+    Response::from_parts(parts, ProxyBody::empty())
 }
 
 fn upstream_display(u: &Upstream) -> String {
@@ -621,6 +750,21 @@ pub(crate) fn apply_modification(headers: &mut HeaderMap, m: Modification) {
 /// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set and any named in
 /// `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One pass over the names first: most messages carry none of these, and then nothing
+    // is removed (each removal hashes the name again).
+    if !headers.keys().any(|n| {
+        n == header::CONNECTION
+            || n == header::PROXY_AUTHENTICATE
+            || n == header::PROXY_AUTHORIZATION
+            || n == header::TRAILER
+            || n == header::TRANSFER_ENCODING
+            || n == header::UPGRADE
+            || n == header::TE
+            || n.as_str() == "keep-alive"
+            || n.as_str() == "proxy-connection"
+    }) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         let listed: Vec<HeaderName> = headers
             .get_all(header::CONNECTION)
@@ -661,24 +805,31 @@ fn add_forwarding_headers(
     _client_ip: IpAddr,
     host: Option<&str>,
 ) {
-    let peer = conn.peer.ip();
     let proto = if conn.tls.is_some() { "https" } else { "http" };
-    let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer}"),
-        _ => peer.to_string(),
+    // The connection's values were written once; a request only appends to them.
+    let xff = match headers
+        .get("x-forwarded-for")
+        .map(HeaderValue::as_bytes)
+        .filter(|p| !p.trim_ascii().is_empty())
+    {
+        Some(prev) => {
+            let hop = conn.forwarded_for.as_bytes();
+            let mut v = BytesMut::with_capacity(prev.len() + 2 + hop.len());
+            v.extend_from_slice(prev);
+            v.extend_from_slice(b", ");
+            v.extend_from_slice(hop);
+            HeaderValue::from_maybe_shared(v.freeze()).ok()
+        }
+        None => Some(conn.forwarded_for.clone()),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
+    if let Some(v) = xff {
         headers.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
     headers.insert(
         HeaderName::from_static("x-forwarded-proto"),
         HeaderValue::from_static(proto),
     );
-    let node = match peer {
-        IpAddr::V4(v4) => v4.to_string(),
-        IpAddr::V6(v6) => format!("\"[{v6}]\""),
-    };
-    let mut element = format!("for={node};proto={proto}");
+    let mut element = conn.forwarded.clone();
     if let Some(h) = host {
         if let Ok(v) = HeaderValue::from_str(h) {
             headers.insert(HeaderName::from_static("x-forwarded-host"), v);
@@ -686,13 +837,17 @@ fn add_forwarding_headers(
         if h.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
         {
-            element.push_str(";host=");
-            element.push_str(h);
+            let base = conn.forwarded.as_bytes();
+            let mut v = BytesMut::with_capacity(base.len() + 6 + h.len());
+            v.extend_from_slice(base);
+            v.extend_from_slice(b";host=");
+            v.extend_from_slice(h.as_bytes());
+            if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
+                element = v;
+            }
         }
     }
-    if let Ok(v) = HeaderValue::from_str(&element) {
-        headers.append(header::FORWARDED, v);
-    }
+    headers.append(header::FORWARDED, element);
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
@@ -754,10 +909,7 @@ mod tests {
     fn forwarding_headers_append_the_peer() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
-        let conn = ConnInfo {
-            peer: "192.0.2.9:1234".parse().unwrap(),
-            tls: None,
-        };
+        let conn = ConnInfo::new("192.0.2.9:1234".parse().unwrap(), None);
         add_forwarding_headers(&mut h, &conn, conn.peer.ip(), Some("bank.example"));
         assert_eq!(h["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
         assert_eq!(h["x-forwarded-proto"], "http");
@@ -766,10 +918,10 @@ mod tests {
             h[header::FORWARDED],
             "for=192.0.2.9;proto=http;host=bank.example"
         );
-        let v6 = ConnInfo {
-            peer: "[2001:db8::1]:443".parse().unwrap(),
-            tls: Some(TlsInfo::default()),
-        };
+        let v6 = ConnInfo::new(
+            "[2001:db8::1]:443".parse().unwrap(),
+            Some(TlsInfo::default()),
+        );
         let mut h = HeaderMap::new();
         add_forwarding_headers(&mut h, &v6, v6.peer.ip(), None);
         assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\";proto=https");
