@@ -35,6 +35,16 @@ pub mod limits;
 pub mod report;
 pub mod sarif;
 
+// Issue 5: what happens after a scan (see docs/docscan-actions.md).
+#[cfg(feature = "store")]
+pub mod analysis;
+#[cfg(feature = "store")]
+pub mod kb;
+#[cfg(feature = "store")]
+pub mod quarantine;
+#[cfg(feature = "store")]
+pub mod report_html;
+
 pub use context::ScanContext;
 pub use filetype::FileType;
 pub use finding::{Finding, FindingClass, Location, verdict_for};
