@@ -886,7 +886,7 @@ impl InjectionFilter {
         match self.cfg.action {
             Action::Block => self.block(ctx, first, ""),
             Action::Monitor => {
-                for f in &found {
+                for f in found {
                     ctx.emit(self.detected_event(ctx, f, "monitor"));
                 }
                 Decision::Continue
