@@ -23,7 +23,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-fn policy(upstream: std::net::SocketAddr, mode: &str, config: &str) -> String {
+fn policy(upstream: SocketAddr, mode: &str, config: &str) -> String {
     format!(
         r#"
         [[services]]
@@ -237,7 +237,7 @@ async fn spawn_echo() -> SocketAddr {
                     let body = body
                         .collect()
                         .await
-                        .map(|b| b.to_bytes())
+                        .map(http_body_util::Collected::to_bytes)
                         .unwrap_or_default();
                     let mut r = Response::new(Full::new(body));
                     for (from, to) in [

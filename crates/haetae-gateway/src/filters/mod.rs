@@ -119,7 +119,15 @@ pub fn typed_config<T: DeserializeOwned>(
     } else {
         instance.config.clone()
     };
-    serde_json::from_value(value).map_err(|e| vec![ConfigProblem::new("config", e.to_string())])
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let at = if path == "." {
+            "config".to_owned()
+        } else {
+            format!("config.{path}")
+        };
+        vec![ConfigProblem::new(at, e.into_inner().to_string())]
+    })
 }
 
 /// Collects the entries of the named lists (which must exist and be of `kind`) and the

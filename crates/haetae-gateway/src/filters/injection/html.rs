@@ -324,7 +324,7 @@ pub fn scan(value: &str) -> Vec<XssFinding> {
     attribute_breakout(value, &mut push);
     script_breakout(value, &mut push);
     obfuscated_script(value, &mut push);
-    out.sort_by(|a, b| b.weight.cmp(&a.weight));
+    out.sort_by_key(|f| std::cmp::Reverse(f.weight));
     out
 }
 
@@ -539,7 +539,7 @@ fn script_breakout(value: &str, push: &mut impl FnMut(XssFinding)) {
 }
 
 /// Script written to dodge keyword filters: bracket access to a global (`self["al"+"ert"]`),
-/// six-character script (`[][(![]+[])[+[]]...]`), template-literal calls (`alert`1``), and sinks
+/// six-character script (`[][(![]+[])[+[]]...]`), template-literal calls (``alert`1` ``), and sinks
 /// reached through `constructor`.
 fn obfuscated_script(value: &str, push: &mut impl FnMut(XssFinding)) {
     let compact: String = strip_js_comments(value)

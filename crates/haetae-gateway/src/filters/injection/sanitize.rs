@@ -73,11 +73,11 @@ pub fn form_body(body: &[u8], names: &HashSet<&str>) -> Vec<u8> {
 #[must_use]
 pub fn json_body(body: &[u8], names: &HashSet<&str>) -> Option<Vec<u8>> {
     let mut value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    walk(&mut value, String::new(), names, 0);
+    walk(&mut value, "", names, 0);
     serde_json::to_vec(&value).ok()
 }
 
-fn walk(value: &mut serde_json::Value, path: String, names: &HashSet<&str>, depth: usize) {
+fn walk(value: &mut serde_json::Value, path: &str, names: &HashSet<&str>, depth: usize) {
     use serde_json::Value;
     if depth > 64 {
         return;
@@ -90,15 +90,15 @@ fn walk(value: &mut serde_json::Value, path: String, names: &HashSet<&str>, dept
                 } else {
                     format!("{path}.{k}")
                 };
-                walk(v, p, names, depth + 1);
+                walk(v, &p, names, depth + 1);
             }
         }
         Value::Array(items) => {
             for (i, v) in items.iter_mut().enumerate() {
-                walk(v, format!("{path}[{i}]"), names, depth + 1);
+                walk(v, &format!("{path}[{i}]"), names, depth + 1);
             }
         }
-        Value::String(s) if names.contains(path.as_str()) => *s = html_encode(s),
+        Value::String(s) if names.contains(path) => *s = html_encode(s),
         _ => {}
     }
 }

@@ -624,8 +624,9 @@ pub fn fold(tokens: Vec<Token>) -> Vec<Token> {
                 | ("is", "not" | "null")
                 | ("sounds", "like") => Some(Kind::Op),
                 ("waitfor", "delay" | "time") => Some(Kind::Proc),
-                ("into", "outfile" | "dumpfile") => Some(Kind::Statement),
-                ("procedure", "analyse") => Some(Kind::Statement),
+                ("into", "outfile" | "dumpfile") | ("procedure", "analyse") => {
+                    Some(Kind::Statement)
+                }
                 ("left" | "right" | "inner" | "outer" | "cross" | "natural", "join") => {
                     Some(Kind::Keyword)
                 }
@@ -791,14 +792,13 @@ fn condition_at(toks: &[Token], i: usize) -> bool {
     // After `value <op>`: the right operand, which must not run on into prose.
     let operand_ok = |j: usize| -> bool {
         match toks.get(j) {
-            None => true,
             Some(x) if x.kind == Kind::Bare => toks.get(j + 1).is_none_or(|y| {
                 !matches!(
                     y.kind,
                     Kind::Bare | Kind::Keyword | Kind::Statement | Kind::Num
                 )
             }),
-            Some(_) => true,
+            None | Some(_) => true,
         }
     };
     match t.kind {
@@ -1026,10 +1026,8 @@ fn judge(toks: &[Token], ctx: Context) -> Option<&'static str> {
                 }
             }
             // select 1,2 / select * from / select user() / insert into / drop table
-            (Kind::Statement, _) => {
-                if statement_shape(toks) {
-                    return Some("fingerprint:statement");
-                }
+            (Kind::Statement, _) if statement_shape(toks) => {
+                return Some("fingerprint:statement");
             }
             // a function call that only a query makes: sleep(5), benchmark(...)
             (Kind::Func, Some(Kind::Open))
