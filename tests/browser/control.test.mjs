@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { randomUUID } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
@@ -61,6 +61,20 @@ function emitEvent(fields) {
     emitted.set(id, () => done(id));
     fixture.stdin.write(`${JSON.stringify(event)}\n`);
   });
+}
+
+/** RFC 6238 TOTP (HMAC-SHA1, 6 digits, 30 s), computed here independently of the server. */
+function totp(base32, seconds) {
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+  let bits = '';
+  for (const c of base32.replace(/=+$/, '')) bits += alphabet.indexOf(c).toString(2).padStart(5, '0');
+  const key = Buffer.from(bits.match(/.{8}/g).map((b) => parseInt(b, 2)));
+  const counter = Buffer.alloc(8);
+  counter.writeBigUInt64BE(BigInt(Math.floor(seconds / 30)));
+  const h = createHmac('sha1', key).update(counter).digest();
+  const o = h[h.length - 1] & 0x0f;
+  const n = ((h[o] & 0x7f) << 24) | (h[o + 1] << 16) | (h[o + 2] << 8) | h[o + 3];
+  return String(n % 1000000).padStart(6, '0');
 }
 
 async function shot(name) {
@@ -146,6 +160,30 @@ describe('Security Control Center in a browser', () => {
     await shot('03-matrix');
   });
 
+  it('sets a matrix cell to monitor for this service only, then back to the filter\'s mode', async () => {
+    await page.goto(`${baseUrl}/matrix`);
+    const select = 'select.cell-mode[data-service=transfer][data-filter=restrict-1]';
+    await submitAndReload(() => page.selectOption(select, 'monitor'));
+    const td = page.locator('td:has(button.cell[data-service=transfer][data-filter=restrict-1])');
+    assert.match(await td.getAttribute('class'), /mode-monitor/);
+    await shot('03b-matrix-cell-monitor');
+    await submitAndReload(() => page.selectOption(select, 'inherit'));
+    assert.match(await td.getAttribute('class'), /mode-enforce/);
+  });
+
+  it('adds an alert rule for any attempt from a restricted device', async () => {
+    await page.goto(`${baseUrl}/alerts`);
+    await page.fill('#new-rule input[name=id]', 'restricted-device');
+    await page.fill('#new-rule input[name=name]', '제한 단말 접근');
+    await page.selectOption('#new-rule select[name=severity]', 'high');
+    await page.selectOption('#new-rule select[name=type]', 'each');
+    await page.fill('#new-rule input[name=action]', 'restrict.*');
+    await page.selectOption('#new-rule select[name=group_by]', 'device');
+    await submitAndReload(() => page.click('#new-rule button[type=submit]'));
+    assert.match(await page.locator('#alert-rules').textContent(), /restricted-device/);
+    await shot('04a-alert-rules');
+  });
+
   it('publishes the draft as version 1', async () => {
     await page.goto(`${baseUrl}/policy`);
     assert.match(await page.locator('#draft').textContent(), /transfer/);
@@ -172,6 +210,9 @@ describe('Security Control Center in a browser', () => {
     await page.waitForFunction(() => document.getElementById('fig-blocked').textContent === '1');
     await page.waitForSelector('#chart rect.failures');
     await page.waitForFunction(() => document.getElementById('top-users').textContent.includes('blocked-user'));
+    const alert = page.locator('#latest-alerts tbody tr', { hasText: 'BLOCKED-DEVICE-1' });
+    await alert.first().waitFor({ timeout: 10000 });
+    assert.match(await alert.first().textContent(), /restricted-device/);
     assert.equal(reloaded, false, 'the dashboard must update in place');
     await shot('05-dashboard-live-event');
   });
@@ -190,6 +231,32 @@ describe('Security Control Center in a browser', () => {
     assert.ok(r > 150 && g < 80 && b < 80, `a gap is drawn in red, got ${color}`);
     assert.equal(await row.locator('td[data-control=restrict]').getAttribute('class'), 'check-met');
     await shot('06-security-check');
+  });
+
+  it('enrols a TOTP second factor and then needs it to log in', async () => {
+    await page.goto(`${baseUrl}/account`);
+    await page.click('#totp-start');
+    const secret = (await page.locator('#totp-secret').textContent()).trim();
+    assert.match(await page.locator('#totp-uri').textContent(), /^otpauth:\/\/totp\/haetae:admin\?secret=/);
+    await page.fill('#totp-confirm input[name=code]', totp(secret, Date.now() / 1000));
+    await page.click('#totp-confirm button[type=submit]');
+    await page.locator('#totp-recovery').waitFor({ state: 'visible' });
+    const codes = (await page.locator('#totp-codes').textContent()).trim().split('\n');
+    assert.equal(codes.length, 10);
+    await shot('07-totp-enrolled');
+    // Log out; the password alone is not enough any more.
+    await Promise.all([page.waitForURL(/\/login/), page.click('form.logout button')]);
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', PASSWORD);
+    await Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
+    assert.match(page.url(), /\/login/);
+    assert.ok(await page.locator('p.error').isVisible());
+    // A recovery code works once (the enrolment code's time step is used up already).
+    await page.fill('input[name=username]', 'admin');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.fill('input[name=otp]', codes[0]);
+    await Promise.all([page.waitForURL(`${baseUrl}/`), page.click('button[type=submit]')]);
+    await shot('08-login-with-recovery-code');
   });
 
   it('ran without script errors or CSP violations', () => {

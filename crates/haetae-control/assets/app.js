@@ -51,6 +51,24 @@ const shapes = {
   },
   requirements: (f) => ({ controls: new FormData(f).getAll('controls') }),
   publish: (f) => ({ comment: new FormData(f).get('comment') || '' }),
+  alertRule: (f) => {
+    const d = Object.fromEntries(new FormData(f));
+    const condition = { type: d.type };
+    if (d.type === 'threshold') { condition.count = Number(d.count); condition.minutes = Number(d.minutes); }
+    if (d.type === 'gateway-silent') condition.minutes = Number(d.minutes);
+    const filter = {};
+    for (const k of ['action', 'outcome', 'service']) if (d[k]) filter[k] = d[k];
+    const notify = (d.notify || '').split(',').map((s) => s.trim()).filter(Boolean);
+    return { id: d.id, name: d.name || '', severity: d.severity, condition, filter, group_by: d.group_by, quiet_minutes: Number(d.quiet_minutes || 0), notify };
+  },
+  notifier: (f) => {
+    const d = Object.fromEntries(new FormData(f));
+    const n = { id: d.id, kind: d.kind, forward_events: d.forward_events === 'true' };
+    if (d.kind === 'syslog') { n.address = d.address; n.transport = d.transport; n.format = d.format; } else { n.url = d.url; }
+    if (d.secret) n.secret = d.secret;
+    if (n.forward_events) n.min_severity = d.min_severity;
+    return n;
+  },
 };
 
 function fillUrl(template, form) {
@@ -93,6 +111,50 @@ for (const cell of document.querySelectorAll('button.cell')) {
     try {
       await api('PUT', `/api/v1/matrix/${encodeURIComponent(service)}/${encodeURIComponent(filter)}`, { mapped: mapped !== 'true' });
       location.reload();
+    } catch (e) {
+      flash(e.message, true);
+    }
+  });
+}
+
+// Mapping matrix: the mode of one mapped cell (inherit = the filter instance's own mode).
+for (const select of document.querySelectorAll('select.cell-mode')) {
+  select.addEventListener('change', async () => {
+    const { service, filter } = select.dataset;
+    try {
+      await api('PUT', `/api/v1/matrix/${encodeURIComponent(service)}/${encodeURIComponent(filter)}`, { mapped: true, mode: select.value });
+      location.reload();
+    } catch (e) {
+      flash(e.message, true);
+    }
+  });
+}
+
+// Account: TOTP enrolment. The secret is shown once; the recovery codes after confirming.
+const totpStart = document.getElementById('totp-start');
+if (totpStart) {
+  totpStart.addEventListener('click', async () => {
+    try {
+      const e = await api('POST', '/api/v1/account/totp');
+      document.getElementById('totp-secret').textContent = e.secret;
+      document.getElementById('totp-uri').textContent = e.otpauth_uri;
+      document.getElementById('totp-enrol').hidden = false;
+      totpStart.hidden = true;
+    } catch (e) {
+      flash(e.message, true);
+    }
+  });
+  document.getElementById('totp-confirm').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try {
+      const code = new FormData(ev.target).get('code');
+      const r = await api('POST', '/api/v1/account/totp/confirm', { code });
+      document.getElementById('totp-codes').textContent = r.recovery_codes.join('\n');
+      document.getElementById('totp-recovery').hidden = false;
+      document.getElementById('totp-enrol').hidden = true;
+      const st = document.getElementById('totp-state');
+      st.textContent = '✓';
+      st.className = 'ok';
     } catch (e) {
       flash(e.message, true);
     }
@@ -243,6 +305,22 @@ if (document.querySelector('[data-live-dashboard]')) {
     while (tbody.rows.length > 50) tbody.deleteRow(tbody.rows.length - 1);
     clearTimeout(pending);
     pending = setTimeout(() => refreshDashboard().catch(() => {}), 500);
+  });
+  source.addEventListener('alerts', (msg) => {
+    const tbody = document.querySelector('#latest-alerts tbody');
+    if (!tbody) return;
+    for (const a of JSON.parse(msg.data)) {
+      const tr = document.createElement('tr');
+      tr.className = `sev-${a.severity} fresh`;
+      tr.dataset.alertId = a.id;
+      for (const v of [timeText(a.ts), a.severity, a.rule_id, a.summary, '']) {
+        const td = document.createElement('td');
+        td.textContent = v ?? '';
+        tr.append(td);
+      }
+      tbody.prepend(tr);
+    }
+    while (tbody.rows.length > 10) tbody.deleteRow(tbody.rows.length - 1);
   });
   setInterval(() => refreshDashboard().catch(() => {}), 30000);
 }

@@ -100,6 +100,7 @@ pub struct ControlHandle {
     addr: SocketAddr,
     initial_admin: Option<InitialAdmin>,
     store: Store,
+    state: AppState,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -175,7 +176,9 @@ impl ControlCenter {
                 tracing::error!(error = %e, "the Control Center's HTTP server stopped");
             }
         });
+        state.alerts.reload(&store).await?;
         let ingest = tokio::spawn(crate::ingest::run(state.clone(), bus, stop_rx.clone()));
+        let alerting = tokio::spawn(crate::ingest::alert_loop(state.clone(), stop_rx.clone()));
         let retention = tokio::spawn(retention_loop(
             store.clone(),
             options.retention_days,
@@ -185,8 +188,9 @@ impl ControlCenter {
             addr,
             initial_admin,
             store,
+            state,
             stop,
-            tasks: vec![server, ingest, retention],
+            tasks: vec![server, ingest, alerting, retention],
         })
     }
 }
@@ -228,6 +232,12 @@ impl ControlHandle {
     #[must_use]
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    /// The shared state of the HTTP server (for the demo installer and tests).
+    #[must_use]
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     /// Stops serving (finishing requests in flight), stops ingest and closes the database.

@@ -9,6 +9,7 @@ use haetae_bus::Bus;
 use haetae_core::Event;
 use tokio::sync::watch;
 
+use crate::alerts::Alert;
 use crate::http::state::{AppState, LiveEvent};
 use crate::store::gateways::GatewayStatus;
 use crate::store::micros;
@@ -61,8 +62,75 @@ pub async fn store_batch(state: &AppState, events: Vec<Event>) -> Result<(), cra
         state.store.insert_events(&rest).await?;
         // Nobody listening is fine.
         let _ = state.live.send(Arc::new(rest.iter().map(live).collect()));
+        state.alerts.dispatcher.events(&rest);
     }
+    let raised = {
+        let mut engine = state
+            .alerts
+            .engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if engine.is_empty() {
+            Vec::new()
+        } else {
+            beats
+                .iter()
+                .chain(rest.iter())
+                .flat_map(|e| engine.observe(e))
+                .collect()
+        }
+    };
+    raise_alerts(state, raised).await;
     Ok(())
+}
+
+/// Stores alerts, pushes them to the dashboard and queues them for their notifiers. A
+/// failure to store is logged, not returned: the events are stored already, and
+/// redelivering them would count them twice.
+pub async fn raise_alerts(state: &AppState, alerts: Vec<Alert>) {
+    if alerts.is_empty() {
+        return;
+    }
+    if let Err(e) = state.store.insert_alerts(&alerts).await {
+        tracing::error!(error = %e, count = alerts.len(), "cannot store alerts");
+    }
+    for a in &alerts {
+        tracing::warn!(rule = %a.rule_id, severity = %a.severity, summary = %a.summary, "alert");
+        let notify = state
+            .alerts
+            .engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .notify_of(&a.rule_id);
+        state.alerts.dispatcher.alert(a, &notify);
+    }
+    let _ = state.alerts.live.send(Arc::new(alerts));
+}
+
+/// Every 15 s: reloads rules and notifiers (changes by another Center on the same
+/// database) and checks `gateway-silent` rules, until `stop` turns true.
+pub async fn alert_loop(state: AppState, mut stop: watch::Receiver<bool>) {
+    loop {
+        if let Err(e) = state.alerts.reload(&state.store).await {
+            tracing::warn!(error = %e, "cannot load alert rules");
+        }
+        match state.store.gateways().await {
+            Ok(gateways) => {
+                let raised = state
+                    .alerts
+                    .engine
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .check_gateways(&gateways, crate::store::now_micros());
+                raise_alerts(&state, raised).await;
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read gateways for alert rules"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(15)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 /// Runs until `stop` turns true: fetch, store, acknowledge. A batch that cannot be stored is

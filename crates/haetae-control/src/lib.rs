@@ -12,11 +12,14 @@
 //! assert!(!Role::Auditor.allows(Permission::EditPolicy));
 //! ```
 
+pub mod alerts;
 pub mod auth;
 pub mod store;
+pub mod totp;
 
 pub use store::{Backend, Store, StoreError};
 pub mod center;
+pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod policy;

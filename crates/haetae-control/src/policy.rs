@@ -205,14 +205,14 @@ pub fn security_check(
                 .get(&service.id)
                 .map(|v| v.iter().map(String::as_str).collect())
                 .unwrap_or_default();
-            let chain = policy.chain_for(&service.id);
+            let chain = policy.chain_with_modes(&service.id);
             let mut cells = BTreeMap::new();
             let mut gaps = 0;
             for control in &catalogue {
                 let providing: Vec<_> = chain
                     .iter()
-                    .filter(|f| control.satisfied_by.contains(&f.kind.as_str()))
-                    .filter(|f| {
+                    .filter(|(f, _)| control.satisfied_by.contains(&f.kind.as_str()))
+                    .filter(|(f, _)| {
                         control.method.is_none_or(|m| {
                             f.config
                                 .get("methods")
@@ -221,9 +221,9 @@ pub fn security_check(
                         })
                     })
                     .collect();
-                let state = if providing.iter().any(|f| f.mode == FilterMode::Enforce) {
+                let state = if providing.iter().any(|(_, m)| *m == FilterMode::Enforce) {
                     "met"
-                } else if providing.iter().any(|f| f.mode == FilterMode::Monitor) {
+                } else if providing.iter().any(|(_, m)| *m == FilterMode::Monitor) {
                     "monitor-only"
                 } else {
                     "none"
@@ -423,10 +423,10 @@ mod tests {
                 },
             ],
             filters: vec![restrict, device, otp],
-            mappings: vec![Mapping {
-                service: "transfer".into(),
-                filters: vec!["restrict-1".into(), "device".into(), "otp".into()],
-            }],
+            mappings: vec![Mapping::new(
+                "transfer",
+                vec!["restrict-1".into(), "device".into(), "otp".into()],
+            )],
             ..PolicySnapshot::default()
         }
     }
@@ -462,6 +462,25 @@ mod tests {
     }
 
     #[test]
+    fn a_matrix_cell_mode_overrides_the_instance_mode_in_the_check() {
+        let required = BTreeMap::from([(
+            "transfer".to_owned(),
+            vec!["device-info".to_owned(), "restrict".to_owned()],
+        )]);
+        let mut p = policy();
+        p.mappings[0]
+            .modes
+            .insert("device".into(), FilterMode::Enforce);
+        p.mappings[0]
+            .modes
+            .insert("restrict-1".into(), FilterMode::Monitor);
+        let rows = security_check(&p, &required);
+        assert_eq!(rows[0].cells["device-info"], "met");
+        assert_eq!(rows[0].cells["restrict"], "monitor-only");
+        assert_eq!(rows[0].gaps, 1);
+    }
+
+    #[test]
     fn a_step_up_filter_meets_only_the_methods_it_lists() {
         let required = BTreeMap::from([("transfer".to_owned(), vec!["certificate".to_owned()])]);
         let rows = security_check(&policy(), &required);
@@ -474,10 +493,7 @@ mod tests {
         let mut b = policy();
         b.services.retain(|s| s.id != "balance");
         b.filters[0].mode = FilterMode::Monitor;
-        b.mappings.push(Mapping {
-            service: "new".into(),
-            filters: vec![],
-        });
+        b.mappings.push(Mapping::new("new", vec![]));
         let changes: Vec<(String, String, String)> = diff(&a, &b)
             .into_iter()
             .map(|c| (c.op, c.kind, c.id))

@@ -696,6 +696,10 @@ async fn the_openapi_document_lists_every_resource() {
         "/api/v1/tokens",
         "/api/v1/audit",
         "/api/v1/audit/verify",
+        "/api/v1/alerts",
+        "/api/v1/alerts/{id}/ack",
+        "/api/v1/alert-rules/{id}",
+        "/api/v1/notifiers/{id}",
     ] {
         assert!(paths.contains_key(p), "{p} missing");
     }
@@ -771,4 +775,338 @@ async fn unknown_api_routes_answer_with_a_json_404() {
     let r = t.send(Method::GET, "/api/v1/nope", None, &[]).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     assert_eq!(r.json["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn a_matrix_cell_mode_goes_into_the_draft_and_is_published() {
+    let t = TestApp::new().await;
+    let s = t.admin().await;
+    build_policy(&t, &s).await;
+    let r = t
+        .as_user(
+            &s,
+            Method::PUT,
+            "/api/v1/matrix/transfer/restrict-1",
+            Some(json!({ "mapped": true, "mode": "monitor" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json[0]["modes"]["restrict-1"], "monitor");
+    let r = t
+        .as_user(
+            &s,
+            Method::PUT,
+            "/api/v1/matrix/transfer/restrict-1",
+            Some(json!({ "mapped": true, "mode": "loud" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = t
+        .as_user(
+            &s,
+            Method::PUT,
+            "/api/v1/mappings/transfer",
+            Some(json!({ "filters": ["restrict-1"], "modes": { "nope": "off" } })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.json["error"]["field"], "modes.nope");
+    // The page shows the cell's mode with a selector.
+    let page = t.as_user(&s, Method::GET, "/matrix", None).await;
+    assert!(
+        page.text.contains("class=\"mapped mode-monitor\""),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("<option value=\"monitor\" selected>"));
+    let r = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/policy/publish",
+            Some(json!({ "comment": "cell" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let latest = t.bus.latest_policy().await.unwrap().unwrap();
+    assert_eq!(
+        latest.mappings[0].modes.get("restrict-1"),
+        Some(&haetae_core::FilterMode::Monitor)
+    );
+    // Back to the instance's own mode; unmapping removes the mode too.
+    let r = t
+        .as_user(
+            &s,
+            Method::PUT,
+            "/api/v1/matrix/transfer/restrict-1",
+            Some(json!({ "mapped": true, "mode": "inherit" })),
+        )
+        .await;
+    assert!(r.json[0]["modes"].is_null(), "{}", r.text);
+}
+
+#[tokio::test]
+async fn an_alert_rule_raises_alerts_from_ingested_events_with_roles_and_audit() {
+    let t = TestApp::new().await;
+    let admin = t.admin().await;
+    let viewer = t.user_with_role("viewer").await;
+    let rule = json!({
+        "id": "blocked-user", "name": "user blocked 3 times", "severity": "high",
+        "condition": { "type": "threshold", "count": 3, "minutes": 5 },
+        "filter": { "action": "restrict.*", "outcome": "failure" },
+        "group_by": "user", "quiet_minutes": 10
+    });
+    let r = t
+        .as_user(
+            &viewer,
+            Method::PUT,
+            "/api/v1/alert-rules/blocked-user",
+            Some(rule.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let mut bad = rule.clone();
+    bad["condition"]["count"] = json!(0);
+    let r = t
+        .as_user(
+            &admin,
+            Method::PUT,
+            "/api/v1/alert-rules/blocked-user",
+            Some(bad),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json["error"]["field"], "condition.count");
+    let mut unknown = rule.clone();
+    unknown["notify"] = json!(["nowhere"]);
+    let r = t
+        .as_user(
+            &admin,
+            Method::PUT,
+            "/api/v1/alert-rules/blocked-user",
+            Some(unknown),
+        )
+        .await;
+    assert_eq!(r.json["error"]["field"], "notify[0]", "{}", r.text);
+    let r = t
+        .as_user(
+            &admin,
+            Method::PUT,
+            "/api/v1/alert-rules/blocked-user",
+            Some(rule),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+
+    let block = |user: &str| {
+        Event::new(Component::Gateway, "restrict.block")
+            .outcome(Outcome::Failure)
+            .user_id(user)
+    };
+    let mut live = t.state.alerts.live.subscribe();
+    ingest::store_batch(
+        &t.state,
+        vec![block("mallory"), block("mallory"), block("alice")],
+    )
+    .await
+    .unwrap();
+    let none = t
+        .as_user(&viewer, Method::GET, "/api/v1/alerts", None)
+        .await;
+    assert_eq!(none.json.as_array().unwrap().len(), 0);
+    ingest::store_batch(&t.state, vec![block("mallory"), block("mallory")])
+        .await
+        .unwrap();
+    let alerts = t
+        .as_user(&viewer, Method::GET, "/api/v1/alerts", None)
+        .await;
+    let list = alerts.json.as_array().unwrap();
+    assert_eq!(list.len(), 1, "one alert, then quiet: {}", alerts.text);
+    assert_eq!(list[0]["rule_id"], "blocked-user");
+    assert_eq!(list[0]["detail"]["group"], "mallory");
+    let pushed = live.try_recv().unwrap();
+    assert_eq!(pushed[0].id, list[0]["id"].as_str().unwrap());
+
+    let id = list[0]["id"].as_str().unwrap();
+    let r = t
+        .as_user(
+            &viewer,
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/ack"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = t
+        .as_user(
+            &admin,
+            Method::POST,
+            &format!("/api/v1/alerts/{id}/ack"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+    let audit = t.as_user(&admin, Method::GET, "/api/v1/audit", None).await;
+    let actions: Vec<&str> = audit
+        .json
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"alert-rule.put"), "{actions:?}");
+    assert!(actions.contains(&"alert.ack"), "{actions:?}");
+    let page = t.as_user(&admin, Method::GET, "/alerts", None).await;
+    assert!(page.text.contains("user blocked 3 times"), "{}", page.text);
+}
+
+#[tokio::test]
+async fn notifiers_are_for_admins_and_never_show_their_secret() {
+    let t = TestApp::new().await;
+    let admin = t.admin().await;
+    let officer = t.user_with_role("security-officer").await;
+    let hook = json!({ "id": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/hook",
+                       "secret": "a secret of sixteen+ bytes" });
+    let r = t
+        .as_user(
+            &officer,
+            Method::PUT,
+            "/api/v1/notifiers/hook",
+            Some(hook.clone()),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = t
+        .as_user(&admin, Method::PUT, "/api/v1/notifiers/hook", Some(hook))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert!(!r.text.contains("sixteen"), "{}", r.text);
+    assert_eq!(r.json["has_secret"], true);
+    // Changing the URL without sending the secret keeps it.
+    let r = t
+        .as_user(
+            &admin,
+            Method::PUT,
+            "/api/v1/notifiers/hook",
+            Some(json!({ "id": "hook", "kind": "webhook", "url": "http://127.0.0.1:9/other" })),
+        )
+        .await;
+    assert_eq!(r.json["has_secret"], true, "{}", r.text);
+    let list = t
+        .as_user(&admin, Method::GET, "/api/v1/notifiers", None)
+        .await;
+    assert!(!list.text.contains("sixteen"), "{}", list.text);
+    assert_eq!(list.json[0]["url"], "http://127.0.0.1:9/other");
+    let audit = t.as_user(&admin, Method::GET, "/api/v1/audit", None).await;
+    assert!(
+        !audit.text.contains("sixteen"),
+        "no secret in the audit log"
+    );
+    let r = t
+        .as_user(
+            &admin,
+            Method::PUT,
+            "/api/v1/notifiers/other",
+            Some(json!({ "id": "hook", "kind": "webhook", "url": "http://x/" })),
+        )
+        .await;
+    assert_eq!(r.json["error"]["field"], "id");
+    let r = t
+        .as_user(&admin, Method::DELETE, "/api/v1/notifiers/hook", None)
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+}
+
+#[tokio::test]
+async fn a_totp_second_factor_is_enrolled_then_required_and_codes_work_once() {
+    use haetae_control::totp;
+    let t = TestApp::new().await;
+    let s = t.admin().await;
+    let r = t
+        .as_user(&s, Method::POST, "/api/v1/account/totp", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let secret = totp::base32_decode(r.json["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(secret.len(), 20);
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+    let wrong = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/account/totp/confirm",
+            Some(json!({ "code": "000000" })),
+        )
+        .await;
+    // (One chance in a million that 000000 is the current code.)
+    if totp::code_at(&secret, now()) != "000000" {
+        assert_eq!(wrong.status, StatusCode::BAD_REQUEST, "{}", wrong.text);
+    }
+    let code = totp::code_at(&secret, now());
+    let r = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/account/totp/confirm",
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let recovery: Vec<String> = serde_json::from_value(r.json["recovery_codes"].clone()).unwrap();
+    assert_eq!(recovery.len(), 10);
+
+    let login = |otp: Option<&str>| {
+        let mut body = json!({ "username": "admin", "password": ADMIN_PW });
+        if let Some(o) = otp {
+            body["otp"] = json!(o);
+        }
+        t.send(Method::POST, "/api/v1/session", Some(body), &[])
+    };
+    let r = login(None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(r.json["error"]["code"], "otp_required");
+    // The enrolment's code is used up: a replay is refused.
+    let r = login(Some(&code)).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = login(Some(&recovery[0].to_uppercase())).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = login(Some(&recovery[0])).await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNAUTHORIZED,
+        "a recovery code works once"
+    );
+    let status = t
+        .as_user(&s, Method::GET, "/api/v1/account/totp", None)
+        .await;
+    assert_eq!(status.json["enabled"], true);
+    assert_eq!(status.json["recovery_left"], 9);
+    // Turning it off needs the password and a code.
+    let r = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/account/totp/disable",
+            Some(json!({ "password": "not the password", "code": recovery[1] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(r.json["error"]["field"], "password");
+    let r = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/account/totp/disable",
+            Some(json!({ "password": ADMIN_PW, "code": recovery[2] })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text);
+    assert_eq!(login(None).await.status, StatusCode::OK);
+    let audit = t.as_user(&s, Method::GET, "/api/v1/audit", None).await;
+    for action in ["totp.enrol", "totp.enable", "totp.disable"] {
+        assert!(audit.text.contains(action), "{action} missing");
+    }
+    assert!(
+        !audit.text.contains(&recovery[3]),
+        "no codes in the audit log"
+    );
 }

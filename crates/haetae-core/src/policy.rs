@@ -212,6 +212,30 @@ pub struct Mapping {
     pub service: String,
     /// Filter instance ids, in the order they run.
     pub filters: Vec<String>,
+    /// Per-cell modes of the mapping matrix: for this service only, the filter (a key, one
+    /// of `filters`) runs in this mode instead of its instance's `mode`. Absent keys use the
+    /// instance's mode. Optional, so policies written before it existed still load.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub modes: BTreeMap<String, FilterMode>,
+}
+
+impl Mapping {
+    /// A mapping of `service` to `filters` in order, each in its instance's own mode.
+    #[must_use]
+    pub fn new(service: impl Into<String>, filters: Vec<String>) -> Mapping {
+        Mapping {
+            service: service.into(),
+            filters,
+            modes: BTreeMap::new(),
+        }
+    }
+
+    /// The mode `filter` runs in for this service: the cell's mode when set, else
+    /// `instance_mode`.
+    #[must_use]
+    pub fn mode_of(&self, filter: &str, instance_mode: FilterMode) -> FilterMode {
+        self.modes.get(filter).copied().unwrap_or(instance_mode)
+    }
 }
 
 /// What a list holds; decides how its entries are validated and matched.
@@ -372,6 +396,21 @@ impl PolicySnapshot {
             .collect()
     }
 
+    /// The service's filter chain with the mode each filter runs in for this service (the
+    /// matrix cell's mode, else the instance's).
+    #[must_use]
+    pub fn chain_with_modes(&self, service_id: &str) -> Vec<(&FilterInstance, FilterMode)> {
+        self.mappings
+            .iter()
+            .filter(|m| m.service == service_id)
+            .flat_map(|m| {
+                m.filters
+                    .iter()
+                    .filter_map(|id| self.filter(id).map(|f| (f, m.mode_of(id, f.mode))))
+            })
+            .collect()
+    }
+
     /// Checks the whole policy and reports every problem with its path, so an operator can
     /// fix them all in one pass. A policy that fails validation must not be run.
     pub fn validate(&self) -> Result<(), ValidationErrors> {
@@ -475,6 +514,16 @@ impl PolicySnapshot {
                     p.add(
                         format!("{at}.filters[{j}]"),
                         format!("filter {id:?} appears twice in this chain"),
+                    );
+                }
+            }
+            for id in m.modes.keys() {
+                if !m.filters.iter().any(|f| f == id) {
+                    p.add(
+                        format!("{at}.modes.{id}"),
+                        format!(
+                            "a mode is set for filter {id:?}, which is not in this mapping's filters"
+                        ),
                     );
                 }
             }
@@ -696,12 +745,48 @@ mod tests {
     }
 
     #[test]
+    fn per_cell_modes_parse_default_to_the_instance_and_must_name_a_mapped_filter() {
+        let mut policy = PolicySnapshot::from_toml(EXAMPLE).unwrap();
+        assert!(
+            policy.mappings[0].modes.is_empty(),
+            "old policies load unchanged"
+        );
+        assert_eq!(
+            policy.mappings[0].mode_of("device", FilterMode::Enforce),
+            FilterMode::Enforce
+        );
+        let with_mode = EXAMPLE.replace(
+            "filters = [\"device\", \"restrict-1\"]",
+            "filters = [\"device\", \"restrict-1\"]\nmodes = { restrict-1 = \"off\" }",
+        );
+        let parsed = PolicySnapshot::from_toml(&with_mode).unwrap();
+        assert_eq!(
+            parsed.mappings[0].mode_of("restrict-1", FilterMode::Monitor),
+            FilterMode::Off
+        );
+        parsed.validate().unwrap();
+        let json = serde_json::to_string(&parsed.mappings[0]).unwrap();
+        assert!(json.contains(r#""modes":{"restrict-1":"off"}"#), "{json}");
+
+        policy.mappings[0]
+            .modes
+            .insert("nope".into(), FilterMode::Monitor);
+        let errors = policy.validate().unwrap_err();
+        assert_eq!(errors.0.len(), 1, "{errors}");
+        assert_eq!(errors.0[0].path, "mappings[0].modes.nope");
+        assert!(
+            PolicySnapshot::from_toml(&EXAMPLE.replace(
+                "filters = [\"device\", \"restrict-1\"]",
+                "filters = [\"device\", \"restrict-1\"]\nmodes = { device = \"loud\" }",
+            ))
+            .is_err()
+        );
+    }
+
+    #[test]
     fn a_service_mapped_twice_is_rejected() {
         let mut policy = PolicySnapshot::from_toml(EXAMPLE).unwrap();
-        policy.mappings.push(Mapping {
-            service: "transfer".into(),
-            filters: vec![],
-        });
+        policy.mappings.push(Mapping::new("transfer", vec![]));
         let errors = policy.validate().unwrap_err();
         assert_eq!(errors.0.len(), 1);
         assert_eq!(errors.0[0].path, "mappings[1].service");

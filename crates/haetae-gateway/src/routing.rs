@@ -254,7 +254,12 @@ impl RoutingTable {
         // Build every filter instance once (a chain shares it), collecting config errors.
         let mut built: Vec<Option<Arc<dyn crate::SecurityFilter>>> = Vec::new();
         for (i, f) in policy.filters.iter().enumerate() {
-            if f.mode == FilterMode::Off {
+            // Off everywhere: the instance's mode and every matrix cell that overrides it.
+            let runs_somewhere = f.mode != FilterMode::Off
+                || policy.mappings.iter().any(|m| {
+                    m.filters.contains(&f.id) && m.mode_of(&f.id, f.mode) != FilterMode::Off
+                });
+            if !runs_somewhere {
                 built.push(None);
                 continue;
             }
@@ -305,20 +310,24 @@ impl RoutingTable {
                 }
             }
             let mut slots = Vec::new();
-            for id in policy
+            for (mapping, id) in policy
                 .mappings
                 .iter()
                 .filter(|m| m.service == s.id)
-                .flat_map(|m| &m.filters)
+                .flat_map(|m| m.filters.iter().map(move |id| (m, id)))
             {
                 if let Some(idx) = policy.filters.iter().position(|f| &f.id == id)
                     && let Some(filter) = &built[idx]
                 {
-                    slots.push(FilterSlot::new(
-                        &policy.filters[idx],
-                        Arc::clone(filter),
-                        metrics,
-                    ));
+                    // The matrix cell's mode (per service) overrides the instance's.
+                    let mode = mapping.mode_of(id, policy.filters[idx].mode);
+                    if mode == FilterMode::Off {
+                        continue;
+                    }
+                    let mut slot =
+                        FilterSlot::new(&policy.filters[idx], Arc::clone(filter), metrics);
+                    slot.mode = mode;
+                    slots.push(slot);
                 }
             }
             if let Some(upstream) = upstream {
@@ -484,5 +493,50 @@ mod tests {
             "{err}"
         );
         assert!(paths.contains(&"filters[1].kind"), "{err}");
+    }
+
+    #[test]
+    fn a_matrix_cell_mode_overrides_the_instance_mode_for_that_service_only() {
+        let t = table(
+            r#"
+            [[services]]
+            id = "a"
+            upstream = "http://127.0.0.1:9"
+            match = [{ path_prefix = "/a" }]
+            [[services]]
+            id = "b"
+            upstream = "http://127.0.0.1:9"
+            match = [{ path_prefix = "/b" }]
+            [[services]]
+            id = "c"
+            upstream = "http://127.0.0.1:9"
+            match = [{ path_prefix = "/c" }]
+            [[filters]]
+            id = "h"
+            kind = "security-headers"
+            mode = "off"
+            [[mappings]]
+            service = "a"
+            filters = ["h"]
+            modes = { h = "monitor" }
+            [[mappings]]
+            service = "b"
+            filters = ["h"]
+            [[mappings]]
+            service = "c"
+            filters = ["h"]
+            modes = { h = "enforce" }
+            "#,
+        );
+        let modes = |id: &str| -> Vec<FilterMode> {
+            let r = t.routes.iter().find(|r| &*r.service_id == id).unwrap();
+            r.chain.slots.iter().map(|s| s.mode).collect()
+        };
+        assert_eq!(modes("a"), [FilterMode::Monitor]);
+        assert!(
+            modes("b").is_empty(),
+            "the instance is off and b has no cell mode"
+        );
+        assert_eq!(modes("c"), [FilterMode::Enforce]);
     }
 }

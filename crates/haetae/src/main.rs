@@ -49,7 +49,7 @@ enum LogFormatArg {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run everything in one process on the embedded default (SQLite file, in-process bus).
-    Up,
+    Up(up::UpArgs),
     /// Inspect documents and images against their format's rules.
     Scan(scan::ScanArgs),
     /// Run the security filter engine (reverse proxy with per-service filter chains).
@@ -94,7 +94,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Up => up::run(&config, cli.global.config.as_deref()),
+        Command::Up(args) => up::run(&config, cli.global.config.as_deref(), args),
         Command::Scan(args) => scan::run(args),
         Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),

@@ -5,15 +5,31 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use anyhow::Context;
+use clap::Args;
 use haetae_control::{ControlCenter, ControlOptions};
 use haetae_core::Config;
 
 use crate::gateway::{self, Shape};
 use crate::lifecycle::{runtime, wait_for_stop};
 
+/// `haetae up` flags.
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Also run a small demo bank (login, balance, transfer, upload) behind the gateway,
+    /// publish a demo policy and alert rules for it, and send it a little traffic (customers,
+    /// a lost phone, an attacker), so the dashboard shows decisions at once.
+    #[arg(long)]
+    demo: bool,
+    /// Where the demo bank listens (with --demo).
+    #[arg(long, default_value = haetae_control::demo::APP_ADDR)]
+    demo_listen: std::net::SocketAddr,
+}
+
 /// Runs `haetae up` until Ctrl-C or SIGTERM.
-pub fn run(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow::Result<ExitCode> {
     runtime()?.block_on(async {
         let Some(bus) = gateway::connect_bus(config).await else {
             anyhow::bail!(
@@ -35,6 +51,42 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCo
             }
         };
 
+        let (demo_stop, demo_stop_rx) = tokio::sync::watch::channel(false);
+        let mut demo_tasks = Vec::new();
+        let mut demo_status = None;
+        if args.demo {
+            let listener = match tokio::net::TcpListener::bind(args.demo_listen).await {
+                Ok(l) => l,
+                Err(e) => {
+                    running.stop().await;
+                    center.shutdown().await;
+                    anyhow::bail!(
+                        "cannot listen on {} for the demo bank: {e}. Choose another address with --demo-listen",
+                        args.demo_listen
+                    );
+                }
+            };
+            let app_addr = listener.local_addr().context("the demo bank's address")?;
+            demo_tasks.push(haetae_control::demo::serve_app(listener, demo_stop_rx.clone()));
+            let version = match haetae_control::demo::install(&center, app_addr).await {
+                Ok(v) => v,
+                Err(e) => {
+                    let _ = demo_stop.send(true);
+                    running.stop().await;
+                    center.shutdown().await;
+                    anyhow::bail!("cannot install the demo policy: {}", e.body.error.message);
+                }
+            };
+            demo_tasks.push(tokio::spawn(haetae_control::demo::traffic(
+                running.gateway.addr,
+                Duration::from_millis(1500),
+                demo_stop_rx,
+            )));
+            demo_status = Some(format!(
+                "http://{app_addr} behind the gateway, policy v{version}, sending demo traffic"
+            ));
+        }
+
         eprintln!(
             "haetae up: embedded deployment (data in {})",
             config.data_dir.display()
@@ -52,6 +104,9 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCo
             ("remote-support relay", "not available yet"),
         ] {
             eprintln!("  {part:<21} {status}");
+        }
+        if let Some(status) = &demo_status {
+            eprintln!("  {:<21} {status}", "demo bank");
         }
         if let Some(admin) = center.initial_admin() {
             if admin.generated {
@@ -71,6 +126,10 @@ pub fn run(config: &Config, config_path: Option<&Path>) -> anyhow::Result<ExitCo
 
         wait_for_stop().await;
         eprintln!("haetae up: stopping");
+        let _ = demo_stop.send(true);
+        for t in demo_tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
         running.stop().await;
         center.shutdown().await;
         Ok(ExitCode::SUCCESS)

@@ -330,3 +330,66 @@ fn a_policy_published_in_the_center_is_enforced_by_the_gateway_and_its_events_co
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+#[test]
+fn up_with_demo_shows_blocks_events_and_alerts_within_a_minute() {
+    let center: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let demo: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let data =
+        TempDir(std::env::temp_dir().join(format!("haetae-up-demo-test-{}", std::process::id())));
+    let child = Command::new(env!("CARGO_BIN_EXE_haetae"))
+        .args(["up", "--demo", "--demo-listen", &demo.to_string()])
+        .env("HAETAE_DATA_DIR", &data.0)
+        .env("HAETAE_CONTROL__LISTEN", center.to_string())
+        .env("HAETAE_GATEWAY__LISTEN", gateway.to_string())
+        .env("HAETAE_GATEWAY__ADMIN_LISTEN", admin.to_string())
+        .env("HAETAE_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .env("HAETAE_LOG__LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("haetae up --demo starts");
+    let _up = Up { child, _data: data };
+    wait_until_listening(center);
+    wait_until_listening(demo);
+    let login = http(
+        center,
+        "POST",
+        "/api/v1/session",
+        &[],
+        Some(&json!({ "username": "admin", "password": ADMIN_PASSWORD })),
+    );
+    assert_eq!(login.status, 200, "login: {}", login.body);
+    let cookie = login
+        .header("set-cookie")
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_owned();
+    let auth = [("cookie", cookie.as_str())];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut blocked, mut alerts) = (Value::Null, Value::Null);
+    while Instant::now() < deadline {
+        blocked = http(center, "GET", "/api/v1/events?outcome=failure", &auth, None).json();
+        alerts = http(center, "GET", "/api/v1/alerts", &auth, None).json();
+        let has_restrict = blocked.as_array().is_some_and(|a| {
+            a.iter().any(|e| {
+                e["device_id"] == "DEMO-LOST-PHONE"
+                    && e["action"]
+                        .as_str()
+                        .is_some_and(|x| x.starts_with("restrict."))
+            })
+        });
+        let has_alert = alerts
+            .as_array()
+            .is_some_and(|a| a.iter().any(|x| x["rule_id"] == "demo-restricted-device"));
+        if has_restrict && has_alert {
+            let versions = http(center, "GET", "/api/v1/policy/versions", &auth, None).json();
+            assert_eq!(versions[0]["version"], 1, "{versions}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("after 60 s: blocked events {blocked}, alerts {alerts}");
+}

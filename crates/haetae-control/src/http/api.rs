@@ -14,7 +14,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use haetae_core::{FilterInstance, Mapping, PolicyList, PolicySnapshot, Service};
+use haetae_core::{FilterInstance, FilterMode, Mapping, PolicyList, PolicySnapshot, Service};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -49,6 +49,9 @@ pub struct LoginRequest {
     pub username: String,
     /// The password.
     pub password: String,
+    /// The 6-digit TOTP code (or a recovery code) when the account has a second factor.
+    #[serde(default)]
+    pub otp: Option<String>,
 }
 
 /// Who is logged in.
@@ -75,7 +78,18 @@ pub async fn login(
             "user name or password too long",
         ));
     }
-    match session::login(&state, &req.username, &req.password, "api").await? {
+    if req.otp.as_ref().is_some_and(|o| o.len() > 64) {
+        return Err(ApiError::invalid("otp", "at most 64 characters"));
+    }
+    match session::login(
+        &state,
+        &req.username,
+        &req.password,
+        req.otp.as_deref(),
+        "api",
+    )
+    .await?
+    {
         LoginOutcome::Success {
             session_id,
             csrf_token,
@@ -98,6 +112,12 @@ pub async fn login(
             status: StatusCode::UNAUTHORIZED,
             ..ApiError::invalid("password", "wrong user name or password")
         }),
+        LoginOutcome::SecondFactorRequired => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "otp_required",
+            "this account has a second factor: send the 6-digit code (or a recovery code) as otp",
+            Some("otp"),
+        )),
         LoginOutcome::Locked => Err(ApiError {
             status: StatusCode::LOCKED,
             ..ApiError::invalid(
@@ -426,6 +446,11 @@ pub async fn list_mappings(
 pub struct ChainRequest {
     /// Filter instance ids in the order they run.
     pub filters: Vec<String>,
+    /// Per-cell modes (`enforce`, `monitor`, `off`) for some of `filters`, overriding the
+    /// instance's mode for this service. Absent: the cells keep their modes.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub modes: Option<BTreeMap<String, FilterMode>>,
 }
 
 /// Replaces a service's filter chain in the draft (an empty list removes the mapping).
@@ -458,14 +483,29 @@ pub async fn set_mapping(
                 ));
             }
         }
+        if let Some(modes) = &req.modes
+            && let Some(f) = modes.keys().find(|f| !req.filters.contains(*f))
+        {
+            return Err(ApiError::invalid(
+                &format!("modes.{f}"),
+                format!("filter {f:?} is not in filters"),
+            ));
+        }
+        let mut modes = req.modes.clone().unwrap_or_else(|| {
+            d.mappings
+                .iter()
+                .find(|m| m.service == s2)
+                .map(|m| m.modes.clone())
+                .unwrap_or_default()
+        });
+        modes.retain(|f, _| req.filters.contains(f));
         d.mappings.retain(|m| m.service != s2);
         if !req.filters.is_empty() {
-            d.mappings.push(Mapping {
-                service: s2.clone(),
-                filters: req.filters.clone(),
-            });
+            let mut m = Mapping::new(s2.clone(), req.filters.clone());
+            m.modes.clone_from(&modes);
+            d.mappings.push(m);
         }
-        Ok(json!({ "filters": req.filters }))
+        Ok(json!({ "filters": req.filters, "modes": modes }))
     })
     .await?;
     Ok(Json(draft.mappings))
@@ -477,10 +517,28 @@ pub async fn set_mapping(
 pub struct CellRequest {
     /// Whether the filter is in the service's chain (added at the end).
     pub mapped: bool,
+    /// The cell's mode for a mapped filter: `enforce`, `monitor`, `off`, or `inherit` (the
+    /// instance's own mode). Absent: unchanged.
+    #[serde(default)]
+    pub mode: Option<CellMode>,
+}
+
+/// A mapping-matrix cell's mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CellMode {
+    /// The filter instance's own mode.
+    Inherit,
+    /// Decide and act, for this service.
+    Enforce,
+    /// Decide and log only, for this service.
+    Monitor,
+    /// Do not run, for this service (the filter stays in the chain's order).
+    Off,
 }
 
 /// Sets one cell of the mapping matrix in the draft: adds the filter to the end of the
-/// service's chain, or removes it.
+/// service's chain, or removes it, and sets the cell's mode.
 #[utoipa::path(put, path = "/api/v1/matrix/{service}/{filter}", tag = "policy", params(("service" = String, Path), ("filter" = String, Path)), request_body = CellRequest,
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 pub async fn set_cell(
@@ -506,26 +564,52 @@ pub async fn set_cell(
                     "no filter {f2:?} in the draft"
                 )));
             }
+            if !req.mapped && req.mode.is_some_and(|m| m != CellMode::Inherit) {
+                return Err(ApiError::invalid(
+                    "mode",
+                    "an unmapped cell has no mode; set mapped to true",
+                ));
+            }
             let idx = d.mappings.iter().position(|m| m.service == s2);
-            match (idx, req.mapped) {
+            let i = match (idx, req.mapped) {
                 (Some(i), true) => {
                     if !d.mappings[i].filters.contains(&f2) {
                         d.mappings[i].filters.push(f2.clone());
                     }
+                    Some(i)
                 }
-                (None, true) => d.mappings.push(Mapping {
-                    service: s2.clone(),
-                    filters: vec![f2.clone()],
-                }),
+                (None, true) => {
+                    d.mappings.push(Mapping::new(s2.clone(), vec![f2.clone()]));
+                    Some(d.mappings.len() - 1)
+                }
                 (Some(i), false) => {
                     d.mappings[i].filters.retain(|f| *f != f2);
+                    d.mappings[i].modes.remove(&f2);
                     if d.mappings[i].filters.is_empty() {
                         d.mappings.remove(i);
                     }
+                    None
                 }
-                (None, false) => {}
+                (None, false) => None,
+            };
+            if let (Some(i), Some(mode)) = (i, req.mode) {
+                let modes = &mut d.mappings[i].modes;
+                match mode {
+                    CellMode::Inherit => {
+                        modes.remove(&f2);
+                    }
+                    CellMode::Enforce => {
+                        modes.insert(f2.clone(), FilterMode::Enforce);
+                    }
+                    CellMode::Monitor => {
+                        modes.insert(f2.clone(), FilterMode::Monitor);
+                    }
+                    CellMode::Off => {
+                        modes.insert(f2.clone(), FilterMode::Off);
+                    }
+                }
             }
-            Ok(json!({ "mapped": req.mapped }))
+            Ok(json!({ "mapped": req.mapped, "mode": req.mode }))
         },
     )
     .await?;
@@ -1219,18 +1303,28 @@ pub async fn stream(
 ) -> ApiResult<Sse<impl futures_util::Stream<Item = Result<SseEvent, Infallible>>>> {
     p.require(Permission::Read, "see the live feed")?;
     let rx = state.live.subscribe();
-    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-        let event = match rx.recv().await {
-            Ok(batch) => {
-                let data = serde_json::to_string(&*batch).unwrap_or_else(|_| "[]".into());
-                SseEvent::default().event("events").data(data)
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                SseEvent::default().event("lagged").data(n.to_string())
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+    let alerts = state.alerts.live.subscribe();
+    let stream = futures_util::stream::unfold((rx, alerts), |(mut rx, mut alerts)| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        let event = tokio::select! {
+            r = rx.recv() => match r {
+                Ok(batch) => {
+                    let data = serde_json::to_string(&*batch).unwrap_or_else(|_| "[]".into());
+                    SseEvent::default().event("events").data(data)
+                }
+                Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            },
+            r = alerts.recv() => match r {
+                Ok(batch) => {
+                    let data = serde_json::to_string(&*batch).unwrap_or_else(|_| "[]".into());
+                    SseEvent::default().event("alerts").data(data)
+                }
+                Err(RecvError::Lagged(n)) => SseEvent::default().event("lagged").data(n.to_string()),
+                Err(RecvError::Closed) => return None,
+            },
         };
-        Some((Ok(event), rx))
+        Some((Ok(event), (rx, alerts)))
     });
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(StdDuration::from_secs(15))))
 }
@@ -1529,8 +1623,13 @@ pub async fn verify_audit(
         list_gateways, search_events, export_events, dashboard, stream,
         list_users, create_user, update_user, delete_user, list_tokens, create_token, revoke_token,
         audit_log, verify_audit,
+        super::alerts_api::list_alerts, super::alerts_api::ack_alert,
+        super::alerts_api::list_rules, super::alerts_api::put_rule, super::alerts_api::delete_rule,
+        super::alerts_api::list_notifiers, super::alerts_api::put_notifier, super::alerts_api::delete_notifier,
+        super::account_api::totp_status, super::account_api::totp_start, super::account_api::totp_confirm,
+        super::account_api::totp_disable, super::account_api::totp_reset,
     ),
-    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change)),
+    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable)),
     modifiers(&SecuritySchemes),
     security(("session" = []), ("token" = [])),
 )]

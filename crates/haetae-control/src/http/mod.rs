@@ -1,6 +1,8 @@
 //! The HTTP server: the API under `/api/v1`, the web UI, and the headers every answer
 //! carries (strict CSP, no framing, no caching of pages with data).
 
+pub mod account_api;
+pub mod alerts_api;
 pub mod api;
 pub mod error;
 pub mod session;
@@ -81,6 +83,37 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/tokens", get(list_tokens).post(create_token))
         .route("/tokens/{id}", axum::routing::delete(revoke_token))
+        .route(
+            "/account/totp",
+            get(account_api::totp_status).post(account_api::totp_start),
+        )
+        .route(
+            "/account/totp/confirm",
+            axum::routing::post(account_api::totp_confirm),
+        )
+        .route(
+            "/account/totp/disable",
+            axum::routing::post(account_api::totp_disable),
+        )
+        .route(
+            "/users/{username}/totp",
+            axum::routing::delete(account_api::totp_reset),
+        )
+        .route("/alerts", get(alerts_api::list_alerts))
+        .route(
+            "/alerts/{id}/ack",
+            axum::routing::post(alerts_api::ack_alert),
+        )
+        .route("/alert-rules", get(alerts_api::list_rules))
+        .route(
+            "/alert-rules/{id}",
+            put(alerts_api::put_rule).delete(alerts_api::delete_rule),
+        )
+        .route("/notifiers", get(alerts_api::list_notifiers))
+        .route(
+            "/notifiers/{id}",
+            put(alerts_api::put_notifier).delete(alerts_api::delete_notifier),
+        )
         .route("/audit", get(audit_log))
         .route("/audit/verify", get(verify_audit))
         .fallback(api_not_found);

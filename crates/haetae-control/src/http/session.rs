@@ -178,6 +178,9 @@ pub enum LoginOutcome {
     Refused,
     /// Too many failures: locked for a while.
     Locked,
+    /// The password was right, but the account has a TOTP second factor and no code (or
+    /// recovery code) came with it.
+    SecondFactorRequired,
 }
 
 /// Checks a name and password, applies the lockout, opens a session and audits the
@@ -186,6 +189,7 @@ pub async fn login(
     state: &AppState,
     username: &str,
     password: &str,
+    otp: Option<&str>,
     client: &str,
 ) -> Result<LoginOutcome, ApiError> {
     let now = now_micros();
@@ -241,6 +245,46 @@ pub async fn login(
         } else {
             LoginOutcome::Refused
         });
+    }
+    let totp = state.store.totp_state(user.id).await?;
+    if let Some(secret_hex) = &totp.secret {
+        let Some(code) = otp.map(str::trim).filter(|c| !c.is_empty()) else {
+            return Ok(LoginOutcome::SecondFactorRequired);
+        };
+        let secret = hex::decode(secret_hex).unwrap_or_default();
+        let now_s = now / 1_000_000;
+        let accepted = match crate::totp::verify(&secret, code, now_s, totp.last_step) {
+            Some(step) => state.store.claim_totp_step(user.id, step).await?,
+            None => {
+                let normal = crate::totp::normalize_recovery_code(code);
+                normal.len() == 10
+                    && state
+                        .store
+                        .use_recovery_code(user.id, &auth::digest(&normal))
+                        .await?
+            }
+        };
+        if !accepted {
+            let failures = state
+                .store
+                .record_failed_login(user.id, auth::LOCKOUT_THRESHOLD, now + auth::LOCKOUT_MICROS)
+                .await?;
+            let locked = failures >= auth::LOCKOUT_THRESHOLD;
+            state
+                .store
+                .append_audit(
+                    &user.username,
+                    "auth.login_failed",
+                    &user.username,
+                    &json!({ "reason": "wrong second factor", "failures": failures, "locked": locked, "client": client }),
+                )
+                .await?;
+            return Ok(if locked {
+                LoginOutcome::Locked
+            } else {
+                LoginOutcome::Refused
+            });
+        }
     }
     state.store.clear_failed_logins(user.id).await?;
     let session_id = auth::new_secret();

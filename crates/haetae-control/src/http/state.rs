@@ -7,7 +7,10 @@ use haetae_bus::Bus;
 use serde::Serialize;
 use tokio::sync::{Mutex, broadcast};
 
-use crate::store::Store;
+use crate::alerts::Alert;
+use crate::alerts::engine::Engine;
+use crate::alerts::notify::Dispatcher;
+use crate::store::{Store, StoreError};
 
 /// One message on the dashboard's live feed (Server-Sent Events).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -45,6 +48,43 @@ pub struct AppState {
     pub publish_lock: Arc<Mutex<()>>,
     /// Whether cookies get the `Secure` attribute (the Center is reached over HTTPS).
     pub secure_cookies: bool,
+    /// Alert rules, their state, and the notifiers.
+    pub alerts: Arc<Alerting>,
+}
+
+/// The alerting part of the state.
+#[derive(Debug)]
+pub struct Alerting {
+    /// The rule engine (never held across an `await`).
+    pub engine: std::sync::Mutex<Engine>,
+    /// Webhooks and SIEM forwarders.
+    pub dispatcher: Dispatcher,
+    /// Newly raised alerts, for Server-Sent Events.
+    pub live: broadcast::Sender<Arc<Vec<Alert>>>,
+}
+
+impl Alerting {
+    fn new() -> Alerting {
+        Alerting {
+            engine: std::sync::Mutex::new(Engine::default()),
+            dispatcher: Dispatcher::new(),
+            live: broadcast::channel(64).0,
+        }
+    }
+
+    /// Loads rules and notifiers from the store into the engine and the dispatcher (after
+    /// every change, and periodically for changes made by another Center on the same
+    /// database).
+    pub async fn reload(&self, store: &Store) -> Result<(), StoreError> {
+        let rules = store.alert_rules().await?;
+        let notifiers = store.notifiers().await?;
+        self.engine
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .set_rules(rules);
+        self.dispatcher.configure(notifiers);
+        Ok(())
+    }
 }
 
 impl AppState {
@@ -57,6 +97,7 @@ impl AppState {
             live: broadcast::channel(256).0,
             publish_lock: Arc::new(Mutex::new(())),
             secure_cookies,
+            alerts: Arc::new(Alerting::new()),
         }
     }
 }

@@ -14,10 +14,12 @@ use sqlx::sqlite::{
 };
 use time::OffsetDateTime;
 
+pub mod alerts;
 pub mod audit;
 pub mod events;
 pub mod gateways;
 pub mod policy;
+pub mod totp;
 pub mod users;
 
 /// The file name of the SQLite database inside the data folder.
@@ -91,17 +93,41 @@ pub enum Backend {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let sql: &'static str = match backend {
-        Backend::Sqlite => include_str!("../../migrations/sqlite/0001_init.sql"),
-        Backend::Postgres => include_str!("../../migrations/postgres/0001_init.sql"),
+    let (init, alerts, totp): (&'static str, &'static str, &'static str) = match backend {
+        Backend::Sqlite => (
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_alerts.sql"),
+            include_str!("../../migrations/sqlite/0003_totp.sql"),
+        ),
+        Backend::Postgres => (
+            include_str!("../../migrations/postgres/0001_init.sql"),
+            include_str!("../../migrations/postgres/0002_alerts.sql"),
+            include_str!("../../migrations/postgres/0003_totp.sql"),
+        ),
     };
-    Migrator::with_migrations(vec![Migration::new(
-        1,
-        "init".into(),
-        MigrationType::Simple,
-        sql.into_sql_str(),
-        false,
-    )])
+    Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            "init".into(),
+            MigrationType::Simple,
+            init.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            "alerts".into(),
+            MigrationType::Simple,
+            alerts.into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            3,
+            "totp".into(),
+            MigrationType::Simple,
+            totp.into_sql_str(),
+            false,
+        ),
+    ])
 }
 
 impl Store {

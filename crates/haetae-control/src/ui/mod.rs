@@ -53,6 +53,8 @@ pub fn routes() -> Router<AppState> {
         .route("/lists", get(pages::lists))
         .route("/policy", get(pages::policy))
         .route("/events", get(pages::events))
+        .route("/alerts", get(pages::alerts))
         .route("/audit", get(pages::audit))
         .route("/users", get(pages::users))
+        .route("/account", get(pages::account))
 }

@@ -91,8 +91,10 @@ const NAV: &[(&str, &str)] = &[
     ("/lists", "nav.lists"),
     ("/policy", "nav.policy"),
     ("/events", "nav.events"),
+    ("/alerts", "nav.alerts"),
     ("/audit", "nav.audit"),
     ("/users", "nav.users"),
+    ("/account", "nav.account"),
 ];
 
 fn layout(p: &Page, active: &str, body: &str) -> Response {
@@ -151,6 +153,8 @@ pub struct LoginForm {
     username: String,
     password: String,
     #[serde(default)]
+    otp: String,
+    #[serde(default)]
     login_csrf: String,
 }
 
@@ -166,12 +170,14 @@ fn login_html(lang: Lang, token: &str, message: Option<&str>) -> Response {
          <input type=\"hidden\" name=\"login_csrf\" value=\"{token}\">\
          <label>{u}<input name=\"username\" autocomplete=\"username\" required maxlength=\"64\"></label>\
          <label>{pw}<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"1024\"></label>\
+         <label>{otp}<input name=\"otp\" autocomplete=\"one-time-code\" inputmode=\"numeric\" maxlength=\"64\"></label>\
          <button type=\"submit\">{submit}</button></form></main></body></html>",
         lang = lang.code(),
         title = t(lang, "login.title"),
         app = t(lang, "app.title"),
         u = t(lang, "login.username"),
         pw = t(lang, "login.password"),
+        otp = t(lang, "login.otp"),
         submit = t(lang, "login.submit"),
     ))
     .into_response();
@@ -202,7 +208,8 @@ pub async fn login_submit(
     if form.username.len() > 64 || form.password.len() > auth::MAX_PASSWORD_LEN {
         return login_html(lang, &auth::new_secret(), Some(t(lang, "login.refused")));
     }
-    match session::login(&state, &form.username, &form.password, "web").await {
+    let otp = Some(form.otp.as_str()).filter(|o| !o.is_empty() && o.len() <= 64);
+    match session::login(&state, &form.username, &form.password, otp, "web").await {
         Ok(LoginOutcome::Success { session_id, .. }) => {
             let mut r = Redirect::to("/").into_response();
             if let Ok(v) =
@@ -218,6 +225,11 @@ pub async fn login_submit(
         Ok(LoginOutcome::Locked) => {
             login_html(lang, &auth::new_secret(), Some(t(lang, "login.locked")))
         }
+        Ok(LoginOutcome::SecondFactorRequired) => login_html(
+            lang,
+            &auth::new_secret(),
+            Some(t(lang, "login.otp_required")),
+        ),
         Err(e) => api_error_page(e),
     }
 }
@@ -314,6 +326,8 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         p.t("dash.chart"),
         p.t("dash.chart"),
     );
+    let recent = state.store.alerts(10, None).await.unwrap_or_default();
+    body.push_str(&alerts_table(&p, "latest-alerts", &recent, false));
     body.push_str("<div class=\"grid4\">");
     body.push_str(&top_table(&p, "dash.top_users", &d.top_users));
     body.push_str(&top_table(&p, "dash.top_devices", &d.top_devices));
@@ -557,30 +571,59 @@ pub async fn matrix(State(state): State<AppState>, headers: HeaderMap) -> Respon
     }
     body.push_str("</tr>");
     for s in &draft.services {
-        let chain = draft
-            .mappings
-            .iter()
-            .find(|m| m.service == s.id)
-            .map(|m| m.filters.clone())
-            .unwrap_or_default();
+        let mapping = draft.mappings.iter().find(|m| m.service == s.id);
+        let chain = mapping.map(|m| m.filters.clone()).unwrap_or_default();
         let _ = write!(body, "<tr><th>{}</th>", esc(&s.id));
         for f in &draft.filters {
             let pos = chain.iter().position(|c| *c == f.id);
+            let cell_mode = mapping.and_then(|m| m.modes.get(&f.id).copied());
+            let mode = cell_mode.unwrap_or(f.mode);
             let (cls, label) = match pos {
                 Some(i) => (
-                    format!("mapped mode-{}", mode_name(f.mode)),
-                    format!("{}. {}", i + 1, mode_name(f.mode)),
+                    format!("mapped mode-{}", mode_name(mode)),
+                    format!("{}. {}", i + 1, mode_name(mode)),
                 ),
                 None => ("unmapped".to_owned(), p.t("matrix.unmapped").to_owned()),
             };
             let disabled = if editable { "" } else { " disabled" };
             let _ = write!(
                 body,
-                "<td class=\"{cls}\"><button class=\"cell\" data-service=\"{}\" data-filter=\"{}\" data-mapped=\"{}\"{disabled}>{label}</button></td>",
+                "<td class=\"{cls}\"><button class=\"cell\" data-service=\"{}\" data-filter=\"{}\" data-mapped=\"{}\"{disabled}>{label}</button>",
                 esc(&s.id),
                 esc(&f.id),
                 pos.is_some()
             );
+            if pos.is_some() {
+                let _ = write!(
+                    body,
+                    "<select class=\"cell-mode\" aria-label=\"{} {} / {}\" data-service=\"{}\" data-filter=\"{}\"{disabled}>",
+                    esc(p.t("matrix.mode")),
+                    esc(&s.id),
+                    esc(&f.id),
+                    esc(&s.id),
+                    esc(&f.id)
+                );
+                let inherit = format!("{} ({})", p.t("matrix.inherit"), mode_name(f.mode));
+                for (value, text) in [
+                    ("inherit", inherit.as_str()),
+                    ("enforce", "enforce"),
+                    ("monitor", "monitor"),
+                    ("off", "off"),
+                ] {
+                    let selected = match cell_mode {
+                        None => value == "inherit",
+                        Some(m) => value == mode_name(m),
+                    };
+                    let _ = write!(
+                        body,
+                        "<option value=\"{value}\"{}>{}</option>",
+                        if selected { " selected" } else { "" },
+                        esc(text)
+                    );
+                }
+                body.push_str("</select>");
+            }
+            body.push_str("</td>");
         }
         body.push_str("</tr>");
     }
@@ -1132,6 +1175,275 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap) -> Respons
         p.t("form.create")
     );
     layout(&p, "/users", &body)
+}
+
+// ---------------------------------------------------------------------------------------
+// Alerts
+
+fn alerts_table(p: &Page, id: &str, alerts: &[crate::alerts::Alert], ack: bool) -> String {
+    let mut body = format!(
+        "<section class=\"card\"><h2>{}</h2><table id=\"{id}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        p.t("alerts.latest"),
+        p.t("col.time"),
+        p.t("col.severity"),
+        p.t("col.rule"),
+        p.t("col.summary"),
+        p.t("col.ack"),
+    );
+    for a in alerts {
+        let acked = match (&a.ack_by, ack && p.can(Permission::EditPolicy)) {
+            (Some(by), _) => esc(by),
+            (None, true) => format!(
+                "<button data-call=\"POST\" data-url=\"/api/v1/alerts/{}/ack\">{}</button>",
+                esc(&a.id),
+                p.t("alerts.ack")
+            ),
+            (None, false) => String::new(),
+        };
+        let _ = write!(
+            body,
+            "<tr class=\"sev-{}\" data-alert-id=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{acked}</td></tr>",
+            esc(&a.severity),
+            esc(&a.id),
+            time_text(a.ts),
+            esc(&a.severity),
+            esc(&a.rule_id),
+            esc(&a.summary),
+        );
+    }
+    body.push_str("</tbody></table></section>");
+    body
+}
+
+fn condition_text(c: &crate::alerts::Condition) -> String {
+    use crate::alerts::Condition;
+    match c {
+        Condition::Each => "each".into(),
+        Condition::Threshold { count, minutes } => format!("≥ {count} / {minutes} min"),
+        Condition::BreakerOpen => "breaker-open".into(),
+        Condition::GatewaySilent { minutes } => format!("gateway-silent {minutes} min"),
+    }
+}
+
+/// GET /alerts: latest alerts (acknowledge), rules, and for admins the notifiers.
+pub async fn alerts(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let p = match page(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let (recent, rules) = match (
+        state.store.alerts(100, None).await,
+        state.store.alert_rules().await,
+    ) {
+        (Ok(a), Ok(r)) => (a, r),
+        (Err(e), _) | (_, Err(e)) => return api_error_page(e.into()),
+    };
+    let edit = p.can(Permission::EditPolicy);
+    let mut body = alerts_table(&p, "alerts", &recent, true);
+    let _ = write!(
+        body,
+        "<section class=\"card\"><h2>{}</h2><table id=\"alert-rules\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+        p.t("alerts.rules"),
+        p.t("col.id"),
+        p.t("col.name"),
+        p.t("col.severity"),
+        p.t("col.condition"),
+        p.t("col.filter"),
+        p.t("col.group_by"),
+        p.t("col.notify"),
+    );
+    for r in &rules {
+        let del = if edit {
+            format!(
+                "<button class=\"danger\" data-call=\"DELETE\" data-url=\"/api/v1/alert-rules/{}\">{}</button>",
+                esc(&r.id),
+                p.t("form.delete")
+            )
+        } else {
+            String::new()
+        };
+        let filter = serde_json::to_string(&r.filter).unwrap_or_default();
+        let _ = write!(
+            body,
+            "<tr class=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{del}</td></tr>",
+            if r.enabled { "" } else { "muted" },
+            esc(&r.id),
+            esc(&r.name),
+            r.severity.as_str(),
+            esc(&condition_text(&r.condition)),
+            esc(&filter),
+            r.group_by.as_str(),
+            esc(&r.notify.join(", ")),
+        );
+    }
+    body.push_str("</table></section>");
+    if edit {
+        let sev: String = haetae_core::Severity::ALL
+            .iter()
+            .rev()
+            .map(|s| format!("<option>{}</option>", s.as_str()))
+            .collect();
+        let _ = write!(
+            body,
+            "<form class=\"card\" data-api=\"/api/v1/alert-rules/{{id}}\" data-method=\"PUT\" data-shape=\"alertRule\" id=\"new-rule\">\
+             <h2>{}</h2><label>{}<input name=\"id\" required maxlength=\"64\"></label>\
+             <label>{}<input name=\"name\" maxlength=\"200\"></label>\
+             <label>{}<select name=\"severity\">{sev}</select></label>\
+             <label>{}<select name=\"type\"><option>each</option><option>threshold</option><option>breaker-open</option><option>gateway-silent</option></select></label>\
+             <label>{}<input name=\"count\" type=\"number\" min=\"1\" max=\"1000\" value=\"5\"></label>\
+             <label>{}<input name=\"minutes\" type=\"number\" min=\"1\" max=\"1440\" value=\"10\"></label>\
+             <label>{}<input name=\"action\" placeholder=\"restrict.*\"></label>\
+             <label>{}<select name=\"outcome\"><option value=\"\"></option><option>failure</option><option>success</option></select></label>\
+             <label>{}<input name=\"service\"></label>\
+             <label>{}<select name=\"group_by\"><option>none</option><option>user</option><option>device</option><option>source-ip</option><option>service</option><option>filter</option><option>instance</option></select></label>\
+             <label>{}<input name=\"quiet_minutes\" type=\"number\" min=\"0\" max=\"1440\" value=\"1\"></label>\
+             <label>{}<input name=\"notify\" placeholder=\"hook-1, siem\"></label>\
+             <button type=\"submit\">{}</button></form>",
+            p.t("alerts.new_rule"),
+            p.t("col.id"),
+            p.t("col.name"),
+            p.t("col.severity"),
+            p.t("col.condition"),
+            p.t("col.count"),
+            p.t("col.minutes"),
+            p.t("col.action"),
+            p.t("col.outcome"),
+            p.t("col.service"),
+            p.t("col.group_by"),
+            p.t("col.quiet"),
+            p.t("col.notify"),
+            p.t("form.save"),
+        );
+    }
+    if p.can(Permission::ManageUsers) {
+        let notifiers = state.store.notifiers().await.unwrap_or_default();
+        let stats = state.alerts.dispatcher.stats();
+        let _ = write!(
+            body,
+            "<section class=\"card\"><h2>{}</h2><table id=\"notifiers\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
+            p.t("alerts.notifiers"),
+            p.t("col.id"),
+            p.t("col.kind"),
+            p.t("col.url"),
+            p.t("col.forward_events"),
+            p.t("col.delivery"),
+        );
+        for n in &notifiers {
+            let kind = serde_json::to_value(n.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let target = n.url.as_deref().or(n.address.as_deref()).unwrap_or("");
+            let delivery = stats.get(&n.id).map_or_else(String::new, |s| {
+                format!(
+                    "sent {} · failed {} · dropped {} · queued {}{}",
+                    s.sent,
+                    s.failed,
+                    s.dropped,
+                    s.queued,
+                    s.last_error
+                        .as_deref()
+                        .map_or_else(String::new, |e| format!(" · {e}"))
+                )
+            });
+            let _ = write!(
+                body,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><button class=\"danger\" data-call=\"DELETE\" data-url=\"/api/v1/notifiers/{}\">{}</button></td></tr>",
+                esc(&n.id),
+                esc(&kind),
+                esc(target),
+                n.forward_events,
+                esc(&delivery),
+                esc(&n.id),
+                p.t("form.delete"),
+            );
+        }
+        body.push_str("</table></section>");
+        let sev: String = haetae_core::Severity::ALL
+            .iter()
+            .map(|s| format!("<option>{}</option>", s.as_str()))
+            .collect();
+        let _ = write!(
+            body,
+            "<form class=\"card\" data-api=\"/api/v1/notifiers/{{id}}\" data-method=\"PUT\" data-shape=\"notifier\" id=\"new-notifier\">\
+             <h2>{}</h2><label>{}<input name=\"id\" required maxlength=\"64\"></label>\
+             <label>{}<select name=\"kind\"><option>webhook</option><option>syslog</option><option>splunk-hec</option></select></label>\
+             <label>{}<input name=\"url\" placeholder=\"https://...\"></label>\
+             <label>{}<input name=\"address\" placeholder=\"siem.example:6514\"></label>\
+             <label>{}<select name=\"transport\"><option>tcp</option><option>tls</option><option>udp</option></select></label>\
+             <label>{}<select name=\"format\"><option>rfc5424</option><option>cef</option><option>ecs</option></select></label>\
+             <label>{}<input name=\"secret\" type=\"password\" autocomplete=\"off\"></label>\
+             <label><input name=\"forward_events\" type=\"checkbox\" value=\"true\"> {}</label>\
+             <label>{}<select name=\"min_severity\">{sev}</select></label>\
+             <button type=\"submit\">{}</button></form>",
+            p.t("alerts.new_notifier"),
+            p.t("col.id"),
+            p.t("col.kind"),
+            p.t("col.url"),
+            p.t("col.address"),
+            p.t("col.transport"),
+            p.t("col.format"),
+            p.t("col.secret"),
+            p.t("col.forward_events"),
+            p.t("col.min_severity"),
+            p.t("form.save"),
+        );
+    }
+    layout(&p, "/alerts", &body)
+}
+
+/// GET /account: the caller's second factor (enrol, confirm, turn off).
+pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let p = match page(&state, &headers).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let s = match state.store.totp_state(p.principal.user.id).await {
+        Ok(s) => s,
+        Err(e) => return api_error_page(e.into()),
+    };
+    let on = s.secret.is_some();
+    let mut body = format!(
+        "<section class=\"card\" id=\"totp\" data-enabled=\"{on}\"><h2>{}</h2><p id=\"totp-state\" class=\"{}\">{}</p>",
+        p.t("account.totp"),
+        if on { "ok" } else { "muted" },
+        p.t(if on {
+            "account.totp_on"
+        } else {
+            "account.totp_off"
+        }),
+    );
+    if on {
+        let _ = write!(
+            body,
+            "<p>{}: {}</p>\
+             <form data-api=\"/api/v1/account/totp/disable\" data-method=\"POST\" id=\"totp-disable\">\
+             <label>{}<input name=\"password\" type=\"password\" autocomplete=\"current-password\" required maxlength=\"1024\"></label>\
+             <label>{}<input name=\"code\" autocomplete=\"one-time-code\" required maxlength=\"64\"></label>\
+             <button type=\"submit\" class=\"danger\">{}</button></form>",
+            p.t("account.recovery_left"),
+            s.recovery_left,
+            p.t("login.password"),
+            p.t("form.code"),
+            p.t("account.totp_disable"),
+        );
+    } else {
+        let _ = write!(
+            body,
+            "<button id=\"totp-start\">{}</button>\
+             <div id=\"totp-enrol\" hidden><p>{}</p><p><code id=\"totp-secret\"></code></p><p><code id=\"totp-uri\" class=\"wrap\"></code></p>\
+             <form id=\"totp-confirm\"><label>{}<input name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required maxlength=\"6\"></label>\
+             <button type=\"submit\">{}</button></form></div>\
+             <div id=\"totp-recovery\" hidden><p>{}</p><pre id=\"totp-codes\"></pre></div>",
+            p.t("account.totp_enable"),
+            p.t("account.totp_scan"),
+            p.t("form.code"),
+            p.t("account.totp_confirm"),
+            p.t("account.recovery"),
+        );
+    }
+    body.push_str("</section>");
+    layout(&p, "/account", &body)
 }
 
 #[cfg(test)]
