@@ -236,6 +236,8 @@ describe('Security Control Center in a browser', () => {
   it('enrols a TOTP second factor and then needs it to log in', async () => {
     await page.goto(`${baseUrl}/account`);
     await page.click('#totp-start');
+    // The secret arrives from the API after the click: wait until it is on the page.
+    await page.locator('#totp-secret').filter({ hasText: /^[A-Z2-7]{16,}=*$/ }).waitFor();
     const secret = (await page.locator('#totp-secret').textContent()).trim();
     assert.match(await page.locator('#totp-uri').textContent(), /^otpauth:\/\/totp\/haetae:admin\?secret=/);
     await page.fill('#totp-confirm input[name=code]', totp(secret, Date.now() / 1000));
