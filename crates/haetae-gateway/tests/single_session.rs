@@ -463,8 +463,12 @@ async fn logging_in_on_gateway_b_kicks_the_session_held_on_gateway_a_over_nats_k
             % 1_000_000_000
     );
     let connect = || async {
+        // A small events stream: JetStream reserves max_bytes per stream up front, and the
+        // default (8 GiB) left behind by earlier runs exhausted the server's storage.
         let options = haetae_bus::NatsOptions {
             namespace: namespace.clone(),
+            event_max_bytes: 16 * 1024 * 1024,
+            event_max_age: Duration::from_secs(300),
             ..haetae_bus::NatsOptions::default()
         };
         Bus::connect_nats(&url, options)
