@@ -38,12 +38,11 @@ const DELTA: [u8; 128] = {
 };
 
 impl Hight {
-    /// `key` is MK15..MK0 as the standard writes it (MK15 first).
+    /// `key` is MK0..MK15 (byte `i` is `MK_i`), the order of KISA's reference code and the
+    /// KCMVP test vector files; TTAS.KO-12.0040 prints keys and blocks the other way round
+    /// (MK15 first), so its appendix values read here reversed.
     fn with_key(key: &[u8; 16]) -> Self {
-        let mut mk = [0u8; 16];
-        for (i, m) in mk.iter_mut().enumerate() {
-            *m = key[15 - i];
-        }
+        let mut mk = *key;
         let mut whitening = [0u8; 8];
         whitening[..4].copy_from_slice(&mk[12..]);
         whitening[4..].copy_from_slice(&mk[..4]);
@@ -59,14 +58,11 @@ impl Hight {
         Hight { whitening, subkeys }
     }
 
-    /// Encrypts; the block is P7..P0 as the standard writes it (P7 first).
+    /// Encrypts; block byte `i` is `P_i` (KISA reference code and KCMVP order).
     fn encrypt(&self, block: &mut [u8; 8]) {
         let wk = &self.whitening;
         let sk = &self.subkeys;
-        let mut x = [0u8; 8];
-        for (i, v) in x.iter_mut().enumerate() {
-            *v = block[7 - i];
-        }
+        let mut x = *block;
         x[0] = x[0].wrapping_add(wk[0]);
         x[2] ^= wk[1];
         x[4] = x[4].wrapping_add(wk[2]);
@@ -88,18 +84,13 @@ impl Hight {
         x[2] ^= wk[5];
         x[4] = x[4].wrapping_add(wk[6]);
         x[6] ^= wk[7];
-        for (i, v) in x.iter().enumerate() {
-            block[7 - i] = *v;
-        }
+        *block = x;
     }
 
     fn decrypt(&self, block: &mut [u8; 8]) {
         let wk = &self.whitening;
         let sk = &self.subkeys;
-        let mut x = [0u8; 8];
-        for (i, v) in x.iter_mut().enumerate() {
-            *v = block[7 - i];
-        }
+        let mut x = *block;
         x[0] = x[0].wrapping_sub(wk[4]);
         x[2] ^= wk[5];
         x[4] = x[4].wrapping_sub(wk[6]);
@@ -127,9 +118,7 @@ impl Hight {
         x[2] ^= wk[1];
         x[4] = x[4].wrapping_sub(wk[2]);
         x[6] ^= wk[3];
-        for (i, v) in x.iter().enumerate() {
-            block[7 - i] = *v;
-        }
+        *block = x;
     }
 }
 
