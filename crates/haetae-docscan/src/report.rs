@@ -168,24 +168,26 @@ pub fn scan_reader(
     limits: &Limits,
 ) -> std::io::Result<Report> {
     let started = Instant::now();
-    let mut hasher = Sha256::new();
     let budget = usize::try_from(limits.memory_bytes / 2).unwrap_or(usize::MAX);
+    // Read straight into the buffer the verifiers get (no copy through a read buffer),
+    // and hash it in one pass.
     let mut data = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total: u64 = 0;
-    loop {
-        let n = match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        let chunk = buf.get(..n).unwrap_or_default();
-        hasher.update(chunk);
-        total += n as u64;
-        if data.len() < budget {
-            let room = budget - data.len();
-            data.extend_from_slice(chunk.get(..room.min(n)).unwrap_or_default());
+    (&mut reader).take(budget as u64).read_to_end(&mut data)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&data);
+    let mut total = data.len() as u64;
+    if data.len() >= budget {
+        // Over the budget: the rest is hashed and counted, not kept.
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            hasher.update(buf.get(..n).unwrap_or_default());
+            total += n as u64;
         }
     }
     let sha = hex(&hasher.finalize());

@@ -1,9 +1,13 @@
 //! Deflate and zlib decompression with a hard output cap, so a bomb stops at the cap instead
-//! of exhausting memory. Built on `miniz_oxide`'s core decompressor with a caller-owned
-//! buffer: [`inflate_count`] measures without keeping the output.
+//! of exhausting memory. Built on zlib-rs (through `flate2`'s safe streaming API), whose
+//! decoder picks its SIMD paths at run time. [`inflate_with`] hands the output to a sink in
+//! pieces through a reused 256 KiB buffer, so [`inflate_count`] measures without keeping
+//! it; [`inflate_into`] writes straight into a caller's vector (no copy through a buffer).
+//! Decoder states are reused between calls on the same thread.
 
-use miniz_oxide::inflate::TINFLStatus;
-use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
+use std::cell::RefCell;
+
+use flate2::{Decompress, FlushDecompress, Status};
 
 /// The stream framing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,13 +70,76 @@ pub struct Inflated {
     pub consumed: usize,
 }
 
-fn flags_for(framing: Framing) -> u32 {
-    match framing {
-        Framing::Raw => 0,
-        Framing::Zlib => {
-            inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER | inflate_flags::TINFL_FLAG_COMPUTE_ADLER32
+/// Size of the buffer [`inflate_with`] decodes through. Large, because zlib copies every
+/// call's last 32 KiB of output into its window: the fewer calls, the fewer copies.
+const SCRATCH: usize = 256 * 1024;
+
+/// Per-thread reusable state: zlib-rs allocates its state and window on creation, which
+/// costs more than inflating a small stream.
+#[derive(Default)]
+struct Cache {
+    raw: Option<Decompress>,
+    zlib: Option<Decompress>,
+    scratch: Vec<u8>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Cache> = RefCell::new(Cache::default());
+}
+
+/// A decoder for `framing` (reset if reused) and the scratch buffer, taken out of the
+/// thread's cache; a nested call (a sink that inflates) just gets fresh ones.
+fn take(framing: Framing, with_scratch: bool) -> (Decompress, Vec<u8>) {
+    let zlib = framing == Framing::Zlib;
+    let (cached, scratch) = CACHE
+        .try_with(|c| {
+            c.try_borrow_mut().map_or((None, Vec::new()), |mut c| {
+                let d = if zlib { c.zlib.take() } else { c.raw.take() };
+                let s = if with_scratch {
+                    std::mem::take(&mut c.scratch)
+                } else {
+                    Vec::new()
+                };
+                (d, s)
+            })
+        })
+        .unwrap_or((None, Vec::new()));
+    let decoder = match cached {
+        Some(mut d) => {
+            d.reset(zlib);
+            d
         }
-    }
+        None => Decompress::new(zlib),
+    };
+    let scratch = if with_scratch && scratch.len() != SCRATCH {
+        vec![0u8; SCRATCH]
+    } else {
+        scratch
+    };
+    (decoder, scratch)
+}
+
+fn give_back(framing: Framing, decoder: Decompress, scratch: Vec<u8>) {
+    let _ = CACHE.try_with(|c| {
+        if let Ok(mut c) = c.try_borrow_mut() {
+            if framing == Framing::Zlib {
+                c.zlib = Some(decoder);
+            } else {
+                c.raw = Some(decoder);
+            }
+            if scratch.len() == SCRATCH {
+                c.scratch = scratch;
+            }
+        }
+    });
+}
+
+/// Input and output bytes a call moved.
+fn progress(d: &Decompress, before: (u64, u64)) -> (usize, usize) {
+    (
+        usize::try_from(d.total_in() - before.0).unwrap_or(0),
+        usize::try_from(d.total_out() - before.1).unwrap_or(0),
+    )
 }
 
 /// Inflates `input` into `sink` in pieces, at most `cap` bytes in all.
@@ -82,19 +149,29 @@ pub fn inflate_with(
     cap: u64,
     sink: &mut dyn FnMut(&[u8]),
 ) -> Result<Inflated, InflateError> {
-    const WINDOW: usize = 32 * 1024;
-    let mut state = Box::<DecompressorOxide>::default();
-    let mut window = vec![0u8; WINDOW];
+    let (mut decoder, mut scratch) = take(framing, true);
+    let result = through_scratch(&mut decoder, &mut scratch, input, cap, sink);
+    give_back(framing, decoder, scratch);
+    result
+}
+
+fn through_scratch(
+    decoder: &mut Decompress,
+    scratch: &mut [u8],
+    input: &[u8],
+    cap: u64,
+    sink: &mut dyn FnMut(&[u8]),
+) -> Result<Inflated, InflateError> {
     let mut in_pos = 0usize;
-    let mut out_pos = 0usize;
     let mut produced: u64 = 0;
-    let flags = flags_for(framing);
     loop {
         let rest = input.get(in_pos..).unwrap_or_default();
-        let (status, read, written) = decompress(&mut state, rest, &mut window, out_pos, flags);
+        let before = (decoder.total_in(), decoder.total_out());
+        let status = decoder.decompress(rest, scratch, FlushDecompress::None);
+        let (read, written) = progress(decoder, before);
         in_pos += read;
         if written > 0 {
-            let chunk = window.get(out_pos..out_pos + written).unwrap_or_default();
+            let chunk = scratch.get(..written).unwrap_or_default();
             let room = cap.saturating_sub(produced);
             if written as u64 > room {
                 let keep = usize::try_from(room).unwrap_or(0);
@@ -104,27 +181,91 @@ pub fn inflate_with(
             sink(chunk);
             produced += written as u64;
         }
-        out_pos = (out_pos + written) & (WINDOW - 1);
         match status {
-            TINFLStatus::Done => {
+            Ok(Status::StreamEnd) => {
                 return Ok(Inflated {
                     produced,
                     consumed: in_pos,
                 });
             }
-            TINFLStatus::HasMoreOutput => {}
-            TINFLStatus::NeedsMoreInput | TINFLStatus::FailedCannotMakeProgress => {
+            // No progress with room to write: the input ran out before the final block.
+            Ok(Status::Ok | Status::BufError) if read == 0 && written == 0 => {
                 return Err(InflateError::Truncated { produced });
             }
-            _ => {
+            Ok(_) => {}
+            Err(_) => {
                 return Err(InflateError::Corrupt {
                     consumed: in_pos,
                     produced,
                 });
             }
         }
-        if read == 0 && written == 0 {
-            return Err(InflateError::Truncated { produced });
+    }
+}
+
+/// Inflates `input` onto the end of `out`, at most `cap` bytes; on error `out` keeps what
+/// was produced (never more than `cap`). Reserve capacity in `out` first when the size is
+/// known: the output is written straight into it.
+pub fn inflate_into(
+    input: &[u8],
+    framing: Framing,
+    cap: u64,
+    out: &mut Vec<u8>,
+) -> Result<Inflated, InflateError> {
+    let (mut decoder, scratch) = take(framing, false);
+    let result = into_vec(&mut decoder, input, cap, out);
+    give_back(framing, decoder, scratch);
+    result
+}
+
+fn into_vec(
+    decoder: &mut Decompress,
+    input: &[u8],
+    cap: u64,
+    out: &mut Vec<u8>,
+) -> Result<Inflated, InflateError> {
+    let base = out.len();
+    // One byte past the cap is room enough to see that the stream goes on.
+    let limit = usize::try_from(cap.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut in_pos = 0usize;
+    loop {
+        let produced = out.len() - base;
+        if out.len() == out.capacity() {
+            let grow = produced
+                .max(64 * 1024)
+                .min(limit.saturating_sub(produced))
+                .max(1);
+            out.reserve_exact(grow);
+        }
+        let rest = input.get(in_pos..).unwrap_or_default();
+        let before = (decoder.total_in(), decoder.total_out());
+        let status = decoder.decompress_vec(rest, out, FlushDecompress::None);
+        let (read, written) = progress(decoder, before);
+        in_pos += read;
+        let produced = (out.len() - base) as u64;
+        if produced > cap {
+            out.truncate(base + usize::try_from(cap).unwrap_or(0));
+            return Err(InflateError::OverCap { consumed: in_pos });
+        }
+        match status {
+            Ok(Status::StreamEnd) => {
+                return Ok(Inflated {
+                    produced,
+                    consumed: in_pos,
+                });
+            }
+            Ok(Status::Ok | Status::BufError)
+                if read == 0 && written == 0 && out.len() < out.capacity() =>
+            {
+                return Err(InflateError::Truncated { produced });
+            }
+            Ok(_) => {}
+            Err(_) => {
+                return Err(InflateError::Corrupt {
+                    consumed: in_pos,
+                    produced,
+                });
+            }
         }
     }
 }
@@ -132,7 +273,7 @@ pub fn inflate_with(
 /// Inflates into a new buffer of at most `cap` bytes.
 pub fn inflate_to_vec(input: &[u8], framing: Framing, cap: u64) -> Result<Vec<u8>, InflateError> {
     let mut out = Vec::new();
-    inflate_with(input, framing, cap, &mut |c| out.extend_from_slice(c))?;
+    inflate_into(input, framing, cap, &mut out)?;
     Ok(out)
 }
 
@@ -143,7 +284,7 @@ pub fn inflate_partial(
     cap: u64,
 ) -> (Vec<u8>, Result<Inflated, InflateError>) {
     let mut out = Vec::new();
-    let r = inflate_with(input, framing, cap, &mut |c| out.extend_from_slice(c));
+    let r = inflate_into(input, framing, cap, &mut out);
     (out, r)
 }
 

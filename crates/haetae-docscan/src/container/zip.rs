@@ -8,7 +8,7 @@ use haetae_core::Severity;
 
 use crate::bytes::{le16, le32, le64, slice};
 use crate::container::crc32::Crc32;
-use crate::container::inflate::{Framing, InflateError, inflate_with};
+use crate::container::inflate::{Framing, InflateError, inflate_into, inflate_with};
 use crate::context::ScanContext;
 use crate::finding::Location;
 
@@ -385,15 +385,15 @@ fn read_inner<'d>(
                 Vec::new()
             };
             let mut crc = Crc32::default();
-            let result = inflate_with(raw, Framing::Raw, cap, &mut |c| {
-                crc.update(c);
-                if keep {
-                    out.extend_from_slice(c);
-                }
-            });
-            if keep {
+            let result = if keep {
+                // Straight into the buffer, checksummed after: no copy through a window.
+                let r = inflate_into(raw, Framing::Raw, cap, &mut out);
+                crc.update(&out);
                 ctx.release(cap);
-            }
+                r
+            } else {
+                inflate_with(raw, Framing::Raw, cap, &mut |c| crc.update(c))
+            };
             match result {
                 Ok(done) => {
                     if done.produced != entry.uncompressed {

@@ -20,17 +20,33 @@ fn err(offset: usize, message: impl Into<String>) -> Result<(), XmlError> {
     })
 }
 
-/// End of a tag starting at `from` (the index of its `>`), skipping quoted values.
+/// Position of `byte` at or after `from`. Office XML is dense (a tag every few bytes): a
+/// short scalar look first, the SIMD search only for longer runs.
+#[inline]
+fn next_byte(s: &[u8], byte: u8, from: usize) -> Option<usize> {
+    let rest = s.get(from..)?;
+    let near = rest.get(..rest.len().min(24)).unwrap_or(rest);
+    if let Some(i) = near.iter().position(|&b| b == byte) {
+        return Some(from + i);
+    }
+    if near.len() == rest.len() {
+        return None;
+    }
+    memchr::memchr(byte, rest.get(near.len()..)?).map(|i| from + near.len() + i)
+}
+
+/// End of a tag starting at `from` (the index of its `>`), skipping quoted values (a value
+/// may hold '>').
 fn tag_end(s: &[u8], from: usize) -> Option<usize> {
-    // Jump from quote to quote with SIMD search: a value may hold '>'.
     let mut i = from;
     loop {
-        let at = i + memchr::memchr3(b'>', b'"', b'\'', s.get(i..)?)?;
-        let b = *s.get(at)?;
-        if b == b'>' {
-            return Some(at);
+        // Attribute names and spaces are short: scan them directly.
+        let b = *s.get(i)?;
+        match b {
+            b'>' => return Some(i),
+            b'"' | b'\'' => i = next_byte(s, b, i + 1)? + 1,
+            _ => i += 1,
         }
-        i = at + 1 + memchr::memchr(b, s.get(at + 1..)?)? + 1;
     }
 }
 
@@ -49,7 +65,7 @@ fn name_end(s: &[u8], from: usize) -> usize {
 pub fn check_well_formed(s: &[u8]) -> Result<(), XmlError> {
     let mut stack: Vec<&[u8]> = Vec::new();
     let mut pos = 0usize;
-    while let Some(lt) = find(s, b"<", pos) {
+    while let Some(lt) = next_byte(s, b'<', pos) {
         let rest = s.get(lt..).unwrap_or_default();
         if rest.starts_with(b"<?") {
             match find(s, b"?>", lt + 2) {
