@@ -117,12 +117,17 @@ pub struct GatewayConfig {
     pub tls_key: Option<PathBuf>,
     /// The name this gateway reports in events and heartbeats (`haetae.instance`).
     pub instance: String,
-    /// Where requests that match no service go: an `http(s)://` URL. Unset: answered with
-    /// `default_status`.
+    /// Where requests that match no service go: an `http://`, `https://` or `h2c://` URL.
+    /// Unset: answered with `default_status`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub default_upstream: Option<String>,
     /// The status for requests that match no service when there is no `default_upstream`.
     pub default_status: u16,
+    /// PEM file of the CA certificates `https://` upstreams are verified against, instead
+    /// of the system's trusted roots (a private CA, or a self-signed upstream). Unset: the
+    /// system's roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_ca: Option<PathBuf>,
     /// Connecting to an upstream, in milliseconds.
     pub upstream_connect_timeout_ms: u64,
     /// From sending a request upstream to its response headers, in milliseconds.
@@ -161,6 +166,7 @@ impl Default for GatewayConfig {
             instance: "gateway".into(),
             default_upstream: None,
             default_status: 404,
+            upstream_ca: None,
             upstream_connect_timeout_ms: 3_000,
             upstream_timeout_ms: 30_000,
             client_header_timeout_ms: 10_000,

@@ -72,7 +72,9 @@ pub struct Service {
     /// request. Written `[[services.match]]` in TOML.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub matches: Vec<RouteMatch>,
-    /// Where matching requests are forwarded: an `http://` or `https://` URL.
+    /// Where matching requests are forwarded, and how: `http://` (HTTP/1.1), `https://`
+    /// (TLS; HTTP/2 or HTTP/1.1 by ALPN) or `h2c://` (cleartext HTTP/2 with prior
+    /// knowledge), then `host[:port][/base]`. See [`UPSTREAM_SCHEMES`].
     pub upstream: String,
     /// Free text for the Control Center.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -319,13 +321,23 @@ fn is_id(s: &str) -> bool {
 
 const ID_RULE: &str = "must be 1-128 characters of A-Z, a-z, 0-9, '.', '_' or '-'";
 
+/// The schemes an upstream URL may have; the scheme also names the protocol spoken to the
+/// upstream: `http` is HTTP/1.1, `https` is TLS with HTTP/2 or HTTP/1.1 chosen by ALPN,
+/// `h2c` is cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3).
+pub const UPSTREAM_SCHEMES: [&str; 3] = ["http", "https", "h2c"];
+
+/// Checks an upstream URL: one of [`UPSTREAM_SCHEMES`], a host, no query string.
 fn check_upstream(url: &str) -> Result<(), String> {
     let uri: http::Uri = url
         .parse()
         .map_err(|e| format!("not a URL ({e}): {url:?}"))?;
     match uri.scheme_str() {
-        Some("http" | "https") => {}
-        Some(other) => return Err(format!("scheme {other:?} is not http or https")),
+        Some(s) if UPSTREAM_SCHEMES.contains(&s) => {}
+        Some(other) => {
+            return Err(format!(
+                "scheme {other:?} is not http, https or h2c (cleartext HTTP/2)"
+            ));
+        }
         None => {
             return Err(format!(
                 "not an absolute URL (expected http://host:port): {url:?}"
@@ -740,7 +752,7 @@ mod tests {
         );
         let text = errors.to_string();
         assert!(text.starts_with("the policy has 18 problem(s):"), "{text}");
-        assert!(text.contains("services[1].upstream: scheme \"ftp\" is not http or https"));
+        assert!(text.contains("services[1].upstream: scheme \"ftp\" is not http, https or h2c"));
         assert!(text.contains("mappings[0].filters[1]: no filter has id \"nope\""));
     }
 
@@ -816,5 +828,21 @@ mod tests {
         let policy = PolicySnapshot::from_toml(EXAMPLE).unwrap();
         let cfg: RestrictConfig = policy.filter("restrict-1").unwrap().typed_config().unwrap();
         assert_eq!(cfg.user_header, "X-User-Id");
+    }
+
+    #[test]
+    fn upstream_schemes_name_the_protocol() {
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://backend.example:8443/base",
+            "h2c://127.0.0.1:9000",
+            "h2c://grpc.internal/api",
+        ] {
+            assert_eq!(check_upstream(ok), Ok(()), "{ok}");
+        }
+        let err = check_upstream("h2://backend.example").unwrap_err();
+        assert!(err.contains("\"h2\" is not http, https or h2c"), "{err}");
+        assert!(check_upstream("h2c:///path").is_err());
+        assert!(check_upstream("h2c://host:1/?q=1").is_err());
     }
 }

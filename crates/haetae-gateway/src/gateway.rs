@@ -163,39 +163,7 @@ impl Gateway {
             window: Duration::from_millis(config.breaker_window_ms),
             cooldown: Duration::from_millis(config.breaker_cooldown_ms),
         }));
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(Duration::from_millis(
-            config.upstream_connect_timeout_ms,
-        )));
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let connector = match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(
-                    "no system CA certificates ({e}); https upstreams will fail verification"
-                );
-                let tls = rustls::ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| GatewayError::Setting {
-                        key: "upstream",
-                        message: e.to_string(),
-                    })?
-                    .with_root_certificates(rustls::RootCertStore::empty())
-                    .with_no_client_auth();
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls)
-            }
-        }
-        .https_or_http()
-        .enable_all_versions()
-        .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_millis(config.upstream_idle_timeout_ms))
-            .pool_timer(TokioTimer::new())
-            .timer(TokioTimer::new())
-            .build(connector);
+        let (client, h2c_client) = upstream_clients(config)?;
         let state = Arc::new(ProxyState {
             table: ArcSwap::from_pointee(RoutingTable::empty(default_upstream.clone())),
             services: FilterServices {
@@ -206,6 +174,7 @@ impl Gateway {
             },
             metrics,
             client,
+            h2c_client,
             settings: ProxySettings {
                 upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
                 default_status,
@@ -450,6 +419,103 @@ impl RunningGateway {
             let _ = t.await;
         }
     }
+}
+
+type UpstreamClients = (
+    Client<proxy::UpstreamConnector, ProxyBody>,
+    Client<HttpConnector, ProxyBody>,
+);
+
+/// The pooled upstream clients: one for `http://` (HTTP/1.1) and `https://` (TLS, HTTP/2 or
+/// HTTP/1.1 by ALPN), one for `h2c://` (HTTP/2 with prior knowledge; one multiplexed
+/// connection per upstream, opened again when it closes).
+fn upstream_clients(config: &GatewayConfig) -> Result<UpstreamClients, GatewayError> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(Duration::from_millis(
+        config.upstream_connect_timeout_ms,
+    )));
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match &config.upstream_ca {
+        Some(path) => builder.with_tls_config(upstream_tls(path, provider)?),
+        None => match builder.with_provider_and_native_roots(Arc::clone(&provider)) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(
+                    "no system CA certificates ({e}); https upstreams will fail verification (set gateway.upstream_ca)"
+                );
+                hyper_rustls::HttpsConnectorBuilder::new()
+                    .with_tls_config(tls_config(provider, rustls::RootCertStore::empty())?)
+            }
+        },
+    };
+    let connector = builder
+        .https_or_http()
+        .enable_all_versions()
+        .wrap_connector(http.clone());
+    let idle = Duration::from_millis(config.upstream_idle_timeout_ms);
+    let client = Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        .build(connector);
+    let mut h2c = http;
+    h2c.enforce_http(true);
+    let h2c_client = Client::builder(TokioExecutor::new())
+        .http2_only(true)
+        .pool_idle_timeout(idle)
+        .pool_timer(TokioTimer::new())
+        .timer(TokioTimer::new())
+        // A dead upstream connection is noticed between requests, not by the next request.
+        .http2_keep_alive_interval(Some(Duration::from_secs(30)))
+        .http2_keep_alive_timeout(Duration::from_secs(10))
+        .build(h2c);
+    Ok((client, h2c_client))
+}
+
+/// The TLS settings for `https://` upstreams verified against the CA certificates in the
+/// PEM file `path` (`gateway.upstream_ca`) instead of the system's trusted roots.
+fn upstream_tls(
+    path: &Path,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<rustls::ClientConfig, GatewayError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+
+    let ca_error = |message: String| GatewayError::Tls {
+        path: path.to_path_buf(),
+        message: format!("upstream_ca: {message}"),
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| ca_error(format!("cannot read the file: {e}")))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ca_error(format!("not a PEM certificate file: {e}")))?;
+    if certs.is_empty() {
+        return Err(ca_error("no CERTIFICATE block in the file".into()));
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for (i, cert) in certs.into_iter().enumerate() {
+        roots
+            .add(cert)
+            .map_err(|e| ca_error(format!("certificate {} is not a usable CA: {e}", i + 1)))?;
+    }
+    tls_config(provider, roots)
+}
+
+fn tls_config(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    roots: rustls::RootCertStore,
+) -> Result<rustls::ClientConfig, GatewayError> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| GatewayError::Setting {
+            key: "upstream_ca",
+            message: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {

@@ -59,4 +59,4 @@ pub use filters::{ConfigProblem, FilterRegistry};
 pub use gateway::{FilterState, Gateway, GatewayError, Health, RunningGateway};
 pub use policy_source::{LastGoodPolicy, apply_and_keep, read_policy_file, watch_policy_file};
 pub use request::{Attributes, BodyView, Device, Params, RequestView, ResponseView, TlsInfo};
-pub use routing::RoutingTable;
+pub use routing::{RoutingTable, Upstream, UpstreamProtocol};

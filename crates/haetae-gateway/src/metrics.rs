@@ -165,15 +165,51 @@ impl FilterHealth {
 /// Per-service request counters.
 #[derive(Debug, Default)]
 pub struct ServiceStats {
+    /// The service's id (empty for requests that matched no service).
+    pub service_id: Box<str>,
     /// Responses by status class: index 0 for 1xx ... 4 for 5xx.
     pub responses: [AtomicU64; 5],
     /// Upstream could not be reached (connect error, reset).
     pub upstream_errors: AtomicU64,
     /// Upstream did not answer within the timeout.
     pub upstream_timeouts: AtomicU64,
+    /// The TLS handshake with the upstream failed (untrusted or wrong certificate, no
+    /// common protocol version).
+    pub upstream_tls_errors: AtomicU64,
+    /// Upstream failure events are emitted at most once per second per service: the
+    /// millisecond (of [`monotonic_ms`]) before which the next one is held back, and how
+    /// many were held back since the last one.
+    upstream_event_after_ms: AtomicU64,
+    upstream_events_held: AtomicU64,
+}
+
+/// Milliseconds since the first call in this process (a monotonic clock for rate limits).
+pub(crate) fn monotonic_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 impl ServiceStats {
+    /// Whether an upstream failure event may be emitted now (at most one per second per
+    /// service); `Some(n)` with the number of failures whose events were held back since
+    /// the last one.
+    pub(crate) fn upstream_event_due(&self) -> Option<u64> {
+        let now = monotonic_ms();
+        let after = self.upstream_event_after_ms.load(Ordering::Relaxed);
+        if now >= after
+            && self
+                .upstream_event_after_ms
+                .compare_exchange(after, now + 1000, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            Some(self.upstream_events_held.swap(0, Ordering::Relaxed))
+        } else {
+            self.upstream_events_held.fetch_add(1, Ordering::Relaxed);
+            None
+        }
+    }
+
     /// Counts a response status.
     pub fn count_status(&self, status: u16) {
         let class = usize::from(status / 100).clamp(1, 5) - 1;
@@ -272,7 +308,12 @@ impl GatewayMetrics {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .entry(id.to_owned())
-                .or_default(),
+                .or_insert_with(|| {
+                    Arc::new(ServiceStats {
+                        service_id: id.into(),
+                        ..ServiceStats::default()
+                    })
+                }),
         )
     }
 
@@ -375,8 +416,9 @@ impl GatewayMetrics {
         for (id, s) in &all {
             let _ = writeln!(
                 out,
-                "haetae_gateway_upstream_errors_total{{service=\"{id}\",kind=\"connect\"}} {}\nhaetae_gateway_upstream_errors_total{{service=\"{id}\",kind=\"timeout\"}} {}",
+                "haetae_gateway_upstream_errors_total{{service=\"{id}\",kind=\"connect\"}} {}\nhaetae_gateway_upstream_errors_total{{service=\"{id}\",kind=\"tls\"}} {}\nhaetae_gateway_upstream_errors_total{{service=\"{id}\",kind=\"timeout\"}} {}",
                 s.upstream_errors.load(Ordering::Relaxed),
+                s.upstream_tls_errors.load(Ordering::Relaxed),
                 s.upstream_timeouts.load(Ordering::Relaxed)
             );
         }

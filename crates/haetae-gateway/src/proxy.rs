@@ -25,7 +25,7 @@ use crate::chain::{Phase, PhaseEnv, PhaseOutcome, run_phase};
 use crate::filter::{Decision, FilterServices, LocalResponse, Modification, Notice};
 use crate::metrics::{GatewayMetrics, ServiceStats};
 use crate::request::{Attributes, BodyView, RequestView, ResponseView, TlsInfo, request_host};
-use crate::routing::{RoutingTable, Upstream};
+use crate::routing::{RoutingTable, Upstream, UpstreamProtocol};
 
 /// The error type of bodies on the proxy path.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -144,7 +144,10 @@ pub(crate) struct ProxyState {
     pub table: ArcSwap<RoutingTable>,
     pub services: FilterServices,
     pub metrics: Arc<GatewayMetrics>,
+    /// `http://` and `https://` upstreams.
     pub client: Client<UpstreamConnector, ProxyBody>,
+    /// `h2c://` upstreams (HTTP/2 with prior knowledge).
+    pub h2c_client: Client<HttpConnector, ProxyBody>,
     pub settings: ProxySettings,
 }
 
@@ -585,13 +588,19 @@ async fn forward(
         }
     };
     // An HTTP/1.1 upgrade (WebSocket) is passed through: the handshake goes upstream with
-    // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined.
-    let upgrade = requested_upgrade(&parts).and_then(|protocol| {
-        parts
-            .extensions
-            .remove::<hyper::upgrade::OnUpgrade>()
-            .map(|client| (protocol, client))
-    });
+    // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined. Over
+    // HTTP/2 (h2c; TLS may negotiate it) there is no such upgrade.
+    let protocol = upstream.protocol();
+    let upgrade = if protocol == UpstreamProtocol::H2c {
+        None
+    } else {
+        requested_upgrade(&parts).and_then(|protocol| {
+            parts
+                .extensions
+                .remove::<hyper::upgrade::OnUpgrade>()
+                .map(|client| (protocol, client))
+        })
+    };
     strip_hop_by_hop(&mut parts.headers);
     if let Some((protocol, _)) = &upgrade {
         parts
@@ -605,22 +614,46 @@ async fn forward(
         client_ip,
         original_host.as_deref(),
     );
-    if let Some(host) = authority {
-        parts.headers.insert(header::HOST, host);
+    if protocol == UpstreamProtocol::Http1 {
+        // Plain HTTP/1.1 upstreams see the client's `Host`.
+        if let Some(host) = authority {
+            parts.headers.insert(header::HOST, host);
+        }
+    } else {
+        // HTTP/2 carries the target in `:authority`, which is the upstream's own name, and
+        // forbids a `Host` that differs from it (RFC 9113 §8.3.1); over TLS the upstream
+        // is addressed by the name its certificate is checked for, and an HTTP/1.1
+        // connection gets that name as `Host`. The client's host stays in
+        // `X-Forwarded-Host` and `Forwarded: host=`.
+        parts.headers.remove(header::HOST);
     }
     parts.uri = uri;
-    parts.version = Version::HTTP_11;
+    parts.version = if protocol == UpstreamProtocol::H2c {
+        Version::HTTP_2
+    } else {
+        Version::HTTP_11
+    };
     let req = Request::from_parts(parts, body);
-    let response = match tokio::time::timeout(
-        state.settings.upstream_timeout,
-        state.client.request(req),
-    )
-    .await
-    {
+    let sent = match protocol {
+        UpstreamProtocol::H2c => state.h2c_client.request(req),
+        UpstreamProtocol::Http1 | UpstreamProtocol::Tls => state.client.request(req),
+    };
+    let response = match tokio::time::timeout(state.settings.upstream_timeout, sent).await {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(upstream = %upstream_display(upstream), "upstream request failed: {e}");
+            let kind = upstream_failure_kind(&e);
+            if kind == "tls" {
+                stats.upstream_tls_errors.fetch_add(1, Ordering::Relaxed);
+            } else {
+                stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            }
+            let detail = error_chain(&e);
+            tracing::warn!(
+                upstream = upstream.url(),
+                kind,
+                "upstream request failed: {detail}"
+            );
+            upstream_failed(state, upstream, stats, kind, &detail);
             return local(LocalResponse::text(
                 StatusCode::BAD_GATEWAY,
                 "Bad gateway.\n",
@@ -628,7 +661,12 @@ async fn forward(
         }
         Err(_) => {
             stats.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(upstream = %upstream_display(upstream), "upstream did not answer within {:?}", state.settings.upstream_timeout);
+            let detail = format!(
+                "no response headers within {} ms (gateway.upstream_timeout_ms)",
+                state.settings.upstream_timeout.as_millis()
+            );
+            tracing::warn!(upstream = upstream.url(), "upstream timed out: {detail}");
+            upstream_failed(state, upstream, stats, "timeout", &detail);
             return local(LocalResponse::text(
                 StatusCode::GATEWAY_TIMEOUT,
                 "Gateway timeout.\n",
@@ -641,6 +679,91 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, ProxyBody::Streaming(body))
+}
+
+/// What kind of upstream failure `e` is: `tls` (the handshake failed: an untrusted or
+/// mismatched certificate, no common version), `connect` (refused, unreachable, reset
+/// before the request was sent), or `request` (the connection failed during the
+/// exchange).
+fn upstream_failure_kind(e: &hyper_util::client::legacy::Error) -> &'static str {
+    // The TLS connector wraps the handshake's `rustls::Error` in an `io::Error`, itself in
+    // another; `io::Error::source` skips the wrapped error, so descend with `get_ref`.
+    let mut next: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    let mut depth = 0;
+    while let Some(s) = next
+        && depth < 16
+    {
+        if s.is::<rustls::Error>() {
+            return "tls";
+        }
+        next = match s.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+        depth += 1;
+    }
+    if e.is_connect() { "connect" } else { "request" }
+}
+
+/// An error and its causes on one line: `client error (Connect): invalid peer
+/// certificate: UnknownIssuer`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.ends_with(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Emits `gateway.upstream_failed` (at most one per second per service; the count of
+/// failures held back since the last one rides along).
+fn upstream_failed(
+    state: &ProxyState,
+    upstream: &Upstream,
+    stats: &ServiceStats,
+    kind: &'static str,
+    detail: &str,
+) {
+    let Some(held) = stats.upstream_event_due() else {
+        return;
+    };
+    let mut event =
+        haetae_core::Event::new(haetae_core::Component::Gateway, "gateway.upstream_failed")
+            .instance(&*state.services.instance)
+            .kind(haetae_core::EventKind::Event)
+            .category(haetae_core::EventCategory::Network)
+            .outcome(haetae_core::Outcome::Failure)
+            .severity(if kind == "tls" {
+                haetae_core::Severity::High
+            } else {
+                haetae_core::Severity::Medium
+            })
+            .label("upstream", upstream.url())
+            .label("upstream.protocol", upstream.protocol().as_str())
+            .label("failure", kind)
+            .message(format!(
+                "upstream {} failed ({kind}): {detail}",
+                upstream.url()
+            ));
+    if !stats.service_id.is_empty() {
+        event = event.service_id(&*stats.service_id);
+    }
+    if held > 0 {
+        event = event.label("failures_not_reported", held.to_string());
+    }
+    if state.services.events.emit(event) {
+        state.metrics.events_emitted.fetch_add(1, Ordering::Relaxed);
+    } else {
+        state.metrics.events_dropped.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// The protocol a request asks to upgrade to: HTTP/1.1 with `Upgrade` named in
@@ -671,7 +794,10 @@ fn switch_protocols(
 ) -> Response<ProxyBody> {
     let Some((_, client)) = upgrade else {
         // A 101 the client did not ask for cannot be relayed.
-        tracing::warn!(upstream = %upstream_display(upstream), "upstream switched protocols without an upgrade request");
+        tracing::warn!(
+            upstream = upstream.url(),
+            "upstream switched protocols without an upgrade request"
+        );
         return local(LocalResponse::text(
             StatusCode::BAD_GATEWAY,
             "Bad gateway.\n",
@@ -704,10 +830,6 @@ fn switch_protocols(
         metrics.tunnels_active.fetch_sub(1, Ordering::Relaxed);
     });
     Response::from_parts(parts, ProxyBody::empty())
-}
-
-fn upstream_display(u: &Upstream) -> String {
-    u.target(None).map(|t| t.to_string()).unwrap_or_default()
 }
 
 /// A response the gateway writes itself.

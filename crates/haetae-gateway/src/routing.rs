@@ -15,26 +15,57 @@ use crate::filters::FilterRegistry;
 use crate::metrics::{GatewayMetrics, ServiceStats};
 use crate::request::{Params, request_host};
 
+/// The protocol spoken to an upstream, named by its URL's scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamProtocol {
+    /// `http://`: HTTP/1.1 over TCP.
+    Http1,
+    /// `https://`: TLS, then HTTP/2 or HTTP/1.1 as the upstream chooses by ALPN.
+    Tls,
+    /// `h2c://`: cleartext HTTP/2 with prior knowledge (RFC 9113 §3.3).
+    H2c,
+}
+
+impl UpstreamProtocol {
+    /// The name used in metrics labels, events and logs.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamProtocol::Http1 => "http1",
+            UpstreamProtocol::Tls => "tls",
+            UpstreamProtocol::H2c => "h2c",
+        }
+    }
+}
+
 /// Where a route's requests go.
 #[derive(Debug, Clone)]
 pub struct Upstream {
+    /// The scheme of the URIs sent: `http` (also for h2c) or `https`.
     scheme: Scheme,
+    protocol: UpstreamProtocol,
     authority: Authority,
     /// The base path without a trailing slash (`""` for none).
     base_path: String,
+    /// The URL as configured, for logs and events.
+    url: Arc<str>,
 }
 
 impl Upstream {
-    /// Parses an `http(s)://host[:port][/base]` URL.
+    /// Parses an `http://`, `https://` or `h2c://` `host[:port][/base]` URL.
     pub fn parse(url: &str) -> Result<Upstream, String> {
         let uri: Uri = url.parse().map_err(|e| format!("not a URL ({e})"))?;
-        let scheme = uri
-            .scheme()
-            .cloned()
-            .ok_or_else(|| "not an absolute URL".to_owned())?;
-        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
-            return Err(format!("scheme {scheme} is not http or https"));
-        }
+        let (scheme, protocol) = match uri.scheme_str() {
+            Some("http") => (Scheme::HTTP, UpstreamProtocol::Http1),
+            Some("https") => (Scheme::HTTPS, UpstreamProtocol::Tls),
+            Some("h2c") => (Scheme::HTTP, UpstreamProtocol::H2c),
+            Some(other) => {
+                return Err(format!(
+                    "scheme {other} is not http, https or h2c (cleartext HTTP/2)"
+                ));
+            }
+            None => return Err("not an absolute URL".to_owned()),
+        };
         let authority = uri
             .authority()
             .cloned()
@@ -42,8 +73,10 @@ impl Upstream {
         let base_path = uri.path().trim_end_matches('/').to_owned();
         Ok(Upstream {
             scheme,
+            protocol,
             authority,
             base_path,
+            url: Arc::from(url),
         })
     }
 
@@ -67,7 +100,19 @@ impl Upstream {
     /// Whether the upstream uses TLS.
     #[must_use]
     pub fn is_https(&self) -> bool {
-        self.scheme == Scheme::HTTPS
+        self.protocol == UpstreamProtocol::Tls
+    }
+
+    /// The protocol spoken to the upstream.
+    #[must_use]
+    pub fn protocol(&self) -> UpstreamProtocol {
+        self.protocol
+    }
+
+    /// The URL as configured.
+    #[must_use]
+    pub fn url(&self) -> &str {
+        &self.url
     }
 }
 
@@ -462,6 +507,15 @@ mod tests {
             u.target(Some(&pq)).unwrap().to_string(),
             "https://b.example/v1/x?a=1"
         );
+        assert_eq!(u.protocol(), UpstreamProtocol::Tls);
+        // h2c names the protocol; the request itself is an ordinary `http` URI.
+        let u = Upstream::parse("h2c://127.0.0.1:9003").unwrap();
+        assert_eq!(u.protocol(), UpstreamProtocol::H2c);
+        assert_eq!(
+            u.target(Some(&pq)).unwrap().to_string(),
+            "http://127.0.0.1:9003/v1/x?a=1"
+        );
+        assert!(Upstream::parse("h2://b.example").is_err());
     }
 
     #[test]

@@ -13,40 +13,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 
-// A P-256 test CA and a localhost/127.0.0.1 server certificate it signed, made for this
-// test with `openssl req`/`openssl x509 -req` (valid for 100 years).
-const CA: &str = "-----BEGIN CERTIFICATE-----
-MIIBiDCCAS+gAwIBAgIUbfqEjqJBh/rBAajT0urDifDCgY8wCgYIKoZIzj0EAwIw
-GTEXMBUGA1UEAwwOaGFldGFlIHRlc3QgQ0EwIBcNMjYxMTIzMDIwMzAyWhgPMjEy
-NjEwMzAwMjAzMDJaMBkxFzAVBgNVBAMMDmhhZXRhZSB0ZXN0IENBMFkwEwYHKoZI
-zj0CAQYIKoZIzj0DAQcDQgAEHDtSY24lHtKaE7uZdeiaPWXM68AstUYy+4Ki4JxK
-6AnpZlq6E/Vc3SI/TYXugL1QIgdlRyS2nt2G9ocJbZEIMKNTMFEwHQYDVR0OBBYE
-FLHhdVL7sXFlkSY0cBeRTasxOlRFMB8GA1UdIwQYMBaAFLHhdVL7sXFlkSY0cBeR
-TasxOlRFMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgPxVthZ/3
-zqvUhnTnR3uiwMJJjiO7s1dERJ4ZI1308KICIAlQLoWJqSpKqqQa/XyUC/MwAumz
-nb0uO/0e5u/nyA0e
------END CERTIFICATE-----
-";
-const CERT: &str = "-----BEGIN CERTIFICATE-----
-MIIBvjCCAWSgAwIBAgIUd4MHHC2Ago1h9srqGvqrkyXZPC4wCgYIKoZIzj0EAwIw
-GTEXMBUGA1UEAwwOaGFldGFlIHRlc3QgQ0EwIBcNMjYxMTIzMDIwMzAyWhgPMjEy
-NjEwMzAwMjAzMDJaMBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEG
-CCqGSM49AwEHA0IABIR5Cr0z4Z28+CvaJ3Dh/YYpo3F2LqIwdHVQOSK6jAtWJpXC
-uemrgRWN0u2kUyUAFEnvBVTs4T7bx7lTc21AeHOjgYwwgYkwGgYDVR0RBBMwEYIJ
-bG9jYWxob3N0hwR/AAABMAkGA1UdEwQCMAAwCwYDVR0PBAQDAgeAMBMGA1UdJQQM
-MAoGCCsGAQUFBwMBMB0GA1UdDgQWBBQdw/ct2o1QIggEVENlq7/6Y22BZjAfBgNV
-HSMEGDAWgBSx4XVS+7FxZZEmNHAXkU2rMTpURTAKBggqhkjOPQQDAgNIADBFAiEA
-0CRo0onVTvvs10ugwYtA02K/p1iEYNrTHx6sFn5ep68CICBiNYTTosw0ajf7eUqs
-EzVrwk54GrH/2yHXxcAhMROu
------END CERTIFICATE-----
-";
-const KEY: &str = "-----BEGIN PRIVATE KEY-----
-MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRCmI98PBWwVM4LxV
-iXnA461hrt/CfwL3oCR1KygF3uehRANCAASEeQq9M+GdvPgr2idw4f2GKaNxdi6i
-MHR1UDkiuowLViaVwrnpq4EVjdLtpFMlABRJ7wVU7OE+28e5U3NtQHhz
------END PRIVATE KEY-----
-";
-
 fn write_pair(tag: &str) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
     let dir = std::env::temp_dir().join(format!("haetae-gw-tls-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -27,6 +27,40 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
+// A P-256 test CA and a localhost/127.0.0.1 server certificate it signed, made for this
+// test with `openssl req`/`openssl x509 -req` (valid for 100 years).
+pub const CA: &str = "-----BEGIN CERTIFICATE-----
+MIIBiDCCAS+gAwIBAgIUbfqEjqJBh/rBAajT0urDifDCgY8wCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOaGFldGFlIHRlc3QgQ0EwIBcNMjYxMTIzMDIwMzAyWhgPMjEy
+NjEwMzAwMjAzMDJaMBkxFzAVBgNVBAMMDmhhZXRhZSB0ZXN0IENBMFkwEwYHKoZI
+zj0CAQYIKoZIzj0DAQcDQgAEHDtSY24lHtKaE7uZdeiaPWXM68AstUYy+4Ki4JxK
+6AnpZlq6E/Vc3SI/TYXugL1QIgdlRyS2nt2G9ocJbZEIMKNTMFEwHQYDVR0OBBYE
+FLHhdVL7sXFlkSY0cBeRTasxOlRFMB8GA1UdIwQYMBaAFLHhdVL7sXFlkSY0cBeR
+TasxOlRFMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgPxVthZ/3
+zqvUhnTnR3uiwMJJjiO7s1dERJ4ZI1308KICIAlQLoWJqSpKqqQa/XyUC/MwAumz
+nb0uO/0e5u/nyA0e
+-----END CERTIFICATE-----
+";
+pub const CERT: &str = "-----BEGIN CERTIFICATE-----
+MIIBvjCCAWSgAwIBAgIUd4MHHC2Ago1h9srqGvqrkyXZPC4wCgYIKoZIzj0EAwIw
+GTEXMBUGA1UEAwwOaGFldGFlIHRlc3QgQ0EwIBcNMjYxMTIzMDIwMzAyWhgPMjEy
+NjEwMzAwMjAzMDJaMBQxEjAQBgNVBAMMCWxvY2FsaG9zdDBZMBMGByqGSM49AgEG
+CCqGSM49AwEHA0IABIR5Cr0z4Z28+CvaJ3Dh/YYpo3F2LqIwdHVQOSK6jAtWJpXC
+uemrgRWN0u2kUyUAFEnvBVTs4T7bx7lTc21AeHOjgYwwgYkwGgYDVR0RBBMwEYIJ
+bG9jYWxob3N0hwR/AAABMAkGA1UdEwQCMAAwCwYDVR0PBAQDAgeAMBMGA1UdJQQM
+MAoGCCsGAQUFBwMBMB0GA1UdDgQWBBQdw/ct2o1QIggEVENlq7/6Y22BZjAfBgNV
+HSMEGDAWgBSx4XVS+7FxZZEmNHAXkU2rMTpURTAKBggqhkjOPQQDAgNIADBFAiEA
+0CRo0onVTvvs10ugwYtA02K/p1iEYNrTHx6sFn5ep68CICBiNYTTosw0ajf7eUqs
+EzVrwk54GrH/2yHXxcAhMROu
+-----END CERTIFICATE-----
+";
+pub const KEY: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgRCmI98PBWwVM4LxV
+iXnA461hrt/CfwL3oCR1KygF3uehRANCAASEeQq9M+GdvPgr2idw4f2GKaNxdi6i
+MHR1UDkiuowLViaVwrnpq4EVjdLtpFMlABRJ7wVU7OE+28e5U3NtQHhz
+-----END PRIVATE KEY-----
+";
+
 /// Collects every event, for assertions.
 #[derive(Debug, Default)]
 pub struct Collector(Mutex<Vec<Event>>);
@@ -65,24 +99,71 @@ impl Collector {
 
 /// An upstream that answers with what it saw: `x-backend` (its name), `x-seen-path`,
 /// `x-seen-method`, `x-seen-xff`, `x-seen-forwarded`, `x-seen-notice`, `x-seen-body-seen`,
-/// and a body `received=<n>` counting the request body bytes it streamed.
+/// `x-seen-version` (`HTTP/1.1`, `HTTP/2.0`), `x-seen-host`, `x-seen-authority` (HTTP/2's
+/// `:authority`), and a body `received=<n>` counting the request body bytes it streamed.
 pub async fn spawn_backend(name: &'static str) -> SocketAddr {
+    spawn_counted_backend(name, None).await.0
+}
+
+/// [`spawn_backend`] behind TLS when `tls` is given (HTTP/1.1 or HTTP/2 as its ALPN says),
+/// and the number of connections it accepted so far.
+pub async fn spawn_counted_backend(
+    name: &'static str,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> (SocketAddr, Arc<std::sync::atomic::AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = Arc::clone(&accepted);
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let tls = tls.clone();
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<Incoming>| backend_answer(name, req));
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                match tls {
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    }
+                    Some(tls) => {
+                        // A failed handshake (the gateway refused the certificate) just
+                        // ends the connection.
+                        if let Ok(stream) = tls.accept(stream).await {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
+                }
             });
         }
     });
-    addr
+    (addr, accepted)
+}
+
+/// A TLS acceptor with the test certificate ([`CERT`], for `localhost` and 127.0.0.1,
+/// signed by [`CA`]) offering these ALPN protocols.
+pub fn test_tls_acceptor(alpn: &[&[u8]]) -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert = CertificateDer::from_pem_slice(CERT.as_bytes()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(KEY.as_bytes()).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![cert], key)
+    .unwrap();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    tokio_rustls::TlsAcceptor::from(Arc::new(config))
 }
 
 async fn backend_answer(
@@ -116,6 +197,17 @@ async fn backend_answer(
     copy(h, "x-haetae-notice", "x-seen-notice");
     copy(h, "x-body-seen", "x-seen-body-seen");
     copy(h, "connection-scoped", "x-seen-hop");
+    copy(h, "host", "x-seen-host");
+    h.insert(
+        "x-seen-version",
+        HeaderValue::from_str(&format!("{:?}", parts.version)).unwrap(),
+    );
+    if let Some(a) = parts.uri.authority() {
+        h.insert(
+            "x-seen-authority",
+            HeaderValue::from_str(a.as_str()).unwrap(),
+        );
+    }
     h.insert(
         "x-seen-path",
         HeaderValue::from_str(parts.uri.path()).unwrap(),
