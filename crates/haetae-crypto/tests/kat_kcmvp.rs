@@ -1,5 +1,6 @@
 //! Known answers from the KISA KCMVP test vector files ("암호알고리즘 검증기준 V3.0" 테스트
-//! 벡터: KAT, MMT and MCT for the block ciphers and their modes, ShortMsg/LongMsg for LSH),
+//! 벡터: KAT, MMT and MCT for the block ciphers and their modes, ShortMsg/LongMsg for LSH,
+//! SGT/SVT for EC-KCDSA and KCDSA),
 //! plus the official ARIA and HIGHT mode vectors where no KCMVP file for that mode could be
 //! found. KISA publishes the files on seed.kisa.or.kr (KCMVP 검증대상 암호알고리즘); they are
 //! not vendored here. A representative selection was written into this file by hand from the
@@ -17,7 +18,9 @@
 //!   (`SEED128(ECB)KAT.txt`), `aria/testcases_{128,196,256}_test.go` (`ARIA{128,192,256}(ECB)KAT.txt`),
 //!   `lea/test_{196,256}_test.go` (`LEA{192,256}(ECB)KAT.txt`), `hight/testcases_128_test.go`
 //!   (`HIGHT(ECB)KAT.txt`), `lsh256/testcases_{224,256}_test.go` and
-//!   `lsh512/testcases_{224,256,384,512}_test.go` (`LSH(n-m)ShortMsg.txt` / `LongMsg.txt`).
+//!   `lsh512/testcases_{224,256,384,512}_test.go` (`LSH(n-m)ShortMsg.txt` / `LongMsg.txt`),
+//!   `eckcdsa/testcases_p256_sha256_test.go` (`EC-KCDSA_(P-256)(SHA-256)_SGT.txt` / `_SVT.txt`),
+//!   `kcdsa/testcases_2048_{224_SHA224,256_SHA256}_test.go` (`KCDSA_(2048)(224|256)(SHA-224|256)_SVT.txt`).
 //! - [ARIA-N] NSRI "ARIA test vectors" (2004), CBC and CTR sections, as transcribed in
 //!   `weidai11/cryptopp` @ `b5242667a24e3db8e4600e77b2e502ef204e5280` : `TestVectors/aria.txt`.
 //! - [HIGHT-R] KISA's HIGHT reference code (`KISA_HIGHT_CBC.c`), as transcribed in the same
@@ -33,6 +36,8 @@
 
 use cipher::{Block, BlockCipherDecrypt, BlockCipherEncrypt, KeyInit};
 use haetae_crypto::block::{Aria128, Aria192, Aria256, Hight, Lea128, Lea192, Lea256, Seed};
+use haetae_crypto::kcdsa::ec_kcdsa_verify;
+use haetae_crypto::kcdsa_prime::{KcdsaKeyPair, KcdsaParams, kcdsa_verify};
 use haetae_crypto::lsh::{Lsh256, Lsh512};
 use haetae_crypto::{CipherSuite, SymmetricCipher};
 
@@ -1193,6 +1198,358 @@ fn lsh_512_matches_kcmvp_short_and_long_messages() {
                 "a44e15fbe202712ac2fdb0ba84d81e55bc89455d74379a742ca3861e68c9d3eb\
                  1322d8c61dfa5008835556cb4bbe24644065bd159f15c74d562fdbb18d38d931",
             ),
+        ],
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// EC-KCDSA
+// ---------------------------------------------------------------------------------------
+
+struct EcKcdsaVector {
+    source: &'static str,
+    valid: bool,
+    msg: &'static str,
+    qx: &'static str,
+    qy: &'static str,
+    r: &'static str,
+    s: &'static str,
+}
+
+/// [GO-K] `eckcdsa/testcases_p256_sha256_test.go`, reproducing KCMVP
+/// `EC-KCDSA_(P-256)(SHA-256)_SGT.txt` (signatures that must verify) and `_SVT.txt` (the
+/// verification test: valid signatures verify, the ones the file marks as failing do not).
+#[test]
+fn ec_kcdsa_p256_sha256_matches_kcmvp_sgt_and_svt() {
+    for v in [
+        EcKcdsaVector {
+            source: "SGT #0",
+            valid: true,
+            msg: "93b38ece8aa1c0e5633b04676e0faced97b17f217521a782190720b537cd90ab\
+                 e21de45b6acda867a3cb78651bf8721a899821760148ab8d2309cc5cf0766aa1\
+                 63903a8b75435d91c71f4e30815025de9e5976f247a5d4d76a633f442dd089c4\
+                 6955fb62dea52fab344892e886a457bd8c0e6e0e22f0375e387b887df5fcc7cb",
+            qx: "7a010cce56d2cdf9ba5b8483f4641914650541feed4b41a056688f199204d4bf",
+            qy: "bed08099040972e8372c3a63df73b3c8f3d94cb2242c258770ba5db031d0fadf",
+            r: "a34d0b562dfefe0bbe71d465ad94a6abc40003b413eb9bb8bb079b89815dd313",
+            s: "1fbc4cac222e8b9a70367cb4e5bc27f89a2378ebcadb458c5e879e32bfb18d05",
+        },
+        EcKcdsaVector {
+            source: "SGT #1",
+            valid: true,
+            msg: "0f5b96cb21c2fb671701569257ab27a3d37bfc2aaf0b74859e5dbf039c4682d4\
+                 3739879b028d22dd65abb71b6a4438e1b80b1e8d57fdb01b73c003b6bb1fa367\
+                 8d304d8e8d238f8fda4fd75b7d75b6344bd2da69caf89a5359017a6234249b72\
+                 8326724816c8b466fb9ee20f976d56be638c3dd4005368cdb82655b83115624e",
+            qx: "fe70b944acc94d5a77082031f9bf9da5e942735eafe5c1510307281bbb29d8c5",
+            qy: "6674f43b5b3016e0424e068584f2c0b2fdbbcdf46b403e23c063af528f83c19a",
+            r: "e0e2321cf8b618aedafaec0e0629741f36e14ff93ff7bdb9a44c608a83e522a9",
+            s: "5de51bd7ba26fbcc349e4d1202e8ef47dafe7b6d1c51e0bf36ed18d71672913e",
+        },
+        EcKcdsaVector {
+            source: "SVT #0",
+            valid: true,
+            msg: "9e2e7f3d44e9d01e2c8ceb76f07f7558dec520ec3fb9a7225db2facf531f07eb\
+                 65250c49013dcb880fe89f84b8f4c6144f61ce59836e986683d1c19233aaf928\
+                 2c320cd79eb02893c1bf2b39066477c6a20f2156a3f3f7c233d932243ee44800\
+                 0b54c35c02ce83a74a38548155a4466f135fa08ae7a7e7121907d727d1f8ba65",
+            qx: "1200cfc0b312b25f6a4d40003625a043b31d533fd1d1a3a90dfdc8d4549350ac",
+            qy: "e8ebd1a68ca3f201774500cda2c0b628fbca0298793bb13902165cf9f4514aab",
+            r: "761b5c36706bd4148af7db729872c824a07987b0a4d0ae1fa2489787a93afc87",
+            s: "6e35b838499497f970d6b8ebfef90b5d3f7adf4d7c0df19ba6708d8b6b3fa1da",
+        },
+        EcKcdsaVector {
+            source: "SVT #1",
+            valid: true,
+            msg: "b2feb3dcca8114faa56ab2e531fcfa210e5c036592901a2ac1c2a511b81838ca\
+                 9a111ea380d112697e4189bf31683897fded3af56424879f918e0de99c373f3e\
+                 82d848967428c27763392ab47161e48737740e3c74dcec002e5c3a10c6f128f0\
+                 0ab846bbd0422b4b1e38225b68c69f4bee98c4a4c1f9c51373d86c01002b895e",
+            qx: "34983e6e19b8fd1e69a9c6bed5625767c4c110967da6ba845032993d89413698",
+            qy: "88b51848a8ae9ecea4423efdd04bab8eadac5f1c539973377964ba4ad77838f1",
+            r: "da62575f94e4b87106fdcfc83e546ef42553ba60ca3c38907ef7025e8a2f7049",
+            s: "ff0f363c40e99506319b992125bd073ccaf9d505cf4971039a2d6c4189a0b26f",
+        },
+        EcKcdsaVector {
+            source: "SVT #2",
+            valid: true,
+            msg: "9d91e269e53d559ead6818327ef4857e8a0c5ff4c576f165334c02bccedf4d3a\
+                 fb0da1baded14efd8d5711967a551d6803fe695c914cf43127eb2012cf90cce7\
+                 cf0456e603a6347b57b53800af1b4758431884f0b77bc02af8c32fc529ec2f3e\
+                 9c2b2aba3165508011af46861e8a7b2011423c50971f40cf6fb5cc3fe02815a5",
+            qx: "cdb2ca9a859a8d85796eb2b9a41a8371f93e7ba822538a8d2bc2136ca1a2e068",
+            qy: "ca566ae0ce903139a9c50a6aefe7d03abf7d7434d196cacbcc7420ea2b6cc40a",
+            r: "7874bee81f5031c1191176d7cad5a462fe42575592cfca63afec7367202ce9d1",
+            s: "c594498417a1771f7ea8c10d0fd59957ae1d3e8b5931e687e2b746b7304308d3",
+        },
+        EcKcdsaVector {
+            source: "SVT #3",
+            valid: true,
+            msg: "9b0aa94d9e319d49dabce6cfca7cb9bfcae2c49b3ba9c3df085c90fd6164aade\
+                 d9aecd45c9b08b1733e286cfee54482468933a34bb75d221700c72969f490503\
+                 cf93ec0e45ec2a171fc97337f15417a23a2f4cdb756af29904d146c5cf3b9483\
+                 cf0270a55b4d82716b4a6225b316971fc864371324933f31466718adc6f65d8a",
+            qx: "db5ca350ffcd24c21b4ea96b346f718ec5fefb171df25d9aa462fc17e4404755",
+            qy: "0d87b5480c33405123fa0eaea4066d332bba4a04a28f61d4455c31e503b51d7f",
+            r: "362e3b6eac12457c6bf51d768386436a3d6a4cf1395dc3a934042f5a14f9e303",
+            s: "b1072b6a658918d10c7baec758397768d528106aabdae627223e95f9926f2f3e",
+        },
+        EcKcdsaVector {
+            source: "SVT #4",
+            valid: false,
+            msg: "096d0f3b82c5d34c06b2c2007d640e01a2e5646b43fe5a1e53977a44818fcd47\
+                 7e9e5bfd844a726065673c89b140653c26e35fd8179b10dfe21d5fef2a80896b\
+                 01689ca193930fab9930cbe82416a537f26b9eddf2aad44028ad975387af80f7\
+                 f8d5f10f3548ed9b9a61ad9f91f9d71bd05bc2d800e8b16304ef66e875c30146",
+            qx: "7e5c2b5c91ef3f1faebb9ca339340b05b07c67732f9dfec72be900451ee73761",
+            qy: "f10b19cf2c12b2be2ffb25b00fa37f52c1a42e8decc489d4d0243ae062351e27",
+            r: "6366b11769b1404c62ac80d8b39140c789a69ee075f24641ce760422059e12d5",
+            s: "80452846360a0316d49db3ecdff743abddf54ae8cad3d21d0eb59a16b0fdeabe",
+        },
+        EcKcdsaVector {
+            source: "SVT #7",
+            valid: false,
+            msg: "5268cdcb70b5977ae6e037e1e71466a0b7a162f442558800e54a749c9d711d11\
+                 7d5a0ca6997d1b6d4ba6e33100a73ff65cf30ce710629b280ca5d96368aace88\
+                 ca9557a38a66cc2a680a71af09ef59641bc9b34f50b510990f4fa6eb0b041a27\
+                 a221d88831e97f703e4376e4ac36150dd0d091b4a3a91016e3a80000622e3793",
+            qx: "039836ebe248114d6058d1ebaa1c58152b02fd38f36a13525a875e975d76ea4b",
+            qy: "bfa5766627e1d6f2f74afa39d094e22312d16f6bf10e2acda34d4f78b38159fa",
+            r: "ae1c16ce132cdf77884f43beee7a07c93dc05658d93812c300d2ce9edc297f12",
+            s: "b0ed66d25cb9ea1e3287333b35e4854bd48f7c194ef4162951262e361fd60c5e",
+        },
+    ] {
+        let public = unhex(&format!("04{}{}", v.qx, v.qy));
+        let signature = unhex(&format!("{}{}", v.r, v.s));
+        let result = ec_kcdsa_verify(&public, &unhex(v.msg), &signature);
+        assert_eq!(
+            result.is_ok(),
+            v.valid,
+            "EC-KCDSA_(P-256)(SHA-256) {}: {result:?}",
+            v.source
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// KCDSA
+// ---------------------------------------------------------------------------------------
+
+struct KcdsaVector {
+    source: &'static str,
+    valid: bool,
+    msg: &'static str,
+    x: &'static str,
+    y: &'static str,
+    r: &'static str,
+    s: &'static str,
+}
+
+fn check_kcdsa(set: &str, (p, q, g): (&str, &str, &str), vectors: &[KcdsaVector]) {
+    let params = KcdsaParams::new(&unhex(p), &unhex(q), &unhex(g)).unwrap();
+    for v in vectors {
+        if v.valid {
+            let key = KcdsaKeyPair::from_private(&params, &unhex(v.x)).unwrap();
+            assert_eq!(
+                hex::encode(key.public_key()),
+                v.y,
+                "{set} {} public key",
+                v.source
+            );
+        }
+        let signature = unhex(&format!("{}{}", v.r, v.s));
+        let result = kcdsa_verify(&params, &unhex(v.y), &unhex(v.msg), &signature);
+        assert_eq!(result.is_ok(), v.valid, "{set} {}: {result:?}", v.source);
+    }
+}
+
+/// `KCDSA_(2048)(224)(SHA-224)_SVT.txt` domain parameters.
+const KCDSA_2048_224_SHA224_P: &str = "8ebaf0658e1c4d432bfc2835fee088cc9e5edb8fd06aeb48177594f9b2dc31e3\
+     7517ecedfb018f827380a24daba5d916aedeaa9d7dc767dc760e81e635bd7610\
+     efab9c199c03f6a6ae2b1fc825e9824e08c756f69ae4356a0dcc7bc46c227b6f\
+     abedcc1cd61d04720a1b790c254bfce0811bb657761a57d3764e438ce2c0b33d\
+     04ba28ef043a575fe8a062727fa4bb122c2eadeb1eb30b81e36702a25a4aad20\
+     a96a9ee28594b232385ed740d8291fd6cb97b25ac18207c1af33e2e86b16ddad\
+     55bf4c49938f3f31b1dfd806dc9a637220f693005d33863655920eb5a0ff2e49\
+     22c138d12ba99112f9312cceb2ee55dbc079e3d6a3c5d1cbdddec6b6e7bdd19f";
+const KCDSA_2048_224_SHA224_Q: &str = "8d492391758cdfafdf2f1ded9c7c1a6b28a3faf259da6ff1878eee07";
+const KCDSA_2048_224_SHA224_G: &str = "6ec9c5ea61cdaa4163dcc4da8c5fec6cc5469cdc3d86169a9e022da08dc218c2\
+     757183db9f7e9b49cf9e860c528e92f771ef4ed6c2d796a903d588bc0514219b\
+     239ab94084b7ab83f90abef19bc012347c0d2ecfd0ee80d65c08861d54272fb6\
+     48759e1ade2d55bad3c050e4f066670b36468398be6cba75fd518b8dae123773\
+     c95cc81d789776c62cbfba0a8cc7ce0a2ec1040d87320d0e91a851c36f4bd1d1\
+     c23140b548f9d994b8e4ecc3c73356b709b47563f56cebbe1048be3fccf3e021\
+     7b996a1c022ed9026131f00677a17387d884336d28bc0f386b07b30c3ea36118\
+     d057299d24685e9be7b1652508ab3aba36d03e37c8f9ee0579bbaedb58aff7dc";
+
+/// `KCDSA_(2048)(256)(SHA-256)_SVT.txt` domain parameters.
+const KCDSA_2048_256_SHA256_P: &str = "d837ad8cb841c9b7632fa91c157ba723adcdfdfc97ed24eda2fefc7cb50a84a8\
+     85628d851bdc2225adf6cb179cfcbc3e28ceee4531c1fefcd06e4908ab742929\
+     8492c74d6fe3b7bfd56206487a4c4f2497b1175c30f7c5f3ec333f4d1cf07e1a\
+     e09de590321035025562708060debcaa543cfc8e3937643f156c448ebb7cc710\
+     b5c5de216752dcfaec0b5c342fa42a8b6be0e10e3fb49d758a76f2caca6a19f9\
+     b506bc6bd7c7c92c5afb37a3f917c33ad5928f991de4c8bf88783f1507a80495\
+     984019e9abe3fe255c6bff7ec895740be187e3cb06bdf29be3b41141d6a2bf76\
+     38f17d049e185c852fbbe358913cbfb2eddf2e91f069b2d5c4908a390a3a5b5b";
+const KCDSA_2048_256_SHA256_Q: &str =
+    "c2fbf4f74b4217a5a6bdec4b4485d5d1f31976bcbe726bb2c276800d083bd341";
+const KCDSA_2048_256_SHA256_G: &str = "90ae2720da48ab2b9c30ec6d05c3ebda7b044aa3fbd5bb1c750c246cf54125f4\
+     9ebf4a45b3a50493f76c9a94dc7f8bccbc37b003ad914b5f5bb51428937fc116\
+     edfae6641641f54e96f8de0027ca580821c5612f938d8a8a99d2e8d9c8f5b226\
+     3c4076d9e0e664d751f49e0f3fbef889029c0448e1dd1f1a99fcc4051594f385\
+     efac480ad66ddb920c3069f81f24f1191f0e256dc9a3095aca55081a1ca1f9b3\
+     d6654b83cfcdefe83ae16d9e5562900f933f4258b1d48efe5e7ca77a0550003b\
+     86d9023c641f9a80b97cd34c8f9cf3c2a350a27a74e7f438166c5dcb1c184e00\
+     5c03e97ebd2494a1f849cd2a2b05ae9d3b793285e9b56aab7fb305fbd1f6f09a";
+
+/// [GO-K] `kcdsa/testcases_2048_224_SHA224_test.go` and `kcdsa/testcases_2048_256_SHA256_test.go`,
+/// reproducing KCMVP `KCDSA_(2048)(224)(SHA-224)_SVT.txt` and `KCDSA_(2048)(256)(SHA-256)_SVT.txt`:
+/// COUNT 0 (valid: the private key gives the published public key and the signature
+/// verifies) and COUNT 2 (marked failing: must not verify) of each.
+#[test]
+fn kcdsa_2048_matches_kcmvp_svt() {
+    check_kcdsa(
+        "KCDSA_(2048)(224)(SHA-224)_SVT",
+        (
+            KCDSA_2048_224_SHA224_P,
+            KCDSA_2048_224_SHA224_Q,
+            KCDSA_2048_224_SHA224_G,
+        ),
+        &[
+            KcdsaVector {
+                source: "SVT #0",
+                valid: true,
+                msg: "df7ed9ab6884f692a31752b549e8b3ad479a87b3f0b42869c307cdb20e4dc98b\
+         724e4486a04a11e033fbd6b923ef1682a281611cdb443fb7751cfdfa42d01a73\
+         fe615ce694ef5176c166533081cfbe1037857ef1f1079f82a8cd03c1f9cdedfe\
+         27067c03e4d5d047b45cf5db63c637f471a818bcd553855107556e99b8f671dd\
+         1ef1c3b83747f16efc4fae20d3f654f3425236ad336679d1c75894bf0ee11fe7\
+         98401b8c3d755c2d12143a10e36d32f92456a49fbe6648daa3e095178f0fb61e\
+         d27634acac7b03eff7ec1a62ac1d351b19ebf7133162076ae260572bd8e93ea9\
+         958287ee445a2147327c9a754fe40794acb38b33504f14a74eb4892f8fbe08da\
+         2eb956d0cdfd37eed4d4cc51f5859ecbf0b786d0e60c15e13b1ea20061c5aa29\
+         73d7a87615350fc8756b8ba6d0ac344b7e69d463c65ef98d884ae11e03210537\
+         c2024faff5bdbbde35217bcb19ed4dc879a02a0fccf4f44b964b4db833d740cc\
+         03c6e4f04a369565bd3b06bf12c5b6218b9f059ddb6484e0549bb3a1b6d9ccd9\
+         a31ac657fe2b3eb53d6a5e2b03978258e60eaa7edf2b703c351eac545a006076\
+         985920a9fe0ea0526ec47f5e3eb00e9b45fe25ccc9b0c575351f96f4f308fbe3\
+         6149e2534239ede690c92c4f1d43fb3eeae94c489740dacada51984e5f9ce68b\
+         0516c46ccaeda0456a5fee9e006d38be9fafba5d",
+                x: "6ee602b8815abe058e731ce10552fad89e07c623d1898f4b2cc7c316",
+                y: "4bf94f782b0aca739d31830b798c589b62037eb3c216c9e0f795b9df044545b3\
+       ac0871926bd4f707018a33584e1145f6bb596b3239562ea38e9dca7fcca5439d\
+       1ebe7ae87316232e922ad4da792dc8540e6ed4d782051ae9c86acb587d915608\
+       eb534b411266fccbeb3aacc6cb1a8d47d29b349df5680b4c32af6f4f97cb7109\
+       ea0895f9f1737939e7f0dca6bf52888961a4cfced17e72508f7ac6d6d6ffb309\
+       a9deeba3c7f7270cc32e926f339a2ea0847237d369f7ad329498051b9221e151\
+       a272f0ea38d2f77bc2292b2604b7c646fb080dd11fbeb8590803a3a654bac52c\
+       f4a82ce0496d0918958f95c567e31df1ff92171f7eff75b4520f3b9a7f79d23e",
+                r: "3610cf67c006e65a449c298dea7be30dc199bdb7226ee60d4fb82be7",
+                s: "4c42687e08185574fdcddf21854a51c56b5d98a5789b31e098351c09",
+            },
+            KcdsaVector {
+                source: "SVT #2",
+                valid: false,
+                msg: "87a6a4aaef908433ccb36eecf9fabfd79fcc133d1229fc267f309e25b086973e\
+         73a8212ee8bdc4de40e1994a3372759fbd75e5df548b6ecc4785e86c5a256ede\
+         5a01c0d8c8277e8f41802a53d76f5b9ceecafae7dfa40714eff5b99bd9aa725a\
+         8025634103af4db6c6ed45daabdcee961c55f7a20bac655f907279b955d5a6ed\
+         71b1756cd7ddd4a80bb0971a3d4eb33c75c40ac6f87e30f78b171935c30c11bd\
+         016ae8c049e5c0a3987753b7e5fe392872f1eb6f90a2180f8c2511e6dd5fc6d5\
+         4b3b360f249fc2cd391837bbc2d213d9d3ddd7228443d4bf8309610a2687dd29\
+         b43b6292fe8d97350492869aba55e0b79eaf95cd4b38230caa539249e9e17995\
+         e6a5f6e933d901d0580c0c2e7cba451224b973c42800ccdd84c0b3b23877c2dd\
+         d6dd031fe954cd7cdad41fba7fddef22fe7347c523bd9e06da315ebdeef8eaad\
+         c17125a40d78cc0078619aea014193080a7e70f40c3f7241bdb1b247afba2a9a\
+         28157e515266dc0a6751e1d10a12efca70a2d3df7dfb262f88735899e4bfc41f\
+         d9a5b86836e8de2f266be1e96923c95ba1cfe07bd60fa25bddd18061c1ac00a0\
+         e7260690fe6fbfee7b9e0f16b3f1ec91531f8d244040d436a44de2b641d3306a\
+         aec521dcb71571ad720066a3499e2f2c88d257a1acfcb51c1193bf182629adb1\
+         d2d64cc4359cf0ba63ce6b4350f66fd58650461d",
+                x: "06606f6b5574a44de8d2a503428369351da551e715e593e40421087d",
+                y: "13694fe8e67072fc43201818fa2761143b36c2344e26221f8909f44999bcc580\
+       8ca51e369f48f22f285c4fd83a4681802887850a2f2e641be80bea22e814b954\
+       633ab853c3796eafb435d38df988b06fc31cf1bac582bbb121eb2ed078bbf0fe\
+       50e0b87adf842e37826e12ccadfb2f05009e9ca32ee0cd2abf24bbabeaf97550\
+       3b394b62812e6d6b31201eb950ee4916acb4790e1c919dddf177553173b8c60f\
+       e58c5b89288261db8f373e25ee96ecc2b3aa8f7169910a5d6dd1b8c9233b87f6\
+       ac6a7927997fe43d41f3454adbf4037a946d1a4b5065e957afb9b6a7a4644b9a\
+       97515efd30d6523f90f73e1789a8ed4cdb4dc9bb34b3cffd42cd37457fc135dc",
+                r: "455a9631f86690bb4da3e9173bb11844d366b6790588b26d35b1f984",
+                s: "3807b8b6a2a08eb6825dda6a30d412bdc413b18bae8388f8e7821a64",
+            },
+        ],
+    );
+    check_kcdsa(
+        "KCDSA_(2048)(256)(SHA-256)_SVT",
+        (
+            KCDSA_2048_256_SHA256_P,
+            KCDSA_2048_256_SHA256_Q,
+            KCDSA_2048_256_SHA256_G,
+        ),
+        &[
+            KcdsaVector {
+                source: "SVT #0",
+                valid: true,
+                msg: "c0a2e1e6be81dbeac94c0e678809141e8921efccc67fd9585120aa401e6df5e6\
+         381d81bc6ee154cec1bde5c8882fabe2b00faddc095d3971f1c36a635f2aad98\
+         a704dd58e0bb2e315af08a8a07e07d6842b36e7cd5fe39e8b53ed8e64a9949af\
+         b6a355d6047c5b7b9d08ce73fa848de1e949b9595e0532f92c286ba094d7b2b0\
+         132a957851fc96bb9c13d06edaedaa275af9594b607e4087e900e4927b6998ca\
+         76b58ca9c97a62aa6f04f292aa5468ba4fd0674f1fdb4c1d8b3049e6c63d74d2\
+         9e4677fbf39d0aa539b7df1af35a23c58cc43e8e68f704f0b607ecebc2a78745\
+         52c6d52adf74a0b621f08d6ac9080119dbb486548f16dfda19bd641a4765db48\
+         620772162876008b5b5b3710c5cfee3011662c1a71e31c6068739014b39c3eab\
+         a5c45ecceb82cb7c1f8d60c00a889f2c0987657c7070c1ad612f99a1ecd84ce1\
+         fa9ff47dd2e06e89ae00d456427590d5a5adb0437b399e94c8e4eeb15f0f6309\
+         4921d5840e3d1a5a521ba7d79f3d089dd258d25c052148916c67475e059eaee9\
+         81bdec6555b2cb3d5b283670dcf3129f83ecdade0b7320c8227ba4e85a491ded\
+         98cd6ac8eabd432a245b23753c10839bb2b81c0710e24b04c7c54cb7663f682b\
+         9093c88193460dc20ed25b638774f9fb63f2383f2288b9b940d8d05db6131162\
+         6e38c98ba29b7d4b828e11de1168d7d1a2b71113",
+                x: "28b14ed806d64755ef9192f36aec7aadbb68666910a9bc039e532a322e7bfc91",
+                y: "8a249e41d76190398b78b15b2affab64a433d692493063edb3bcaf9a27a91c3a\
+       47f99e79ebd9ce5763ed898bbdb89d6013206a3cc16db2d88d935d59a55c5432\
+       2782bd9957613f2a3704c1472ec34183e39d613497f20915fc959fb564af5ee3\
+       d47ab1e31674b275a5178a638a72f5fc4d783901b20c8bb56e124391d6b7c455\
+       1f32d41c0a39c2e8b5312bbec18e17df75a7f559eb3304ffc54d4fde1cdbfd2c\
+       22dd5cb354f050e18691e91c12cc7b83e85af38d892e26491b01d9d0a8590d64\
+       c290eea34331a9c8ad59c4bea966a89e54a25caf22499dfa01845566d210cdba\
+       04f3596698d211331045cc921895d81fb74587340cb426dd9e6ed36186b26fc4",
+                r: "7695e32661d5b59a0b6f193457d61c7b4ecf53e7dfa21c5166836eea26a8674f",
+                s: "147da0dd0d162e933fedc4e784b7ac2c82bf9ecb2d9c313fed7e1af128243c9d",
+            },
+            KcdsaVector {
+                source: "SVT #2",
+                valid: false,
+                msg: "f74befe3999c17c3ecd98b7cc7758cf6eb30410c62ab15081b26a7827d6529d7\
+         16589f14fd74dd8d2e5cbef36ad65d2ad393dda9eada89ae1597c60e53dbb7e3\
+         4c4f00e65fa68ac1db9cb9130578f27d17b0db75e7a2492f49fa305eefc58f1b\
+         d7b9b5af00bac89a842c038cc70c79a4da64e2babb1d44f9abb6ee9626e8a4e9\
+         bbc869ad625ecebb7e4729f62a69aabd0235a1ab108ff3e5f5da11c21430701d\
+         c556d10755685730e8d2c1d1eb90c24c4350d161d7615630aa1db3d61bb1f6f2\
+         8ae3a8c9efd7a66baa57668514ab883e138b2fde4b27f68214e1f6aee9a9c007\
+         669bb0ec8dd28a48720ac062f4094ae9b563840ded9be2ea472b020f717bdf67\
+         7f4db54bd5a75609b6c77aa12223de0a30fe9ebf879fb4df1dac08a3eeb5ef82\
+         c1748aafb6cde65ab7124b60809aa3c5562955af2b3e8b403abb4300e50b1230\
+         e1320bc364e29e4d7a15f0aa33367fa8c05b897e32ab10540758f3a22259f3b4\
+         5d4f1b205dad6b5ecea52d6cade7e0a7ceb120b73f3f73cbb82a61ebb7a4c2b7\
+         773ea542681cc2704b3dd180a5c7bd20a9ef0acc3b7f6cbb4881e02a02193b48\
+         3f179d9092469ece4e01b1a61b1693d942843e1758143da37954c890a50ca1e2\
+         879efe58316a842b00bcaa85573c6afd5186bcd911d0ac6bd6437b3c8dfabc66\
+         ee3acbd0e3ee81a14de1a0aee8cacf2259b18b3e",
+                x: "1180232bb85cf7149e8be4d15b61b02b5565b298276083aea6ad3dd41d60d5b4",
+                y: "19a40b118ce05ee0acb0f98db0879590b76e0a86a53cc7ba3f1db39859bbd68c\
+       3ad749b63fee4ff9cf13e652408fd53f547ceee435b95d9c41ebebc8adc206dc\
+       f97a0bda7fe200f270fcfeca6b3c8a3de9beb2acd964a48ee442b4e422b5a07b\
+       ca7cda14200465b787bc96d5609e1d5427a86717f4db4e3a6493f0d250f9f50d\
+       b3eb83d519bf2fa9d8b4752985e5d720deedee39c7407a0b9607b5cace912abc\
+       17600dd390af851c033c74b304585371708b0a1a79dd0cf9dfbca30827f44ce0\
+       8d8d6697c8a8384fef5154011cb5ae12533cf8cdba1a2082a620708d85ec76f5\
+       1e91cd4a6ffc98ec141bf443d400a0bfbaa1a42137b22118808898f0aa14eefa",
+                r: "80713f78d3e493f9d127270910661d6189d6d075a853e14b72f3b35adfed96a9",
+                s: "57f0e3cddf1157217f02e610277b144ded59ba68f4e8f5ae7ad586d848ac75a5",
+            },
         ],
     );
 }
