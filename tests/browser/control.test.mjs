@@ -240,12 +240,24 @@ describe('Security Control Center in a browser', () => {
     await page.locator('#totp-secret').filter({ hasText: /^[A-Z2-7]{16,}=*$/ }).waitFor();
     const secret = (await page.locator('#totp-secret').textContent()).trim();
     assert.match(await page.locator('#totp-uri').textContent(), /^otpauth:\/\/totp\/haetae:admin\?secret=/);
+    // The QR code the server drew is shown (a data: SVG image, allowed by the CSP) and decoded
+    // by the browser into a square picture of a few hundred modules.
+    const qr = page.locator('#totp-qr');
+    await qr.waitFor({ state: 'visible' });
+    await page.waitForFunction(() => {
+      const img = document.getElementById('totp-qr');
+      return img.complete && img.naturalWidth > 0;
+    });
+    const box = await qr.boundingBox();
+    assert.ok(box.width >= 150 && Math.abs(box.width - box.height) < 1, `QR box ${JSON.stringify(box)}`);
+    assert.match(await qr.getAttribute('src'), /^data:image\/svg\+xml;charset=utf-8,%3Csvg/);
+    await shot('07-totp-qr');
     await page.fill('#totp-confirm input[name=code]', totp(secret, Date.now() / 1000));
     await page.click('#totp-confirm button[type=submit]');
     await page.locator('#totp-recovery').waitFor({ state: 'visible' });
     const codes = (await page.locator('#totp-codes').textContent()).trim().split('\n');
     assert.equal(codes.length, 10);
-    await shot('07-totp-enrolled');
+    await shot('07b-totp-enrolled');
     // Log out; the password alone is not enough any more.
     await Promise.all([page.waitForURL(/\/login/), page.click('form.logout button')]);
     await page.fill('input[name=username]', 'admin');

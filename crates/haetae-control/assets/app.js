@@ -138,6 +138,10 @@ if (totpStart) {
       const e = await api('POST', '/api/v1/account/totp');
       document.getElementById('totp-secret').textContent = e.secret;
       document.getElementById('totp-uri').textContent = e.otpauth_uri;
+      // The server draws the QR code; a data: image is allowed by the CSP (img-src) and an
+      // SVG shown through <img> cannot run script.
+      document.getElementById('totp-qr').src =
+        `data:image/svg+xml;charset=utf-8,${encodeURIComponent(e.qr_svg)}`;
       document.getElementById('totp-enrol').hidden = false;
       totpStart.hidden = true;
     } catch (e) {

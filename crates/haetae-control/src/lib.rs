@@ -23,6 +23,7 @@ pub mod demo;
 pub mod http;
 pub mod ingest;
 pub mod policy;
+pub mod qr;
 pub mod ui;
 
 pub use center::{ControlCenter, ControlHandle, ControlOptions, InitialAdmin, StartError};

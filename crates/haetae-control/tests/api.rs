@@ -1028,6 +1028,11 @@ async fn a_totp_second_factor_is_enrolled_then_required_and_codes_work_once() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let secret = totp::base32_decode(r.json["secret"].as_str().unwrap()).unwrap();
     assert_eq!(secret.len(), 20);
+    let qr = r.json["qr_svg"].as_str().unwrap();
+    assert!(
+        qr.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\"") && qr.ends_with("</svg>"),
+        "{qr}"
+    );
     let now = || time::OffsetDateTime::now_utc().unix_timestamp();
     let wrong = t
         .as_user(

@@ -52,8 +52,11 @@ pub async fn totp_status(
 pub struct TotpEnrolment {
     /// The secret in Base32, for typing into the app.
     pub secret: String,
-    /// The same as an `otpauth://` URI (for a QR code).
+    /// The same as an `otpauth://` URI.
     pub otpauth_uri: String,
+    /// The URI as a QR code: a standalone SVG document (black modules on white, quiet zone
+    /// included) for the app to scan.
+    pub qr_svg: String,
 }
 
 /// Starts enrolment: a new pending secret. Logins do not need a code until it is
@@ -72,6 +75,11 @@ pub async fn totp_start(
     }
     let secret =
         totp::new_secret().map_err(|e| ApiError::invalid("totp", format!("no randomness: {e}")))?;
+    let otpauth_uri = totp::otpauth_uri(&p.user.username, &secret);
+    // A user name is at most 64 bytes, so the URI always fits a QR code; should it not,
+    // the enrolment fails before anything is stored.
+    let qr_svg = crate::qr::svg(&otpauth_uri, "otpauth QR code")
+        .map_err(|e| ApiError::invalid("totp", e.to_string()))?;
     state
         .store
         .set_totp_pending(p.user.id, &hex::encode(&secret))
@@ -82,7 +90,8 @@ pub async fn totp_start(
         .await?;
     Ok(Json(TotpEnrolment {
         secret: totp::base32_encode(&secret),
-        otpauth_uri: totp::otpauth_uri(&p.user.username, &secret),
+        otpauth_uri,
+        qr_svg,
     }))
 }
 

@@ -102,8 +102,13 @@ const STRINGS: &[(&str, &str, &str)] = &[
     ),
     (
         "account.totp_scan",
-        "인증 앱에 아래 키(또는 otpauth 주소)를 등록한 뒤, 앱에 표시된 6자리 코드를 입력하세요.",
-        "Add the key below (or the otpauth address) to your authenticator app, then enter the 6-digit code it shows.",
+        "인증 앱으로 QR 코드를 스캔하거나 아래 키를 입력한 뒤, 앱에 표시된 6자리 코드를 입력하세요.",
+        "Scan the QR code with your authenticator app (or type the key below into it), then enter the 6-digit code it shows.",
+    ),
+    (
+        "account.totp_qr",
+        "인증 앱에 등록할 QR 코드",
+        "QR code for your authenticator app",
     ),
     ("account.totp_confirm", "확인", "Confirm"),
     (

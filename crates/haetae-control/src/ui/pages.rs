@@ -1431,12 +1431,13 @@ pub async fn account(State(state): State<AppState>, headers: HeaderMap) -> Respo
         let _ = write!(
             body,
             "<button id=\"totp-start\">{}</button>\
-             <div id=\"totp-enrol\" hidden><p>{}</p><p><code id=\"totp-secret\"></code></p><p><code id=\"totp-uri\" class=\"wrap\"></code></p>\
+             <div id=\"totp-enrol\" hidden><p>{}</p><img id=\"totp-qr\" class=\"qr\" alt=\"{}\" width=\"232\" height=\"232\"><p><code id=\"totp-secret\"></code></p><p><code id=\"totp-uri\" class=\"wrap\"></code></p>\
              <form id=\"totp-confirm\"><label>{}<input name=\"code\" autocomplete=\"one-time-code\" inputmode=\"numeric\" required maxlength=\"6\"></label>\
              <button type=\"submit\">{}</button></form></div>\
              <div id=\"totp-recovery\" hidden><p>{}</p><pre id=\"totp-codes\"></pre></div>",
             p.t("account.totp_enable"),
             p.t("account.totp_scan"),
+            p.t("account.totp_qr"),
             p.t("form.code"),
             p.t("account.totp_confirm"),
             p.t("account.recovery"),
