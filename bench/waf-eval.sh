@@ -18,7 +18,9 @@
 #
 # Needs: nginx libnginx-mod-http-modsecurity modsecurity-crs python3-yaml (Debian).
 # Knobs: CORPUS (default ../shared/corpora/waf/crs-v3.3.4), PROFILE (release | debug;
-# default release), BASE_PORT (19100), DUMP (a file for per-stage JSON lines).
+# default release), BASE_PORT (19100), DUMP (a file for per-stage JSON lines), HAETAE and
+# BACKEND (binaries built elsewhere; both skip the build), PROBE (the injection-probe example,
+# for the text false-positive count at the end).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -43,14 +45,20 @@ case "$CRS_VERSION" in
   *) echo "bench/waf-eval.sh: modsecurity-crs is $CRS_VERSION, the corpus is for 3.3.4; the figures compare different rule sets" >&2 ;;
 esac
 
-echo "building ($PROFILE)..." >&2
-if [ "$PROFILE" = release ]; then
-  cargo build --release --quiet -p haetae -p haetae-gateway --example bench-backend
-else
-  cargo build --quiet -p haetae -p haetae-gateway --example bench-backend
+# HAETAE=/path/to/haetae BACKEND=/path/to/bench-backend use binaries built elsewhere.
+if [ -z "${HAETAE:-}" ] || [ -z "${BACKEND:-}" ]; then
+  echo "building ($PROFILE)..." >&2
+  if [ "$PROFILE" = release ]; then
+    cargo build --release --quiet -p haetae
+    cargo build --release --quiet -p haetae-gateway --example bench-backend --example injection-probe
+  else
+    cargo build --quiet -p haetae
+    cargo build --quiet -p haetae-gateway --example bench-backend --example injection-probe
+  fi
+  HAETAE=$ROOT/target/$PROFILE/haetae
+  BACKEND=$ROOT/target/$PROFILE/examples/bench-backend
+  PROBE=$ROOT/target/$PROFILE/examples/injection-probe
 fi
-HAETAE=$ROOT/target/$PROFILE/haetae
-BACKEND=$ROOT/target/$PROFILE/examples/bench-backend
 
 WORK=$(mktemp -d /tmp/haetae-waf-eval.XXXXXX)
 PIDS=()
@@ -162,7 +170,7 @@ for p in $P_BACKEND $P_MS1 $P_MS2 $P_H1 $P_H2; do wait_port "$p"; done
 echo "replaying $(find "$CORPUS" -name '*.yaml' | wc -l) test files from $CORPUS..." >&2
 DUMP_ARGS=()
 [ -n "${DUMP:-}" ] && DUMP_ARGS=(--dump "$DUMP")
-echo "waf-eval — $(date -u +%Y-%m-%dT%H:%MZ), corpus $(basename "$CORPUS"), modsecurity-crs $CRS_VERSION, haetae $PROFILE build"
+echo "waf-eval — $(date -u +%Y-%m-%dT%H:%MZ), corpus $(basename "$CORPUS"), modsecurity-crs $CRS_VERSION, haetae $("$HAETAE" version 2>/dev/null | head -n 1) ($HAETAE)"
 echo
 python3 "$ROOT/bench/waf-replay.py" "${DUMP_ARGS[@]}" "$CORPUS" \
   "modsec-pl1=127.0.0.1:$P_MS1" "modsec-pl2=127.0.0.1:$P_MS2" \
@@ -172,3 +180,19 @@ echo "Blocked = the request did not reach the backend (403 from the WAF, or a 40
 echo "proxy's HTTP parser). haetae runs only its injection filter; ModSecurity runs all of CRS."
 echo "Target (issue 7): haetae 941 >= 90% and 942 >= 80% of attack stages blocked, with at most"
 echo "modsec-pl1's share of negative stages blocked."
+
+# False positives on text: the detectors over the first 30,000 non-empty lines of the
+# machine's Debian changelogs and copyright files (technical English full of quotes,
+# parentheses, `--options`, "select", "drop", "union"), one line = one value.
+if [ -n "${PROBE:-}" ] && [ -x "$PROBE" ]; then
+  (for f in /usr/share/doc/*/changelog.Debian.gz; do zcat "$f" 2>/dev/null; done
+   cat /usr/share/doc/*/copyright 2>/dev/null) | sed 's/^ *//' | grep -v '^$' | head -n 30000 \
+    >"$WORK/prose.txt" || true
+  lines=$(wc -l <"$WORK/prose.txt")
+  "$PROBE" <"$WORK/prose.txt" >"$WORK/prose.out"
+  echo
+  echo "Text lines flagged (Debian changelogs/copyright files, $lines lines, each a value):"
+  for pl in 1 2 3; do
+    echo "  haetae PL$pl: $(grep -c "^    PL$pl [sx]" "$WORK/prose.out" || true)"
+  done
+fi

@@ -357,7 +357,9 @@ impl RequestView {
         self.cookies.get_or_init(|| {
             let mut out = Vec::new();
             for value in self.parts.headers.get_all(http::header::COOKIE) {
-                let Ok(text) = value.to_str() else { continue };
+                // Not `to_str`: a cookie header with one non-ASCII byte would otherwise hide
+                // every cookie in it from the filters that inspect them.
+                let text = String::from_utf8_lossy(value.as_bytes());
                 for piece in text.split(';') {
                     if out.len() == MAX_PARAMS {
                         return out;

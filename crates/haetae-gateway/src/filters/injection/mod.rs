@@ -1,13 +1,17 @@
-//! `injection`: SQL injection and cross-site scripting defence (first version). Every
+//! `injection`: SQL injection and cross-site scripting defence. Every
 //! query and form/JSON field value (and name), the path, the cookies and selected headers
 //! are decoded the ways attackers encode them (URL, double URL, HTML entities, `\uXXXX` and
 //! `%uXXXX` escapes, case, SQL comments, whitespace) and scored by two detectors of
 //! weighted signals, one for SQL and one for HTML/JavaScript; a value whose score reaches
 //! the threshold of the configured paranoia level is an attack. Actions: `block` (403 page
-//! with an incident id) or report only (monitor mode). Fields that legitimately carry
-//! markup are excluded per instance.
+//! with an incident id), `sanitize` (HTML-encode and forward) or `monitor`. Fields that carry
+//! markup legitimately are excluded per instance. Besides the weighted patterns: a libinjection-class
+//! SQL tokenizer and fingerprinter ([`sql`]), an HTML/JavaScript context scanner
+//! ([`html`]), probes that are nothing but a SQL function call opener, an operator or a
+//! literal tautology, and obfuscated markup (letters spaced out inside a tag name, `JSFuck`,
+//! the high bit set on `<`/`>`).
 //!
-//! Not yet: the libinjection-class SQL fingerprinter, `sanitize`, multipart field values.
+//! Not yet: multipart field values (uploads go to `upload-inspect`).
 //!
 //! ```toml
 //! [[policy.filters]]
@@ -211,7 +215,9 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-quote-boolean",
             5,
             1,
-            r#"['"`\)] ?(?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds like) ?(?:not ?)?['"`\(]?[\w@'"`\(-]"#,
+            // A quote glued to the operator needs one glued after it too (`'or'1'='1`):
+            // `"sounds like 1` is the start of a quoted phrase, not a closed literal.
+            r#"['"`] (?:or|and|xor|\|\||&&|div|like|rlike|regexp|sounds like) ?(?:not ?)?['"`\(]?[\w@'"`\(-]|\) ?(?:or|and|xor|\|\||&&) ?(?:not ?)?[\d@'"`\(-]|['"`](?:or|and|xor|\|\||&&|div|like|rlike|regexp)(?:not ?)?['"`\(]"#,
         ),
         signal(
             "sql-tautology",
@@ -223,7 +229,8 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-stacked-query",
             5,
             1,
-            r"; ?(?:select|insert|update|delete|drop|truncate|exec|execute|declare|shutdown|create|alter|grant|waitfor|begin|set)\b",
+            // `set` only with what makes it an assignment (`;set @x=`, `;set x=`).
+            r"; ?(?:select|insert|update|delete|truncate|exec|execute|declare|shutdown|grant|waitfor|begin)\b|; ?(?:drop|create|alter) ?(?:table|database|view|index|procedure|function|user|schema|trigger)\b|; ?set ?(?:@@?\w|\w+ ?=)",
         ),
         signal("sql-quote-comment", 5, 1, r#"['"`] ?(?:--|#|/\*)"#),
         signal(
@@ -237,7 +244,7 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-time-or-file-function",
             5,
             1,
-            r"\b(?:sleep|benchmark|pg_sleep|load_file|extractvalue|updatexml|xp_cmdshell|sp_executesql|dbms_pipe\.receive_message|utl_http\.request)\b ?\(|\bwaitfor\b ?(?:delay|time)\b|\binto\b ?(?:out|dump)file\b",
+            r"\b(?:sleep|benchmark|pg_sleep|load_file|extractvalue|updatexml|xp_cmdshell|sp_executesql|dbms_pipe\.receive_message|utl_http\.request)\b ?\(|\bwaitfor\b ?(?:delay|time)\b|\binto\b ?(?:out|dump)file\b|\bpg_sleep\b",
         ),
         signal(
             "sql-schema-probe",
@@ -249,7 +256,7 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-dml",
             4,
             1,
-            r"\b(?:insert\b ?into|delete\b ?from|drop\b ?(?:table|database)|update\b ?\w+ ?set|alter\b ?table|truncate\b ?table)\b",
+            r"\b(?:insert\b ?into|delete\b ?from|drop\b ?(?:table|database)|update\b ?\w+ ?set|alter\b ?table|truncate\b ?table|create\b ?(?:table|database|procedure))\b|\bdrop ?\w+ ?; ?(?:--|#|/\*)",
         ),
         signal(
             "sql-order-group-by",
@@ -273,7 +280,7 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-server-procedure",
             5,
             1,
-            r"\b(?:xp_\w+|sp_(?:oacreate|oamethod|password|makewebtask|executesql|addextendedproc|configure)|utl_(?:http|inaddr|file|smtp)|dbms_\w+|openrowset|opendatasource)\b",
+            r"\b(?:xp_\w+|sp_(?:oacreate|oamethod|password|makewebtask|executesql|addextendedproc|configure)|utl_(?:http|inaddr|file|smtp)|dbms_\w+|openrowset|opendatasource|msdasql|sqloledb|msdb|schema_name)\b|\bexecute ?immediate\b|\bprocedure ?analyse\b|\bexec(?:ute)? ?\( ?@",
         ),
         signal("sql-quote-union", 5, 1, r#"['"`\)] ?union\b"#),
         signal(
@@ -286,7 +293,50 @@ static SQL_SIGNALS: LazyLock<Vec<Signal>> = LazyLock::new(|| {
             "sql-alias-from",
             5,
             1,
-            r#"(?:\)|\bas) ?(?:\bas )?['"`]?\w+['"`]? ?from\b"#,
+            // `) 'x' from`, `as x from`; not `(maybe) switch from` or `(@x) from` in text.
+            r#"\bas\b ?['"`]?\w*['"`]? ?from\b|\) ?['"`]\w*['"`] ?from\b"#,
+        ),
+        signal(
+            // `and x!="`, `|| c == '`, `&&(e===`, `or (7319=8742)`: a boolean operator, an
+            // operand and a comparison whose other side opens a literal or group, or is
+            // missing (the rest of the statement is the application's).
+            "sql-chained-condition",
+            5,
+            1,
+            r#"(?:^|[^\w])(?:and|or|xor|&&|\|\|) ?\(? ?[\w@.'"`]+ ?(?:={1,3}|!={1,2}|<>|<=>) ?(?:['"`\(]|!?\d+ ?\)|$)"#,
+        ),
+        signal(
+            "sql-subquery",
+            5,
+            1,
+            r"(?:=|\bin|\bexists) ?\( ?select\b|\) ?when\b.{1,40}?\bthen\b|\bhaving ?\d+ ?(?:=|<|>)",
+        ),
+        signal(
+            // `drop sampletable;--`: a DDL statement ended and the rest commented out.
+            "sql-statement-comment",
+            5,
+            1,
+            r"\b(?:drop|alter|create|truncate) ?(?:table ?)?\w+ ?; ?(?:--|#|/\*)",
+        ),
+        signal(
+            "sql-quoted-identifiers",
+            5,
+            1,
+            r"\bfrom ?`[^`]{1,64}`(?: ?\. ?`[^`]{1,64}`)? ?(?:where|limit|order|group|join|union)\b",
+        ),
+        signal(
+            // MongoDB operators in a parameter (`user[$ne]=`): NoSQL injection.
+            "nosql-operator",
+            5,
+            1,
+            r"\[ ?\$(?:ne|eq|gt|gte|lt|lte|in|nin|regex|where|exists|or|and|not|nor|expr|elemmatch|size|all|type|mod|text)\b ?\]",
+        ),
+        signal(
+            // A value that is nothing but a SQL operator: a probe of the query around it.
+            "sql-operator-probe",
+            5,
+            1,
+            r#"^(?:xor|regexp|rlike|sounds like|<=>|>>|<<|<>|!=|>=|<=|&&|\|\||(?:not ?)?like ?null|is ?(?:not ?)?null|(?:not ?)?in ?\(.*\))$|\blike ?['"`]$"#,
         ),
         signal(
             "sql-quote-ddl",
@@ -638,6 +688,84 @@ pub fn decoded_forms(value: &str) -> Vec<String> {
     out
 }
 
+/// The value with U+0080..U+00FF read as the ASCII character below them (the high bit
+/// cleared), UTF-8 lead bytes misread as Latin-1 (`Â¼`, `â¼` once lower-cased) dropped; `None` when the value
+/// has no such character that becomes markup.
+fn high_bit_stripped(value: &str) -> Option<String> {
+    let markup = |c: char| matches!(u32::from(c), 0xBC | 0xBE | 0xA2 | 0xA7 | 0xBB | 0xA8 | 0xA9);
+    if !value.chars().any(markup) {
+        return None;
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut chars = value.chars().peekable();
+    while let Some(c) = chars.next() {
+        let n = u32::from(c);
+        if matches!(n, 0xC2 | 0xC3 | 0xE2 | 0xE3)
+            && chars
+                .peek()
+                .is_some_and(|&d| (0x80..=0xBF).contains(&u32::from(d)))
+        {
+            continue;
+        }
+        if (0x80..=0xFF).contains(&n) {
+            out.push(char::from_u32(n & 0x7F).unwrap_or(c));
+        } else {
+            out.push(c);
+        }
+    }
+    Some(out)
+}
+
+/// Tags whose letters are spaced out to slip past pattern matching (`<f o r m`,
+/// `< x: script`): what follows `<` reads as a dangerous tag once the spaces go, and there
+/// were spaces inside the name.
+fn spaced_tag(form: &str) -> bool {
+    const TAGS: [&str; 22] = [
+        "script", "iframe", "frame", "frameset", "object", "embed", "applet", "svg", "math",
+        "base", "meta", "link", "style", "form", "isindex", "xml", "import", "img", "image",
+        "body", "input", "video",
+    ];
+    let mut rest = form;
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i + 1..];
+        let mut name = String::new();
+        let mut spaced = false;
+        for c in rest.chars().take(40) {
+            if c.is_ascii_alphabetic() || c == ':' {
+                name.push(c);
+            } else if c == ' ' {
+                if !name.is_empty() {
+                    spaced = true;
+                }
+            } else {
+                break;
+            }
+            if name.len() > 16 {
+                break;
+            }
+        }
+        if !spaced {
+            continue;
+        }
+        let local = name.rsplit(':').next().unwrap_or(&name);
+        if TAGS.contains(&local) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `JSFuck` and its relatives: JavaScript written with `[]()!+` only (`!![]`, `+[]`, `[][`).
+/// A value that is nothing else and has one of their atoms.
+fn jsfuck(form: &str) -> bool {
+    let compact: String = form.chars().filter(|c| !c.is_whitespace()).collect();
+    compact.len() >= 4
+        && compact
+            .chars()
+            .all(|c| matches!(c, '[' | ']' | '(' | ')' | '!' | '+'))
+        && (compact.contains("![]") || compact.contains("+[]") || compact.contains("[]["))
+}
+
 fn truncate(s: &str, max: usize) -> &str {
     if s.len() <= max {
         return s;
@@ -734,7 +862,15 @@ impl InjectionFilter {
             }
         }
         if self.cfg.xss {
-            let mut d = score(&forms, &XSS_SET, &XSS_SIGNALS, self.cfg.paranoia, "xss");
+            // Bytes with the high bit set read as the ASCII below them to readers that drop
+            // it (`\xbcscript\xbe` is `<script>` to them): one more form, for markup only.
+            let stripped = forms.iter().find_map(|f| high_bit_stripped(f)).map(|f| {
+                let mut all = forms.clone();
+                all.push(normalise(&f));
+                all
+            });
+            let forms = stripped.as_ref().unwrap_or(&forms);
+            let mut d = score(forms, &XSS_SET, &XSS_SIGNALS, self.cfg.paranoia, "xss");
             // Browsers drop tabs and newlines inside a URL scheme: `ja\tvascript:`.
             if !d.signals.contains(&"xss-js-uri")
                 && forms.iter().any(|f| {
@@ -744,6 +880,14 @@ impl InjectionFilter {
             {
                 d.score += 5;
                 d.signals.push("xss-js-uri-split");
+            }
+            if forms.iter().any(|f| spaced_tag(f)) {
+                d.score += 5;
+                d.signals.push("xss-spaced-tag");
+            }
+            if forms.iter().any(|f| jsfuck(f)) {
+                d.score += 5;
+                d.signals.push("xss-jsfuck");
             }
             if d.score >= self.threshold && found.as_ref().is_none_or(|f| d.score > f.score) {
                 found = Some(d);
@@ -1145,6 +1289,78 @@ mod tests {
             "\"><body onload=alert(1)>",
         ] {
             assert_eq!(family(&f, v), Some("xss"), "{v}");
+        }
+    }
+
+    #[test]
+    fn sql_probes_and_fragments_are_found_at_paranoia_1() {
+        let f = filter(1);
+        for v in [
+            // a function name and its opening parenthesis, nothing else
+            "ABS(",
+            "unhex (",
+            "length||!!$(",
+            "year]=(",
+            // chained conditions whose other side is the application's
+            "and 1!=\"",
+            "|| langCode == '",
+            "&&(e===",
+            "OR (7319=8742)",
+            "AND uid!=(",
+            // literal tautologies
+            "1=1",
+            "b,1=1",
+            "11!=1",
+            "'a'='a'",
+            // operators alone, subqueries, NoSQL operators, DDL then a comment
+            "<=>",
+            "IS NULL",
+            "in (0,1)",
+            "@example.com&name=(select",
+            ") when 234 then",
+            "HAVING 1=",
+            "from `db`.`t` limit",
+            "u_id[$ne]",
+            "DROP sampletable;--",
+            "select pg_sleep",
+            "EXECUTE IMMEDIATE \"",
+        ] {
+            assert_eq!(family(&f, v), Some("sqli"), "{v}");
+        }
+        // The near misses of the same shapes stay text.
+        for v in [
+            "time (3pm) works for me",
+            "meet at the usual time (",
+            "11=1",
+            "1!=1",
+            "11!=11",
+            "\"1\" sSOUNDS LIKE \"SOUNDS LIKE 1",
+            ";set @",
+            ", aside from",
+            "/Business and",
+            "in Seoul (Gangnam)",
+            "price!=cost",
+            "drop off the documents",
+        ] {
+            assert_eq!(f.inspect(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn obfuscated_markup_is_found_at_paranoia_1() {
+        let f = filter(1);
+        for v in [
+            "1234<f o r m",
+            "< x: script",
+            "+!![]",
+            "[][(![]+[])[+[]]]",
+            "\\xbcscript\\xbealert(1)\\xbc/script\\xbe",
+            "\\xc2\\xbcscript\\xc2\\xbealert(1)\\xc2\\xbc/script\\xc2\\xbe",
+        ] {
+            assert_eq!(family(&f, v), Some("xss"), "{v}");
+        }
+        for v in ["\\xbc\\xbc", "a < b or m", "(!)", "[1] + [2]", "3/4 ¼ ½ ¾"] {
+            assert_eq!(f.inspect(v), None, "{v}");
         }
     }
 

@@ -1165,7 +1165,101 @@ pub fn fragments(value: &str) -> Vec<(&'static str, u32, u8)> {
     {
         out.push(("sql-procedural-word", 4, 2));
     }
+    if function_probe(value) {
+        out.push(("sql-function-probe", 5, 1));
+    }
+    if literal_tautology(value) {
+        out.push(("sql-literal-tautology", 5, 1));
+    }
     out
+}
+
+/// A value that is nothing but a SQL function's name and an opening parenthesis, with a
+/// little punctuation between (`ABS(`, `unhex (`, `length||(`, `year]=(`): a probe for
+/// where the application puts the value in its query. Text does not end in `name(`.
+fn function_probe(value: &str) -> bool {
+    let v = value.trim();
+    let Some(body) = v.strip_suffix('(') else {
+        return false;
+    };
+    let word = |c: char| c.is_alphanumeric() || c == '_' || c == '.';
+    let body = body.trim_start_matches(|c: char| !word(c));
+    let name_end = body.find(|c: char| !word(c)).unwrap_or(body.len());
+    let (name, rest) = body.split_at(name_end);
+    if name.is_empty() || rest.chars().count() > 6 || rest.chars().any(word) {
+        return false;
+    }
+    // `a.b(` names (`dbms_pipe.receive_message(`) are read whole by `tokenize`.
+    known_function(name) || probe_function(name)
+}
+
+/// SQL functions and function-like keywords that are English words as well: evidence only
+/// in a value that is nothing else ([`function_probe`]).
+fn probe_function(w: &str) -> bool {
+    matches!(
+        w,
+        "time"
+            | "date"
+            | "year"
+            | "month"
+            | "day"
+            | "hour"
+            | "minute"
+            | "second"
+            | "week"
+            | "quarter"
+            | "timestamp"
+            | "datediff"
+            | "dateadd"
+            | "date_add"
+            | "date_sub"
+            | "adddate"
+            | "subdate"
+            | "extract"
+            | "localtime"
+            | "localtimestamp"
+            | "current_date"
+            | "current_time"
+            | "current_timestamp"
+            | "values"
+            | "default"
+            | "local"
+            | "insert"
+            | "in"
+            | "password"
+            | "old_password"
+            | "pi"
+            | "mod"
+            | "nvl"
+            | "nvl2"
+            | "to_date"
+            | "get_lock"
+            | "release_lock"
+            | "charset"
+            | "collation"
+            | "ifnull"
+    )
+}
+
+/// A comparison of two literals that is always true: `1=1`, `'a'='a'`, `2!=3`, `b,1=1`
+/// (equal literals compared equal, or different ones compared unequal). Numbers and quoted
+/// strings only: `price!=cost` compares names, which text does.
+fn literal_tautology(value: &str) -> bool {
+    let toks = tokenize(value, Context::None);
+    toks.windows(3).any(|w| {
+        let [a, op, b] = w else { return false };
+        if op.kind != Kind::Op {
+            return false;
+        }
+        let number = |t: &Token| t.kind == Kind::Num;
+        // Not an unclosed literal (`1="`): that is the application's string.
+        let literal = |t: &Token| number(t) || (t.kind == Kind::Str && !t.open);
+        match op.text.as_str() {
+            "=" | "==" | "<=>" | ">=" | "<=" => literal(a) && literal(b) && a.text == b.text,
+            "!=" | "<>" => number(a) && number(b) && a.text != b.text,
+            _ => false,
+        }
+    })
 }
 
 #[cfg(test)]
