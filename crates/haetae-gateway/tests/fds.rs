@@ -278,3 +278,245 @@ async fn without_a_shared_store_the_failure_policy_decides() {
     assert_eq!(r.status, StatusCode::OK, "fail-open forwards");
     open.running.shutdown().await;
 }
+
+/// A writer of small `MaxMind` DB (format 2.0) files, IPv4 only, 24-bit records, so the
+/// country/ASN tests need no third-party database.
+mod mmdb {
+    use std::net::Ipv4Addr;
+
+    pub enum V {
+        Str(String),
+        U16(u16),
+        U32(u32),
+        U64(u64),
+        Map(Vec<(&'static str, V)>),
+        Arr(Vec<V>),
+    }
+
+    pub fn s(text: &str) -> V {
+        V::Str(text.to_owned())
+    }
+
+    fn control(out: &mut Vec<u8>, kind: u8, size: usize) {
+        let (first, extended) = if kind <= 7 {
+            (kind << 5, None)
+        } else {
+            (0, Some(kind - 7))
+        };
+        let push_ext = |out: &mut Vec<u8>| {
+            if let Some(e) = extended {
+                out.push(e);
+            }
+        };
+        if size < 29 {
+            out.push(first | u8::try_from(size).unwrap());
+            push_ext(out);
+        } else if size < 285 {
+            out.push(first | 29);
+            push_ext(out);
+            out.push(u8::try_from(size - 29).unwrap());
+        } else {
+            out.push(first | 30);
+            push_ext(out);
+            out.extend(u16::try_from(size - 285).unwrap().to_be_bytes());
+        }
+    }
+
+    fn uint(out: &mut Vec<u8>, kind: u8, n: u64) {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|b| **b == 0).count();
+        control(out, kind, 8 - skip);
+        out.extend(&bytes[skip..]);
+    }
+
+    pub fn encode(v: &V, out: &mut Vec<u8>) {
+        match v {
+            V::Str(t) => {
+                control(out, 2, t.len());
+                out.extend(t.as_bytes());
+            }
+            V::U16(n) => uint(out, 5, u64::from(*n)),
+            V::U32(n) => uint(out, 6, u64::from(*n)),
+            V::U64(n) => uint(out, 9, *n),
+            V::Map(pairs) => {
+                control(out, 7, pairs.len());
+                for (k, v) in pairs {
+                    encode(&s(k), out);
+                    encode(v, out);
+                }
+            }
+            V::Arr(items) => {
+                control(out, 11, items.len());
+                for v in items {
+                    encode(v, out);
+                }
+            }
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    enum Rec {
+        Empty,
+        Node(usize),
+        Data(usize),
+    }
+
+    /// A database mapping non-overlapping IPv4 networks to records.
+    pub fn ipv4(database_type: &str, networks: &[(Ipv4Addr, u8, V)]) -> Vec<u8> {
+        let mut data = Vec::new();
+        let mut nodes: Vec<[Rec; 2]> = vec![[Rec::Empty, Rec::Empty]];
+        for (addr, len, record) in networks {
+            let offset = data.len();
+            encode(record, &mut data);
+            let bits = u32::from(*addr);
+            let mut node = 0;
+            for i in 0..*len {
+                let bit = usize::from((bits >> (31 - i)) & 1 == 1);
+                if i + 1 == *len {
+                    nodes[node][bit] = Rec::Data(offset);
+                } else {
+                    node = match nodes[node][bit] {
+                        Rec::Node(n) => n,
+                        _ => {
+                            nodes.push([Rec::Empty, Rec::Empty]);
+                            let n = nodes.len() - 1;
+                            nodes[node][bit] = Rec::Node(n);
+                            n
+                        }
+                    };
+                }
+            }
+        }
+        let count = nodes.len();
+        let mut out = Vec::new();
+        for node in &nodes {
+            for rec in node {
+                let value = match *rec {
+                    Rec::Empty => count,
+                    Rec::Node(n) => n,
+                    Rec::Data(off) => count + 16 + off,
+                };
+                out.extend(&u32::try_from(value).unwrap().to_be_bytes()[1..]);
+            }
+        }
+        out.extend([0u8; 16]);
+        out.extend(data);
+        out.extend(b"\xAB\xCD\xEFMaxMind.com");
+        let metadata = V::Map(vec![
+            ("node_count", V::U32(u32::try_from(count).unwrap())),
+            ("record_size", V::U16(24)),
+            ("ip_version", V::U16(4)),
+            ("database_type", s(database_type)),
+            ("languages", V::Arr(vec![s("en")])),
+            ("binary_format_major_version", V::U16(2)),
+            ("binary_format_minor_version", V::U16(0)),
+            ("build_epoch", V::U64(1_790_000_000)),
+            (
+                "description",
+                V::Map(vec![("en", s("haetae test database"))]),
+            ),
+        ]);
+        encode(&metadata, &mut out);
+        out
+    }
+}
+
+#[tokio::test]
+async fn country_and_asn_from_maxmind_databases_reach_the_rules_and_the_event() {
+    use mmdb::{V, s};
+    let dir = tempfile::tempdir().unwrap();
+    let country = dir.path().join("country.mmdb");
+    let asn = dir.path().join("asn.mmdb");
+    // The test client comes from 127.0.0.1: "abroad" (US) on a hosting network.
+    std::fs::write(
+        &country,
+        mmdb::ipv4(
+            "GeoLite2-Country",
+            &[
+                (
+                    "127.0.0.0".parse().unwrap(),
+                    8,
+                    V::Map(vec![("country", V::Map(vec![("iso_code", s("US"))]))]),
+                ),
+                (
+                    "10.0.0.0".parse().unwrap(),
+                    8,
+                    V::Map(vec![("country", V::Map(vec![("iso_code", s("KR"))]))]),
+                ),
+            ],
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        &asn,
+        mmdb::ipv4(
+            "GeoLite2-ASN",
+            &[(
+                "127.0.0.0".parse().unwrap(),
+                8,
+                V::Map(vec![
+                    ("autonomous_system_number", V::U32(64500)),
+                    ("autonomous_system_organization", s("Example Hosting")),
+                ]),
+            )],
+        ),
+    )
+    .unwrap();
+    let filter = format!(
+        r#"config = {{ geoip_country_db = "{}", geoip_asn_db = "{}", utc_offset_minutes = {}, rules = [
+            {{ name = "abroad-large", expr = "country != '' && country != 'KR' && amount >= 1000000", action = "step-up", score = 60 }},
+            {{ name = "hosting-network", expr = "asn == 64500 && as_org.startsWith('Example')", action = "alert", score = 10 }},
+        ] }}"#,
+        country.display(),
+        asn.display(),
+        offset_for_local_hour(14)
+    );
+    let gw = FdsGateway::start(Some(memory_kv().await), &filter).await;
+
+    let r = gw
+        .transfer("park", "PHONE", "2,000,000", "110-22-333333")
+        .await;
+    assert_eq!(r.status, StatusCode::FOUND, "{}", r.body);
+    let e = gw.decision();
+    assert_eq!(e.labels["fds_action"], "step-up");
+    assert_eq!(e.labels["rules"], "abroad-large,hosting-network");
+    assert_eq!(e.labels["country"], "US");
+    assert_eq!(e.labels["asn"], "64500");
+
+    let r = gw
+        .transfer("park", "PHONE", "50,000", "110-22-333333")
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(gw.decision().labels["rules"], "hosting-network");
+}
+
+#[test]
+fn a_missing_or_damaged_geoip_database_fails_the_policy_naming_the_field() {
+    use haetae_gateway::filters::FdsFilter;
+    use haetae_gateway::filters::fds::FdsConfig;
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("damaged.mmdb");
+    let mut bytes = mmdb::ipv4(
+        "GeoLite2-Country",
+        &[(
+            "127.0.0.0".parse().unwrap(),
+            8,
+            mmdb::V::Map(vec![("country", mmdb::s("US"))]),
+        )],
+    );
+    // Point the first record far past the data section.
+    bytes[0..3].copy_from_slice(&[0xFF, 0xFF, 0xF0]);
+    std::fs::write(&damaged, bytes).unwrap();
+    let problems = FdsFilter::new(
+        FdsConfig {
+            geoip_country_db: Some(damaged.clone()),
+            geoip_asn_db: Some(dir.path().join("absent.mmdb")),
+            ..FdsConfig::default()
+        },
+        &[],
+    )
+    .unwrap_err();
+    let fields: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+    assert_eq!(fields, ["config.geoip_country_db", "config.geoip_asn_db"]);
+    assert!(problems[0].message.contains("damaged.mmdb"), "{problems:?}");
+}

@@ -22,6 +22,7 @@
 //! this one included), `today_total` (today's cumulative amount, this one included),
 //! `ip` (string).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -125,6 +126,11 @@ pub struct FdsConfig {
     pub max_body: usize,
     /// Separates unrelated services sharing one store: `[A-Za-z0-9_-]`.
     pub namespace: String,
+    /// A MaxMind-format country database (`GeoLite2-Country.mmdb`, `GeoIP2-Country.mmdb`
+    /// or a City one): the client's country for the `country` variable.
+    pub geoip_country_db: Option<PathBuf>,
+    /// A MaxMind-format ASN database (`GeoLite2-ASN.mmdb`): `asn` and `as_org`.
+    pub geoip_asn_db: Option<PathBuf>,
 }
 
 impl Default for FdsConfig {
@@ -144,6 +150,8 @@ impl Default for FdsConfig {
             rules: Vec::new(),
             max_body: 64 * 1024,
             namespace: "default".into(),
+            geoip_country_db: None,
+            geoip_asn_db: None,
         }
     }
 }
@@ -185,6 +193,110 @@ pub struct FdsFilter {
     cfg: FdsConfig,
     rules: Vec<CompiledRule>,
     fraud: std::collections::HashSet<String>,
+    geo: GeoIp,
+}
+
+/// The optional MaxMind-format databases, loaded and verified when the policy is applied.
+#[derive(Default)]
+pub struct GeoIp {
+    country: Option<maxminddb::Reader<Vec<u8>>>,
+    asn: Option<maxminddb::Reader<Vec<u8>>>,
+}
+
+/// The largest database file read (GeoLite2-City is about 60 MB).
+const MAX_GEOIP_BYTES: u64 = 512 << 20;
+
+#[derive(Deserialize)]
+struct CountryRecord {
+    country: Option<IsoCode>,
+    registered_country: Option<IsoCode>,
+}
+
+#[derive(Deserialize)]
+struct IsoCode {
+    iso_code: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AsnRecord {
+    autonomous_system_number: Option<u32>,
+    autonomous_system_organization: Option<String>,
+}
+
+impl GeoIp {
+    /// Opens and verifies the configured databases; each problem names its field.
+    fn load(cfg: &FdsConfig, problems: &mut Vec<ConfigProblem>) -> GeoIp {
+        let open = |path: &Option<PathBuf>, field: &str, problems: &mut Vec<ConfigProblem>| {
+            let path = path.as_ref()?;
+            match read_mmdb(path) {
+                Ok(reader) => Some(reader),
+                Err(e) => {
+                    problems.push(ConfigProblem::new(
+                        format!("config.{field}"),
+                        format!("{}: {e}", path.display()),
+                    ));
+                    None
+                }
+            }
+        };
+        GeoIp {
+            country: open(&cfg.geoip_country_db, "geoip_country_db", problems),
+            asn: open(&cfg.geoip_asn_db, "geoip_asn_db", problems),
+        }
+    }
+
+    /// The client's country (ISO 3166-1 alpha-2, "" when unknown), AS number (0 when
+    /// unknown) and AS organisation. A lookup error reads as unknown.
+    #[must_use]
+    pub fn lookup(&self, ip: std::net::IpAddr) -> (String, i64, String) {
+        let country = self
+            .country
+            .as_ref()
+            .and_then(|r| r.lookup(ip).ok()?.decode::<CountryRecord>().ok()?)
+            .and_then(|c| {
+                c.country
+                    .and_then(|i| i.iso_code)
+                    .or_else(|| c.registered_country.and_then(|i| i.iso_code))
+            })
+            .filter(|code| code.len() <= 8)
+            .unwrap_or_default();
+        let (asn, org) = self
+            .asn
+            .as_ref()
+            .and_then(|r| r.lookup(ip).ok()?.decode::<AsnRecord>().ok()?)
+            .map(|a| {
+                (
+                    i64::from(a.autonomous_system_number.unwrap_or(0)),
+                    a.autonomous_system_organization
+                        .unwrap_or_default()
+                        .chars()
+                        .take(128)
+                        .collect(),
+                )
+            })
+            .unwrap_or_default();
+        (country, asn, org)
+    }
+}
+
+/// Reads a MaxMind-format database, bounded in size, and verifies its search tree and data
+/// section before any lookup trusts them.
+fn read_mmdb(path: &std::path::Path) -> Result<maxminddb::Reader<Vec<u8>>, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_GEOIP_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    if bytes.len() as u64 > MAX_GEOIP_BYTES {
+        return Err(format!("larger than {} MiB", MAX_GEOIP_BYTES >> 20));
+    }
+    let reader = maxminddb::Reader::from_source(bytes)
+        .map_err(|e| format!("not a MaxMind database: {e}"))?;
+    reader
+        .verify()
+        .map_err(|e| format!("the database is damaged: {e}"))?;
+    Ok(reader)
 }
 
 impl std::fmt::Debug for FdsFilter {
@@ -246,6 +358,13 @@ pub struct Facts {
     pub today_total: i64,
     /// Client address.
     pub ip: String,
+    /// The client's country, ISO 3166-1 alpha-2 (`KR`), "" when unknown or without a
+    /// country database.
+    pub country: String,
+    /// The client's autonomous system number, 0 when unknown.
+    pub asn: i64,
+    /// The autonomous system's organisation, "" when unknown.
+    pub as_org: String,
 }
 
 /// What evaluating the rules concluded.
@@ -364,8 +483,17 @@ impl FdsFilter {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let geo = GeoIp::load(&cfg, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems);
+        }
         let fraud = fraud.iter().map(|a| normalise_account(a)).collect();
-        Ok(FdsFilter { cfg, rules, fraud })
+        Ok(FdsFilter {
+            cfg,
+            rules,
+            fraud,
+            geo,
+        })
     }
 
     /// Evaluates every rule on `facts`.
@@ -421,6 +549,9 @@ fn eval_rule(program: &cel::Program, f: &Facts) -> Result<bool, String> {
     ctx.add_variable_from_value("recent_count", f.recent_count);
     ctx.add_variable_from_value("today_total", f.today_total);
     ctx.add_variable_from_value("ip", f.ip.clone());
+    ctx.add_variable_from_value("country", f.country.clone());
+    ctx.add_variable_from_value("asn", f.asn);
+    ctx.add_variable_from_value("as_org", f.as_org.clone());
     match program.execute(&ctx) {
         Ok(cel::Value::Bool(b)) => Ok(b),
         Ok(other) => Err(format!("gives {other:?}, not a boolean")),
@@ -525,6 +656,7 @@ impl SecurityFilter for FdsFilter {
             local.day()
         );
 
+        let (country, asn, as_org) = self.geo.lookup(req.client_ip());
         let mut facts = Facts {
             amount,
             payee_fraud: !payee.is_empty() && self.fraud.contains(&payee),
@@ -539,6 +671,9 @@ impl SecurityFilter for FdsFilter {
             recent_count: 1,
             today_total: amount,
             ip: req.client_ip().to_string(),
+            country,
+            asn,
+            as_org,
         };
         let kv = ctx.kv().cloned();
         let window_buckets =
@@ -668,6 +803,12 @@ impl SecurityFilter for FdsFilter {
             );
         if let Some(u) = (!user.is_empty()).then_some(&user) {
             event = event.user_id(u.as_str());
+        }
+        if !facts.country.is_empty() {
+            event = event.label("country", facts.country.clone());
+        }
+        if facts.asn != 0 {
+            event = event.label("asn", facts.asn.to_string());
         }
         ctx.emit(event);
         let reason = Reason::new(
