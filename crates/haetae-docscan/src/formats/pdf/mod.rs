@@ -325,7 +325,7 @@ fn dict_int(dict: &[u8], key: &[u8]) -> Option<u64> {
 }
 
 /// The filter names of a stream dictionary, in order.
-fn filters(dict: &[u8]) -> Vec<Vec<u8>> {
+pub(super) fn filters(dict: &[u8]) -> Vec<Vec<u8>> {
     let Some(at) = find(dict, b"/Filter", 0) else {
         return Vec::new();
     };

@@ -7,7 +7,11 @@
 //!   the decoded length against the entries it must hold, and in-use entries that point at
 //!   their object;
 //! * the page tree from `/Root`: `/Kids` that lead back to a node already visited (a
-//!   reference loop: unbounded recursion in readers) or nest deeper than [`MAX_DEPTH`].
+//!   reference loop: unbounded recursion in readers) or nest deeper than [`MAX_DEPTH`];
+//!   nodes inside object streams (PDF 1.5 `/ObjStm`) are resolved too, from streams decoded
+//!   on the first miss (at most [`MAX_OBJECT_STREAMS`] streams and [`MAX_OBJSTM_BYTES`]
+//!   decoded, under the inflate caps and the memory budget), and a stream header that
+//!   disagrees with `/N` or `/First` is a `PDF-OBJSTM` finding.
 
 use std::collections::{HashMap, HashSet};
 
@@ -441,14 +445,224 @@ fn object_index(data: &[u8], ctx: &mut ScanContext) -> HashMap<u64, usize> {
     index
 }
 
-/// Walks the page tree from the trailers' `/Root`.
+/// Most object streams decoded for the page-tree walk.
+pub const MAX_OBJECT_STREAMS: usize = 4096;
+/// Most bytes decoded from object streams for the walk, over the whole file.
+pub const MAX_OBJSTM_BYTES: u64 = 64 << 20;
+/// Most objects taken from one object stream's header.
+const MAX_OBJSTM_OBJECTS: u64 = 100_000;
+
+/// The objects held in object streams (PDF 1.5 `/Type /ObjStm`), decoded on first need so
+/// that the page-tree walk can resolve them; bounded by [`MAX_OBJECT_STREAMS`],
+/// [`MAX_OBJSTM_BYTES`], the inflate caps and the memory budget.
+#[derive(Debug, Default)]
+struct ObjectStreams {
+    /// Decoded stream contents.
+    decoded: Vec<Vec<u8>>,
+    /// Object number → (stream, start, end) of its text in `decoded`.
+    objects: HashMap<u64, (usize, usize, usize)>,
+    /// Memory reserved for `decoded`, released by [`ObjectStreams::release`].
+    held: u64,
+}
+
+impl ObjectStreams {
+    /// Decodes every object stream among the objects in `index`.
+    fn build(data: &[u8], index: &HashMap<u64, usize>, ctx: &mut ScanContext) -> ObjectStreams {
+        let mut out = ObjectStreams::default();
+        let mut starts: Vec<(usize, u64)> = index.iter().map(|(&n, &o)| (o, n)).collect();
+        starts.sort_unstable();
+        let mut total: u64 = 0;
+        let mut p = 0;
+        while let Some(at) = find(data, b"/ObjStm", p) {
+            p = at + 7;
+            if out.decoded.len() >= MAX_OBJECT_STREAMS || ctx.out_of_time() {
+                break;
+            }
+            // The object whose header is the last one before the name.
+            let Some(&(off, number)) = starts
+                .get(..starts.partition_point(|&(o, _)| o < at))
+                .and_then(<[(usize, u64)]>::last)
+            else {
+                continue;
+            };
+            let Some(dict) = object_dict(data, off) else {
+                continue;
+            };
+            // The name must be this object's /Type, inside its dictionary.
+            let is_type =
+                key_at(dict, b"/Type").is_some_and(|v| dict.get(v..v + 7) == Some(b"/ObjStm"));
+            if off + dict.len() <= at || !is_type {
+                continue;
+            }
+            let unfiltered = find(dict, b"/Filter", 0).is_none();
+            let flate =
+                matches!(super::filters(dict).as_slice(), [f] if f == b"FlateDecode" || f == b"Fl");
+            if !(unfiltered || flate) || find(dict, b"/DecodeParms", 0).is_some() {
+                continue; // other filters and predictors are not decoded here
+            }
+            let (Some(count), Some(first)) = (int(dict, b"/N"), int(dict, b"/First")) else {
+                continue;
+            };
+            let Some(body) = xref_stream_body(data, off, dict) else {
+                continue;
+            };
+            let room = MAX_OBJSTM_BYTES.saturating_sub(total);
+            let cap = (ctx.inflate_cap(body.len()) as u64).min(room);
+            let decoded = if flate {
+                match inflate_partial(body, Framing::Zlib, cap) {
+                    (d, Ok(_)) => d,
+                    _ => continue, // the stream pass reports broken or oversized data
+                }
+            } else if (body.len() as u64) <= room {
+                body.to_vec()
+            } else {
+                continue;
+            };
+            let len = decoded.len() as u64;
+            if !ctx.reserve(
+                len,
+                Location::at(off).with_part(format!("object stream {number}")),
+            ) {
+                break;
+            }
+            out.held += len;
+            total += len;
+            out.add(decoded, number, off, count, first, ctx);
+        }
+        out
+    }
+
+    /// Indexes one decoded stream: `count` pairs of object number and offset, then the
+    /// objects from byte `first`.
+    fn add(
+        &mut self,
+        decoded: Vec<u8>,
+        number: u64,
+        off: usize,
+        count: u64,
+        first: u64,
+        ctx: &mut ScanContext,
+    ) {
+        let loc = || Location::at(off).with_part(format!("object stream {number}"));
+        let first = usize::try_from(first).unwrap_or(usize::MAX);
+        if first > decoded.len() {
+            ctx.structure(
+                "PDF-OBJSTM",
+                Severity::Low,
+                loc(),
+                format!(
+                    "/First {first} lies past the {} decoded bytes of the object stream",
+                    decoded.len()
+                ),
+            );
+            return;
+        }
+        let header = decoded.get(..first).unwrap_or_default();
+        let mut pairs: Vec<(u64, usize)> = Vec::new();
+        let mut p = 0;
+        for _ in 0..count.min(MAX_OBJSTM_OBJECTS) {
+            let Some((n, e)) = read_uint(header, skip_ws(header, p)) else {
+                break;
+            };
+            let Some((o, e)) = read_uint(header, skip_ws(header, e)) else {
+                break;
+            };
+            p = e;
+            let start = usize::try_from(o)
+                .unwrap_or(usize::MAX)
+                .saturating_add(first);
+            if start > decoded.len() {
+                ctx.structure(
+                    "PDF-OBJSTM",
+                    Severity::Low,
+                    loc(),
+                    format!("object {n} at offset {o} lies past the end of the object stream"),
+                );
+                return;
+            }
+            pairs.push((n, start));
+        }
+        if (pairs.len() as u64) < count.min(MAX_OBJSTM_OBJECTS) {
+            ctx.structure(
+                "PDF-OBJSTM",
+                Severity::Low,
+                loc(),
+                format!(
+                    "/N {count} but the header holds {} number/offset pairs",
+                    pairs.len()
+                ),
+            );
+        }
+        let slot = self.decoded.len();
+        // Each object runs to the next one's start (or the end), at most 64 KiB as for
+        // direct objects.
+        let mut ends: Vec<usize> = pairs.iter().map(|&(_, s)| s).collect();
+        ends.sort_unstable();
+        for &(n, start) in &pairs {
+            let next = ends
+                .get(ends.partition_point(|&e| e <= start))
+                .copied()
+                .unwrap_or(decoded.len());
+            let end = next.min(start.saturating_add(65_536)).min(decoded.len());
+            self.objects.insert(n, (slot, start, end));
+        }
+        self.decoded.push(decoded);
+    }
+
+    /// The text of object `n`, if an object stream holds it.
+    fn get(&self, n: u64) -> Option<&[u8]> {
+        let &(slot, start, end) = self.objects.get(&n)?;
+        self.decoded.get(slot)?.get(start..end)
+    }
+
+    /// Gives the decoded bytes' memory back to the scan.
+    fn release(self, ctx: &mut ScanContext) {
+        ctx.release(self.held);
+    }
+}
+
+/// The text of object `n`: its dictionary when it is a direct object, else its text inside
+/// an object stream (decoded on the first miss, once).
+fn resolve<'a>(
+    data: &'a [u8],
+    index: &HashMap<u64, usize>,
+    streams: &'a mut Option<ObjectStreams>,
+    n: u64,
+    ctx: &mut ScanContext,
+) -> Option<&'a [u8]> {
+    if let Some(d) = index.get(&n).and_then(|&o| object_dict(data, o)) {
+        return Some(d);
+    }
+    if streams.is_none() {
+        *streams = Some(ObjectStreams::build(data, index, ctx));
+    }
+    streams.as_ref()?.get(n)
+}
+
+/// Walks the page tree from the trailers' `/Root`, resolving objects that live in object
+/// streams too.
 pub fn check_page_tree(data: &[u8], trailers: &[Vec<u8>], ctx: &mut ScanContext) {
     let Some(root) = trailers.iter().find_map(|t| reference(t, b"/Root")) else {
         return;
     };
     let index = object_index(data, ctx);
-    let dict_of = |n: u64| index.get(&n).and_then(|&o| object_dict(data, o));
-    let Some(pages) = dict_of(root).and_then(|d| reference(d, b"/Pages")) else {
+    let mut streams: Option<ObjectStreams> = None;
+    walk_pages(data, &index, root, &mut streams, ctx);
+    if let Some(s) = streams {
+        s.release(ctx);
+    }
+}
+
+fn walk_pages(
+    data: &[u8],
+    index: &HashMap<u64, usize>,
+    root: u64,
+    streams: &mut Option<ObjectStreams>,
+    ctx: &mut ScanContext,
+) {
+    let Some(pages) =
+        resolve(data, index, streams, root, ctx).and_then(|d| reference(d, b"/Pages"))
+    else {
         return;
     };
     let mut parent: HashMap<u64, Option<u64>> = HashMap::new();
@@ -499,8 +713,8 @@ pub fn check_page_tree(data: &[u8], trailers: &[Vec<u8>], ctx: &mut ScanContext)
             );
             return;
         }
-        let Some(dict) = dict_of(n) else {
-            continue; // in an object stream or missing: not resolved here
+        let Some(dict) = resolve(data, index, streams, n, ctx) else {
+            continue; // missing: nothing to walk
         };
         let Some(k) = key_at(dict, b"/Kids").filter(|&k| dict.get(k) == Some(&b'[')) else {
             continue;
@@ -669,5 +883,113 @@ mod tests {
     fn an_xref_stream_entry_pointing_elsewhere_is_reported() {
         let f = xref_stream_pdf("[1 4 1]", "", &[(0, 0, 255), (1, 5, 0), (1, 2, 0)]);
         assert_eq!(run(&f), ["PDF-XREF-OFFSET"]);
+    }
+
+    /// A PDF 1.5 file whose objects 1..=n are `bodies` inside one Flate object stream
+    /// (object n+1), with a classic xref for that stream and a trailer `/Root 1 0 R`.
+    fn objstm_pdf(bodies: &[&str]) -> Vec<u8> {
+        let mut header = String::new();
+        let mut objects = String::new();
+        for (i, b) in bodies.iter().enumerate() {
+            header.push_str(&format!("{} {} ", i + 1, objects.len()));
+            objects.push_str(b);
+            objects.push('\n');
+        }
+        let first = header.len();
+        let packed =
+            miniz_oxide::deflate::compress_to_vec_zlib(format!("{header}{objects}").as_bytes(), 6);
+        let n = bodies.len() + 1;
+        let mut s = b"%PDF-1.5\n".to_vec();
+        let off = s.len();
+        s.extend_from_slice(
+            format!(
+                "{n} 0 obj\n<< /Type /ObjStm /N {} /First {first} /Filter /FlateDecode /Length {} >>\nstream\n",
+                bodies.len(),
+                packed.len()
+            )
+            .as_bytes(),
+        );
+        s.extend_from_slice(&packed);
+        s.extend_from_slice(b"\nendstream\nendobj\n");
+        let xref = s.len();
+        s.extend_from_slice(
+            format!(
+                "xref\n0 1\n0000000000 65535 f \n{n} 1\n{off:010} 00000 n \ntrailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                n + 1
+            )
+            .as_bytes(),
+        );
+        s
+    }
+
+    #[test]
+    fn a_page_tree_inside_an_object_stream_is_walked() {
+        let f = objstm_pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+            "<< /Type /Page /Parent 2 0 R >>",
+        ]);
+        assert_eq!(run(&f), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_reference_loop_inside_an_object_stream_is_found() {
+        let f = objstm_pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] >>",
+            "<< /Type /Pages /Kids [2 0 R] >>",
+        ]);
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, f.len());
+        let start = find(&f, b"startxref", 0)
+            .and_then(|s| read_uint(&f, skip_ws(&f, s + 9)))
+            .map_or(0, |(n, _)| n as usize);
+        let trailers = check_chain(&f, start, &mut ctx);
+        check_page_tree(&f, &trailers, &mut ctx);
+        // The walk's decoded streams are given back to the memory budget.
+        assert_eq!(ctx.memory_left(), limits.memory_bytes - f.len() as u64);
+        let found: Vec<(String, String)> = ctx
+            .into_findings()
+            .into_iter()
+            .map(|f| (f.code, f.location.to_string()))
+            .collect();
+        assert_eq!(
+            found,
+            [(
+                "PDF-REFERENCE-LOOP".to_owned(),
+                "page tree node 2".to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn a_direct_object_and_a_compressed_one_link_up() {
+        // The catalog is direct; its page tree lies in the object stream.
+        let mut f = objstm_pdf(&[
+            "<< /Type /Catalog /Pages 2 0 R >>",
+            "<< /Type /Pages /Kids [3 0 R] >>",
+            "<< /Type /Pages /Kids [2 0 R] >>",
+        ]);
+        let at = find(&f, b"xref\n", 0).unwrap();
+        f.splice(
+            at..at,
+            b"1 0 obj\n<< /Type /Catalog /Pages 3 0 R >>\nendobj\n"
+                .iter()
+                .copied(),
+        );
+        let xref = find(&f, b"xref\n", 0).unwrap();
+        let sx = find(&f, b"startxref\n", 0).unwrap() + 10;
+        let end = sx + f[sx..].iter().position(|&b| b == b'\n').unwrap();
+        f.splice(sx..end, xref.to_string().bytes());
+        assert_eq!(run(&f), ["PDF-REFERENCE-LOOP"]);
+    }
+
+    #[test]
+    fn an_object_stream_header_shorter_than_n_is_reported() {
+        let mut f = objstm_pdf(&["<< /Type /Catalog /Pages 2 0 R >>"]);
+        // Rewrite /N 1 as /N 2: the header then lacks a pair.
+        let at = find(&f, b"/N 1 ", 0).unwrap();
+        f[at + 3] = b'2';
+        assert_eq!(run(&f), ["PDF-OBJSTM"]);
     }
 }
