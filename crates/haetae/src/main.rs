@@ -13,6 +13,7 @@ mod control;
 mod crypto;
 mod gateway;
 mod lifecycle;
+mod quarantine;
 mod scan;
 mod up;
 
@@ -52,6 +53,8 @@ enum Command {
     Up(up::UpArgs),
     /// Inspect documents and images against their format's rules.
     Scan(scan::ScanArgs),
+    /// The document inspector's encrypted quarantine: list, show, restore, purge, audit.
+    Quarantine(quarantine::QuarantineArgs),
     /// Run the security filter engine (reverse proxy with per-service filter chains).
     Gateway(gateway::GatewayArgs),
     /// Run the Security Control Center (UI, API, storage).
@@ -95,7 +98,8 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Up(args) => up::run(&config, cli.global.config.as_deref(), args),
-        Command::Scan(args) => scan::run(args),
+        Command::Scan(args) => scan::run(&config, args),
+        Command::Quarantine(args) => quarantine::run(&config, args),
         Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),
         Command::Relay => Ok(not_available("relay", "the remote-support relay")),
@@ -173,7 +177,15 @@ mod tests {
     fn help_lists_every_subcommand() {
         let help = Cli::command().render_long_help().to_string();
         for sub in [
-            "up", "scan", "gateway", "control", "relay", "helper", "crypto", "version",
+            "up",
+            "scan",
+            "quarantine",
+            "gateway",
+            "control",
+            "relay",
+            "helper",
+            "crypto",
+            "version",
         ] {
             assert!(
                 help.contains(&format!("\n  {sub} ")),

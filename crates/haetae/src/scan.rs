@@ -14,6 +14,8 @@ use clap::Args;
 use haetae_core::{Severity, Verdict};
 use haetae_docscan::{Limits, Report, sarif, scan_reader};
 use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::quarantine::{Action, Store, StoreArgs};
 use rayon::prelude::*;
 
 /// Flags of `haetae scan`.
@@ -52,6 +54,22 @@ pub struct ScanArgs {
     /// Name to use for the claimed type when reading stdin.
     #[arg(long, value_name = "NAME")]
     stdin_name: Option<String>,
+    /// What to do with a `vulnerable` file after the scan.
+    #[arg(long, value_enum, default_value_t = Action::Allow, value_name = "ACTION")]
+    on_vulnerable: Action,
+    /// What to do with a `suspicious` file after the scan.
+    #[arg(long, value_enum, default_value_t = Action::Allow, value_name = "ACTION")]
+    on_suspicious: Action,
+    /// Write an HTML and a JSON report (findings, similar known vulnerabilities with CVE
+    /// links, actions taken) for every file that is not clean into this folder.
+    #[arg(long, value_name = "DIR")]
+    report: Option<PathBuf>,
+    /// The inflow source recorded with each analysis (`cli`, `upload`, `email`, `usb`,
+    /// `watch`, `remote-support`, `api`, or a deployment's own lower-case name).
+    #[arg(long, default_value = "cli", value_name = "NAME")]
+    source: String,
+    #[command(flatten)]
+    store: StoreArgs,
 }
 
 fn collect(path: &Path, out: &mut Vec<PathBuf>, errors: &mut Vec<Report>) {
@@ -139,7 +157,11 @@ fn human(r: &Report, tty: bool) -> String {
 }
 
 /// Runs `haetae scan`.
-pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
+pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let source: haetae_docscan::kb::InflowSource = args
+        .source
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
     let limits = Limits {
         time: Duration::from_millis(args.time_budget_ms),
         memory_bytes: args.memory_mib.saturating_mul(1024 * 1024),
@@ -226,6 +248,7 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
         pb.finish_and_clear();
     }
     reports.extend(scanned);
+    act_on(config, args, &source, &reports)?;
     if let Some(path) = &args.sarif {
         let log = sarif::to_sarif(&reports, env!("CARGO_PKG_VERSION"));
         let text = serde_json::to_string_pretty(&log)?;
@@ -233,6 +256,55 @@ pub fn run(args: &ScanArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the SARIF log to {}", path.display()))?;
     }
     Ok(summarise(&reports, started.elapsed()))
+}
+
+/// The actions by verdict and the reports, after every file was scanned (so a slow
+/// knowledge base never holds the scanning threads).
+fn act_on(
+    config: &haetae_core::config::Config,
+    args: &ScanArgs,
+    source: &haetae_docscan::kb::InflowSource,
+    reports: &[Report],
+) -> anyhow::Result<()> {
+    if args.on_vulnerable == Action::Allow
+        && args.on_suspicious == Action::Allow
+        && args.report.is_none()
+    {
+        return Ok(());
+    }
+    let quarantining = [args.on_vulnerable, args.on_suspicious].contains(&Action::Quarantine);
+    let store = Store::open(config, &args.store, quarantining, true)?;
+    let mut failed = 0usize;
+    for r in reports {
+        if r.error.is_some() {
+            continue;
+        }
+        let action = match r.verdict {
+            Verdict::Vulnerable => args.on_vulnerable,
+            Verdict::Suspicious => args.on_suspicious,
+            Verdict::Clean => continue,
+        };
+        let taken = store.act(r, action, source, args.report.as_deref())?;
+        let path = r.path.as_deref().unwrap_or("-");
+        if taken.ok {
+            if action != Action::Allow {
+                eprintln!("haetae scan: {path}: {} ({})", taken.action, taken.detail);
+            }
+        } else {
+            failed += 1;
+            eprintln!(
+                "haetae scan: {path}: {} failed: {}",
+                taken.action, taken.detail
+            );
+        }
+    }
+    if let Some(dir) = &args.report {
+        eprintln!("haetae scan: reports in {}", dir.display());
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} action(s) failed (see above); the files are where they were");
+    }
+    Ok(())
 }
 
 fn summarise(reports: &[Report], elapsed: Duration) -> ExitCode {
