@@ -34,20 +34,31 @@ find "$CORPUS/office" "$CORPUS/images" "$CORPUS/hwp" "$CORPUS/pdf" -type f | sor
 find "$CORPUS/pdf" -type f | sort > "$OUT/pdf.list"
 
 now() { date +%s.%N; }
+# cpu LABEL CMD...: runs CMD (stdout and stderr as the caller redirects them outside) and
+# appends "LABEL user+sys seconds" to cpu.tsv. CPU time is what one core spent, which a
+# loaded machine inflates far less than wall-clock time.
+: > "$OUT/cpu.tsv"
+cpu() {
+  local label=$1 t
+  shift
+  t=$( { TIMEFORMAT='%U %S'; time "$@" >&3 2>&4; } 2>&1 ) || true
+  echo "$label $t" >> "$OUT/cpu.tsv"
+}
 cat "$OUT/all.list" | xargs cat > /dev/null   # warm the page cache for everyone
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 
 t0=$(now)
 "$HAETAE" scan --json $(cat "$OUT/all.list") > "$OUT/haetae.jsonl" 2>/dev/null || true
 t1=$(now)
-"$HAETAE" scan --json -j 1 $(cat "$OUT/office.list") > "$OUT/haetae-office-1core.jsonl" 2>/dev/null || true
+cpu haetae-office "$HAETAE" scan --json -j 1 $(cat "$OUT/office.list") 3> "$OUT/haetae-office-1core.jsonl" 4>/dev/null
 t2=$(now)
-"$HAETAE" scan --json -j 1 $(cat "$OUT/all.list") > "$OUT/haetae-1core.jsonl" 2>/dev/null || true
+cpu haetae-all "$HAETAE" scan --json -j 1 $(cat "$OUT/all.list") 3> "$OUT/haetae-1core.jsonl" 4>/dev/null
 t3=$(now)
-clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
-  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/all.list" > "$OUT/clamscan.txt" 2>"$OUT/clamscan.err" || true
+cpu clamscan-all clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/all.list" 3> "$OUT/clamscan.txt" 4>"$OUT/clamscan.err"
 t4=$(now)
-clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
-  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/office.list" > /dev/null 2>&1 || true
+cpu clamscan-office clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/office.list" 3>/dev/null 4>/dev/null
 t5=$(now)
 # olevba aborts the whole run on some malformed files; run it per file so one error
 # costs one file, and time the office set only (it is an Office tool).
@@ -61,16 +72,23 @@ t6=$(now)
 "$VENV/bin/olevba" -j $(cat "$OUT/office.list") > "$OUT/olevba.json" 2>/dev/null || true
 t7=$(now)
 # PDFs alone, one core each: haetae, then ClamAV's PDF parser with the same flags.
-"$HAETAE" scan --json -j 1 $(cat "$OUT/pdf.list") > "$OUT/haetae-pdf.jsonl" 2>/dev/null || true
+cpu haetae-pdf "$HAETAE" scan --json -j 1 $(cat "$OUT/pdf.list") 3> "$OUT/haetae-pdf.jsonl" 4>/dev/null
 t8=$(now)
-clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
-  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/pdf.list" > /dev/null 2>&1 || true
+cpu clamscan-pdf clamscan --no-summary -d "$OUT/one.ndb" --alert-broken --alert-broken-media --alert-encrypted \
+  --alert-exceeds-max --heuristic-alerts --file-list="$OUT/pdf.list" 3>/dev/null 4>/dev/null
 t9=$(now)
 
-python3 - "$CORPUS" "$OUT" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$t9" <<'PY'
+LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+python3 - "$CORPUS" "$OUT" "$LOAD_START" "$LOAD_END" "$t0" "$t1" "$t2" "$t3" "$t4" "$t5" "$t6" "$t7" "$t8" "$t9" <<'PY'
 import json, os, sys
 corpus, out = sys.argv[1], sys.argv[2]
-t = [float(x) for x in sys.argv[3:]]
+load = max(float(sys.argv[3]), float(sys.argv[4]))
+t = [float(x) for x in sys.argv[5:]]
+cpu = {}
+for line in open(os.path.join(out, "cpu.tsv")):
+    f = line.split()
+    if len(f) == 3:
+        cpu[f[0]] = float(f[1]) + float(f[2])
 labels = {}
 with open(os.path.join(corpus, "MANIFEST.tsv"), encoding="utf-8") as f:
     next(f)
@@ -109,25 +127,33 @@ except ValueError:
     one = []
 office_files = sum(1 for _ in open(os.path.join(out, "office.list")))
 rows = [
-    ("haetae (2 cores)", t[1] - t[0], all_mb),
-    ("haetae (1 core)", t[3] - t[2], all_mb),
-    ("haetae office (1 core)", t[2] - t[1], office_mb),
-    ("clamscan --alert-* (1 core)", t[4] - t[3], all_mb),
-    ("clamscan office (1 core)", t[5] - t[4], office_mb),
-    ("olevba office, per file", t[6] - t[5], office_mb),
-    ("olevba office, one process*", t[7] - t[6], office_mb),
-    ("haetae pdf (1 core)", t[8] - t[7], pdf_mb),
-    ("clamscan pdf (1 core)", t[9] - t[8], pdf_mb),
+    ("haetae (2 cores)", t[1] - t[0], all_mb, None),
+    ("haetae (1 core)", t[3] - t[2], all_mb, "haetae-all"),
+    ("haetae office (1 core)", t[2] - t[1], office_mb, "haetae-office"),
+    ("clamscan --alert-* (1 core)", t[4] - t[3], all_mb, "clamscan-all"),
+    ("clamscan office (1 core)", t[5] - t[4], office_mb, "clamscan-office"),
+    ("olevba office, per file", t[6] - t[5], office_mb, None),
+    ("olevba office, one process*", t[7] - t[6], office_mb, None),
+    ("haetae pdf (1 core)", t[8] - t[7], pdf_mb, "haetae-pdf"),
+    ("clamscan pdf (1 core)", t[9] - t[8], pdf_mb, "clamscan-pdf"),
 ]
-print(f"\n{'run':<30} {'MB':>8} {'seconds':>8} {'MB/s':>8}")
-for name, secs, mb in rows:
-    print(f"{name:<30} {mb:>8.1f} {secs:>8.2f} {mb / secs:>8.1f}")
+state = f"LOADED (load average {load:.2f} > 1.5: wall-clock MB/s are low)" if load > 1.5 else f"quiet (load average {load:.2f})"
+print(f"\nmachine: {state}; 'CPU MB/s' = MB per second of user+sys CPU time of the one process")
+print(f"{'run':<30} {'MB':>8} {'seconds':>8} {'MB/s':>8} {'CPU s':>7} {'CPU MB/s':>9}")
+for name, secs, mb, key in rows:
+    c = cpu.get(key) if key else None
+    cs = f"{c:>7.2f} {mb / max(c, 1e-9):>9.1f}" if c else f"{'-':>7} {'-':>9}"
+    print(f"{name:<30} {mb:>8.1f} {secs:>8.2f} {mb / secs:>8.1f} {cs}")
 h1 = office_mb / (t[2] - t[1])
 print(f"* olevba in one process stopped after {len(one)} of {office_files} files: its MB/s is not comparable")
 print(f"\nper core on the office set: haetae {h1:.1f} MB/s = "
       f"{h1 / (office_mb / (t[5] - t[4])):.1f}x clamscan, {h1 / (office_mb / (t[6] - t[5])):.0f}x olevba (per file, with start-up)")
 print(f"olevba errors (non-zero exit, no result or an error entry) on the office set: {ole_err} of {len(olevba)}")
 print(f"per core on PDFs: haetae {pdf_mb / (t[8] - t[7]):.1f} MB/s = {(t[9] - t[8]) / (t[8] - t[7]):.1f}x clamscan")
+if "haetae-office" in cpu and "clamscan-office" in cpu:
+    print(f"per core by CPU time, office set: haetae {office_mb / cpu['haetae-office']:.1f} MB/s = "
+          f"{cpu['clamscan-office'] / cpu['haetae-office']:.1f}x clamscan; PDFs: haetae "
+          f"{pdf_mb / max(cpu.get('haetae-pdf', 0), 1e-9):.1f} MB/s")
 
 # Per-file latency from the one-core runs (elapsed_ms in each report; files <= 20 MB).
 def latencies(name):
