@@ -35,6 +35,7 @@ use crate::filter::{FilterServices, SystemClock};
 use crate::filters::FilterRegistry;
 use crate::isolation::BreakerSettings;
 use crate::metrics::GatewayMetrics;
+use crate::pool::{PoolSettings, Pools};
 use crate::proxy::{self, ConnInfo, ProxyBody, ProxySettings, ProxyState};
 use crate::request::TlsInfo;
 use crate::routing::{RoutingTable, Upstream};
@@ -175,6 +176,10 @@ impl Gateway {
             metrics,
             client,
             h2c_client,
+            pools: Pools::new(PoolSettings {
+                connect_timeout: Duration::from_millis(config.upstream_connect_timeout_ms),
+                idle_timeout: Duration::from_millis(config.upstream_idle_timeout_ms),
+            }),
             settings: ProxySettings {
                 upstream_timeout: Duration::from_millis(config.upstream_timeout_ms),
                 default_status,
@@ -381,6 +386,12 @@ impl Gateway {
         let heartbeat = tokio::spawn(heartbeat_loop(
             Arc::clone(self),
             Duration::from_millis(self.config.heartbeat_interval_ms.max(100)),
+            shutdown_rx.clone(),
+        ));
+        let reaper = tokio::spawn(prune_idle_connections(
+            Arc::clone(&self.state),
+            (Duration::from_millis(self.config.upstream_idle_timeout_ms) / 4)
+                .clamp(Duration::from_millis(250), Duration::from_secs(5)),
             shutdown_rx,
         ));
         tracing::info!(%addr, %admin_addr, policy_version = self.policy_version(), "gateway listening");
@@ -388,7 +399,7 @@ impl Gateway {
             addr,
             admin_addr,
             shutdown: shutdown_tx,
-            tasks: vec![traffic, admin_task, heartbeat],
+            tasks: vec![traffic, admin_task, heartbeat, reaper],
         })
     }
 }
@@ -516,6 +527,22 @@ fn tls_config(
         })?
         .with_root_certificates(roots)
         .with_no_client_auth())
+}
+
+/// Closes pooled upstream connections idle for longer than `upstream_idle_timeout_ms`.
+async fn prune_idle_connections(
+    state: Arc<ProxyState>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => state.pools.prune(),
+            _ = shutdown.changed() => break,
+        }
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, GatewayError> {

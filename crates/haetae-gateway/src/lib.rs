@@ -45,6 +45,7 @@ pub mod gateway;
 pub mod isolation;
 pub mod metrics;
 pub mod policy_source;
+mod pool;
 pub mod proxy;
 pub mod request;
 pub mod routing;

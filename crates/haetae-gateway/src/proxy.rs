@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use crate::chain::{Phase, PhaseEnv, PhaseOutcome, run_phase};
 use crate::filter::{Decision, FilterServices, LocalResponse, Modification, Notice};
 use crate::metrics::{GatewayMetrics, ServiceStats};
+use crate::pool::{Checkin, PoolError, Pools};
 use crate::request::{Attributes, BodyView, RequestView, ResponseView, TlsInfo, request_host};
 use crate::routing::{RoutingTable, Upstream, UpstreamProtocol};
 
@@ -37,6 +38,9 @@ pub enum ProxyBody {
     Streaming(Incoming),
     /// Bytes the gateway holds (a local response, or a buffered body).
     Full(Option<Bytes>),
+    /// A response streamed from a pooled HTTP/1.1 upstream connection, which goes back to
+    /// the pool when the body has been read to its end.
+    Upstream(UpstreamBody),
     /// A body whose start was buffered for a filter; the rest streams on.
     Prefixed {
         /// The buffered start.
@@ -44,8 +48,42 @@ pub enum ProxyBody {
         /// Trailers that arrived while buffering.
         trailers: Option<HeaderMap>,
         /// The rest of the body, if it did not end while buffering.
-        rest: Option<Incoming>,
+        rest: Option<Box<ProxyBody>>,
     },
+}
+
+/// A response body from a pooled upstream connection (see [`ProxyBody::Upstream`]).
+pub struct UpstreamBody {
+    body: Incoming,
+    /// The connection, until it goes back to the pool; dropped with an unfinished body it
+    /// is closed (its next bytes would belong to this response).
+    conn: Option<Checkin>,
+}
+
+impl UpstreamBody {
+    fn finish(&mut self) {
+        if let Some(c) = self.conn.take() {
+            c.checkin();
+        }
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        // The server may stop polling once the body says it has ended.
+        if self.body.is_end_stream() {
+            self.finish();
+        }
+    }
+}
+
+impl std::fmt::Debug for UpstreamBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamBody")
+            .field("body", &self.body)
+            .field("pooled", &self.conn.is_some())
+            .finish()
+    }
 }
 
 impl ProxyBody {
@@ -72,6 +110,17 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Streaming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            ProxyBody::Upstream(u) => {
+                let polled = Pin::new(&mut u.body).poll_frame(cx);
+                match &polled {
+                    Poll::Ready(None) => u.finish(),
+                    Poll::Ready(Some(Ok(_))) if u.body.is_end_stream() => u.finish(),
+                    // A broken body leaves the connection unusable.
+                    Poll::Ready(Some(Err(_))) => u.conn = None,
+                    _ => {}
+                }
+                polled.map_err(Into::into)
+            }
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ProxyBody::Prefixed {
                 prefix,
@@ -82,7 +131,7 @@ impl Body for ProxyBody {
                     return Poll::Ready(Some(Ok(Frame::data(p))));
                 }
                 if let Some(r) = rest {
-                    return Pin::new(r).poll_frame(cx).map_err(Into::into);
+                    return Pin::new(&mut **r).poll_frame(cx);
                 }
                 Poll::Ready(trailers.take().map(|t| Ok(Frame::trailers(t))))
             }
@@ -92,6 +141,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Streaming(b) => b.is_end_stream(),
+            ProxyBody::Upstream(u) => u.body.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Prefixed {
                 prefix,
@@ -100,7 +150,7 @@ impl Body for ProxyBody {
             } => {
                 prefix.is_none()
                     && trailers.is_none()
-                    && rest.as_ref().is_none_or(Body::is_end_stream)
+                    && rest.as_ref().is_none_or(|r| Body::is_end_stream(&**r))
             }
         }
     }
@@ -108,6 +158,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Streaming(b) => b.size_hint(),
+            ProxyBody::Upstream(u) => u.body.size_hint(),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Prefixed { prefix, rest, .. } => {
                 let p = prefix.as_ref().map_or(0, |b| b.len() as u64);
@@ -148,6 +199,8 @@ pub(crate) struct ProxyState {
     pub client: Client<UpstreamConnector, ProxyBody>,
     /// `h2c://` upstreams (HTTP/2 with prior knowledge).
     pub h2c_client: Client<HttpConnector, ProxyBody>,
+    /// `http://` upstreams (HTTP/1.1 keep-alive connections).
+    pub pools: Pools,
     pub settings: ProxySettings,
 }
 
@@ -206,7 +259,6 @@ pub(crate) async fn handle(
     let _active = ActiveGuard(&state.metrics);
     let table = state.table.load_full();
     let (parts, body) = req.into_parts();
-    let client_ip = client_ip(conn.peer, &parts.headers, &state.settings.trusted_proxies);
     let Some(index) = table.route_index(&parts) else {
         let response = match &table.default_upstream {
             Some(upstream) => {
@@ -216,7 +268,6 @@ pub(crate) async fn handle(
                     parts,
                     ProxyBody::Streaming(body),
                     &conn,
-                    client_ip,
                     &state.metrics.unmatched,
                 )
                 .await
@@ -240,13 +291,13 @@ pub(crate) async fn handle(
             parts,
             ProxyBody::Streaming(body),
             &conn,
-            client_ip,
             &route.stats,
         )
         .await
     } else {
         // Boxed: the filter path's state is large, and the plain path should not carry
         // (and move) it in every request's future.
+        let client_ip = client_ip(conn.peer, &parts.headers, &state.settings.trusted_proxies);
         Box::pin(run_exchange(
             &state, &table, index, parts, body, &conn, client_ip,
         ))
@@ -303,10 +354,7 @@ async fn run_exchange(
     if stop.is_none()
         && let Some(limit) = chain.request_body_limit
     {
-        let ProxyBody::Streaming(incoming) = body else {
-            unreachable!("the body is still the client's stream here")
-        };
-        match buffer_prefix(incoming, limit, &state.metrics).await {
+        match buffer_prefix(body, limit, &state.metrics).await {
             Ok((seen, rest)) => {
                 view.body = Some(seen);
                 body = rest;
@@ -370,23 +418,13 @@ async fn run_exchange(
                 parts,
                 ProxyBody::empty(),
                 conn,
-                client_ip,
                 &route.stats,
             )
             .await
         }
         Some(Decision::Continue | Decision::Modify(_)) | None => {
             let parts = take_parts(&mut view, keep_request);
-            forward(
-                state,
-                &route.upstream,
-                parts,
-                body,
-                conn,
-                client_ip,
-                &route.stats,
-            )
-            .await
+            forward(state, &route.upstream, parts, body, conn, &route.stats).await
         }
     };
 
@@ -449,9 +487,9 @@ async fn response_phases(
     }
     if stop.is_none()
         && let Some(limit) = chain.response_body_limit
-        && let ProxyBody::Streaming(incoming) = body
+        && matches!(body, ProxyBody::Streaming(_) | ProxyBody::Upstream(_))
     {
-        match buffer_prefix(incoming, limit, &state.metrics).await {
+        match buffer_prefix(body, limit, &state.metrics).await {
             Ok((seen, rest)) => {
                 rv.body = Some(seen);
                 body = rest;
@@ -514,10 +552,10 @@ fn take_parts(view: &mut RequestView, keep: bool) -> request::Parts {
 /// Reads up to `limit` body bytes (plus the rest of the frame that crosses it) for a filter,
 /// and returns the view and the body to forward (the buffered start, then the rest).
 async fn buffer_prefix(
-    mut incoming: Incoming,
+    mut incoming: ProxyBody,
     limit: usize,
     metrics: &GatewayMetrics,
-) -> Result<(BodyView, ProxyBody), hyper::Error> {
+) -> Result<(BodyView, ProxyBody), BoxError> {
     let hint = usize::try_from(incoming.size_hint().upper().unwrap_or(0)).unwrap_or(limit);
     let mut buf = BytesMut::with_capacity(hint.min(limit));
     let mut trailers = None;
@@ -555,7 +593,7 @@ async fn buffer_prefix(
     let body = ProxyBody::Prefixed {
         prefix: (!all.is_empty()).then_some(all),
         trailers,
-        rest: (!complete).then_some(incoming),
+        rest: (!complete).then(|| Box::new(incoming)),
     };
     Ok((seen, body))
 }
@@ -567,17 +605,18 @@ async fn forward(
     mut parts: request::Parts,
     body: ProxyBody,
     conn: &ConnInfo,
-    client_ip: IpAddr,
     stats: &ServiceStats,
 ) -> Response<ProxyBody> {
-    let original_host = request_host(&parts).map(str::to_owned);
-    let authority = parts.headers.get(header::HOST).cloned().or_else(|| {
-        parts
-            .uri
-            .authority()
-            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-    });
-    let uri = match upstream.target(parts.uri.path_and_query()) {
+    let protocol = upstream.protocol();
+    // Plain HTTP/1.1 upstreams go through the gateway's own pool (origin-form target);
+    // CONNECT (authority-form) and the other protocols through hyper-util's client.
+    let pooled = protocol == UpstreamProtocol::Http1 && parts.method != Method::CONNECT;
+    let target = if pooled {
+        upstream.origin_target(parts.uri.path_and_query())
+    } else {
+        upstream.target(parts.uri.path_and_query())
+    };
+    let uri = match target {
         Ok(u) => u,
         Err(e) => {
             tracing::warn!("cannot build the upstream URI: {e}");
@@ -590,7 +629,6 @@ async fn forward(
     // An HTTP/1.1 upgrade (WebSocket) is passed through: the handshake goes upstream with
     // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined. Over
     // HTTP/2 (h2c; TLS may negotiate it) there is no such upgrade.
-    let protocol = upstream.protocol();
     let upgrade = if protocol == UpstreamProtocol::H2c {
         None
     } else {
@@ -608,16 +646,19 @@ async fn forward(
             .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         parts.headers.insert(header::UPGRADE, protocol.clone());
     }
-    add_forwarding_headers(
-        &mut parts.headers,
-        conn,
-        client_ip,
-        original_host.as_deref(),
-    );
+    add_forwarding_headers(&mut parts, conn);
     if protocol == UpstreamProtocol::Http1 {
-        // Plain HTTP/1.1 upstreams see the client's `Host`.
-        if let Some(host) = authority {
-            parts.headers.insert(header::HOST, host);
+        // Plain HTTP/1.1 upstreams see the client's `Host` (or, from a client that sent
+        // none, the host of its absolute-form target, else the upstream's own).
+        if !parts.headers.contains_key(header::HOST) {
+            let host = parts
+                .uri
+                .authority()
+                .unwrap_or_else(|| upstream.authority())
+                .as_str();
+            if let Ok(v) = HeaderValue::from_str(host) {
+                parts.headers.insert(header::HOST, v);
+            }
         }
     } else {
         // HTTP/2 carries the target in `:authority`, which is the upstream's own name, and
@@ -634,20 +675,49 @@ async fn forward(
         Version::HTTP_11
     };
     let req = Request::from_parts(parts, body);
-    let sent = match protocol {
-        UpstreamProtocol::H2c => state.h2c_client.request(req),
-        UpstreamProtocol::Http1 | UpstreamProtocol::Tls => state.client.request(req),
+    let timeout = state.settings.upstream_timeout;
+    let outcome = if pooled {
+        let pool = upstream.pool(&state.pools);
+        match tokio::time::timeout(timeout, pool.send(req)).await {
+            Ok(Ok((response, checkin))) => Ok((response, Some(checkin))),
+            Ok(Err(e)) => Err(match &e {
+                PoolError::Connect { .. } => ("connect", error_chain(&e)),
+                PoolError::Request(_) => ("request", error_chain(&e)),
+            }),
+            Err(_) => Err(("timeout", String::new())),
+        }
+    } else {
+        let sent = match protocol {
+            UpstreamProtocol::H2c => state.h2c_client.request(req),
+            UpstreamProtocol::Http1 | UpstreamProtocol::Tls => state.client.request(req),
+        };
+        match tokio::time::timeout(timeout, sent).await {
+            Ok(Ok(response)) => Ok((response, None)),
+            Ok(Err(e)) => Err((upstream_failure_kind(&e), error_chain(&e))),
+            Err(_) => Err(("timeout", String::new())),
+        }
     };
-    let response = match tokio::time::timeout(state.settings.upstream_timeout, sent).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => {
-            let kind = upstream_failure_kind(&e);
+    let (response, checkin) = match outcome {
+        Ok(r) => r,
+        Err(("timeout", _)) => {
+            stats.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
+            let detail = format!(
+                "no response headers within {} ms (gateway.upstream_timeout_ms)",
+                timeout.as_millis()
+            );
+            tracing::warn!(upstream = upstream.url(), "upstream timed out: {detail}");
+            upstream_failed(state, upstream, stats, "timeout", &detail);
+            return local(LocalResponse::text(
+                StatusCode::GATEWAY_TIMEOUT,
+                "Gateway timeout.\n",
+            ));
+        }
+        Err((kind, detail)) => {
             if kind == "tls" {
                 stats.upstream_tls_errors.fetch_add(1, Ordering::Relaxed);
             } else {
                 stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
             }
-            let detail = error_chain(&e);
             tracing::warn!(
                 upstream = upstream.url(),
                 kind,
@@ -659,26 +729,27 @@ async fn forward(
                 "Bad gateway.\n",
             ));
         }
-        Err(_) => {
-            stats.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
-            let detail = format!(
-                "no response headers within {} ms (gateway.upstream_timeout_ms)",
-                state.settings.upstream_timeout.as_millis()
-            );
-            tracing::warn!(upstream = upstream.url(), "upstream timed out: {detail}");
-            upstream_failed(state, upstream, stats, "timeout", &detail);
-            return local(LocalResponse::text(
-                StatusCode::GATEWAY_TIMEOUT,
-                "Gateway timeout.\n",
-            ));
-        }
     };
     if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The connection becomes the tunnel: it never goes back to the pool.
+        drop(checkin);
         return switch_protocols(state, upstream, response, upgrade);
     }
     let (mut parts, body) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, ProxyBody::Streaming(body))
+    let body = match checkin {
+        // Nothing to read: the connection can take the next request at once.
+        Some(c) if body.is_end_stream() => {
+            c.checkin();
+            ProxyBody::Streaming(body)
+        }
+        Some(c) => ProxyBody::Upstream(UpstreamBody {
+            body,
+            conn: Some(c),
+        }),
+        None => ProxyBody::Streaming(body),
+    };
+    Response::from_parts(parts, body)
 }
 
 /// What kind of upstream failure `e` is: `tls` (the handshake failed: an untrusted or
@@ -919,18 +990,43 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
 /// Appends the peer to `X-Forwarded-For` and a `Forwarded` element (RFC 7239), and sets
-/// `X-Forwarded-Proto` and `X-Forwarded-Host`.
-fn add_forwarding_headers(
-    headers: &mut HeaderMap,
-    conn: &ConnInfo,
-    _client_ip: IpAddr,
-    host: Option<&str>,
-) {
+/// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's host, without a port).
+fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
     let proto = if conn.tls.is_some() { "https" } else { "http" };
+    // The host as one value: shared with the `Host` header when it carries no port.
+    let host: Option<(HeaderValue, &str)> = {
+        let full = parts.headers.get(header::HOST);
+        match request_host(parts) {
+            Some(h) if full.is_some_and(|f| f.as_bytes() == h.as_bytes()) => {
+                full.cloned().map(|v| (v, h))
+            }
+            Some(h) => HeaderValue::from_str(h).ok().map(|v| (v, h)),
+            None => None,
+        }
+    };
+    let forwarded = host.as_ref().and_then(|(_, h)| {
+        h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
+            .then(|| {
+                let base = conn.forwarded.as_bytes();
+                let mut v = BytesMut::with_capacity(base.len() + 6 + h.len());
+                v.extend_from_slice(base);
+                v.extend_from_slice(b";host=");
+                v.extend_from_slice(h.as_bytes());
+                HeaderValue::from_maybe_shared(v.freeze()).ok()
+            })
+            .flatten()
+    });
+    let host = host.map(|(v, _)| v);
+    let headers = &mut parts.headers;
     // The connection's values were written once; a request only appends to them.
     let xff = match headers
-        .get("x-forwarded-for")
+        .get(X_FORWARDED_FOR)
         .map(HeaderValue::as_bytes)
         .filter(|p| !p.trim_ascii().is_empty())
     {
@@ -945,31 +1041,16 @@ fn add_forwarding_headers(
         None => Some(conn.forwarded_for.clone()),
     };
     if let Some(v) = xff {
-        headers.insert(HeaderName::from_static("x-forwarded-for"), v);
+        headers.insert(X_FORWARDED_FOR, v);
     }
-    headers.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static(proto),
+    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    if let Some(v) = host {
+        headers.insert(X_FORWARDED_HOST, v);
+    }
+    headers.append(
+        header::FORWARDED,
+        forwarded.unwrap_or_else(|| conn.forwarded.clone()),
     );
-    let mut element = conn.forwarded.clone();
-    if let Some(h) = host {
-        if let Ok(v) = HeaderValue::from_str(h) {
-            headers.insert(HeaderName::from_static("x-forwarded-host"), v);
-        }
-        if h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-        {
-            let base = conn.forwarded.as_bytes();
-            let mut v = BytesMut::with_capacity(base.len() + 6 + h.len());
-            v.extend_from_slice(base);
-            v.extend_from_slice(b";host=");
-            v.extend_from_slice(h.as_bytes());
-            if let Ok(v) = HeaderValue::from_maybe_shared(v.freeze()) {
-                element = v;
-            }
-        }
-    }
-    headers.append(header::FORWARDED, element);
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
@@ -1031,8 +1112,9 @@ mod tests {
     fn forwarding_headers_append_the_peer() {
         let mut h = HeaderMap::new();
         h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.insert(header::HOST, HeaderValue::from_static("bank.example:8443"));
         let conn = ConnInfo::new("192.0.2.9:1234".parse().unwrap(), None);
-        add_forwarding_headers(&mut h, &conn, conn.peer.ip(), Some("bank.example"));
+        let h = forwarded_headers(h, &conn);
         assert_eq!(h["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "bank.example");
@@ -1044,9 +1126,25 @@ mod tests {
             "[2001:db8::1]:443".parse().unwrap(),
             Some(TlsInfo::default()),
         );
-        let mut h = HeaderMap::new();
-        add_forwarding_headers(&mut h, &v6, v6.peer.ip(), None);
+        let h = forwarded_headers(HeaderMap::new(), &v6);
         assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\";proto=https");
+        assert!(!h.contains_key("x-forwarded-host"));
+        // A host without a port is shared with `Host`.
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("bank.example"));
+        let h = forwarded_headers(h, &v6);
+        assert_eq!(h["x-forwarded-host"], "bank.example");
+        assert_eq!(
+            h[header::FORWARDED],
+            "for=\"[2001:db8::1]\";proto=https;host=bank.example"
+        );
+    }
+
+    fn forwarded_headers(headers: HeaderMap, conn: &ConnInfo) -> HeaderMap {
+        let mut parts = Request::new(()).into_parts().0;
+        parts.headers = headers;
+        add_forwarding_headers(&mut parts, conn);
+        parts.headers
     }
 
     #[test]

@@ -49,6 +49,9 @@ pub struct Upstream {
     base_path: String,
     /// The URL as configured, for logs and events.
     url: Arc<str>,
+    /// The HTTP/1.1 connection pool of this address, looked up on first use (pools outlive
+    /// routing tables).
+    pool: std::sync::OnceLock<Arc<crate::pool::H1Pool>>,
 }
 
 impl Upstream {
@@ -77,7 +80,34 @@ impl Upstream {
             authority,
             base_path,
             url: Arc::from(url),
+            pool: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The origin-form target (`/base/path?query`) for an HTTP/1.1 request.
+    pub(crate) fn origin_target(
+        &self,
+        path_and_query: Option<&PathAndQuery>,
+    ) -> Result<Uri, http::Error> {
+        let pq = match (self.base_path.is_empty(), path_and_query) {
+            (true, Some(pq)) => pq.clone(),
+            (true, None) => PathAndQuery::from_static("/"),
+            (false, pq) => {
+                let rest = pq.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{rest}", self.base_path))?
+            }
+        };
+        Ok(Uri::from(pq))
+    }
+
+    /// The upstream's `host[:port]`.
+    pub(crate) fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// The HTTP/1.1 connection pool of this upstream's address.
+    pub(crate) fn pool(&self, pools: &crate::pool::Pools) -> &Arc<crate::pool::H1Pool> {
+        self.pool.get_or_init(|| pools.get(&self.authority))
     }
 
     /// The URI to send a request for `path_and_query` to.

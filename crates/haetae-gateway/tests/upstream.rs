@@ -183,3 +183,109 @@ async fn an_unusable_upstream_ca_file_is_reported_with_its_path() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// An HTTP/1.1 upstream that closes every connection after one response
+/// (`Connection: close`), counting connections.
+async fn spawn_closing_backend() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            count.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(http::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(b"closing")),
+                    ))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .keep_alive(false)
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn an_http1_upstream_connection_is_reused_and_closed_when_idle() {
+    let (backend, accepted) = spawn_counted_backend("h1", None).await;
+    let config = GatewayConfig {
+        upstream_idle_timeout_ms: 300,
+        ..GatewayConfig::default()
+    };
+    let gw = TestGateway::start_with(&policy(&format!("http://{backend}")), config).await;
+    let c = client();
+    for i in 0..5 {
+        // Bodies both ways: the connection goes back to the pool once the response body
+        // has been read to its end.
+        let req = http::Request::post(gw.url(&format!("/k/{i}")))
+            .body(ProxiedBody::Zeros { remaining: 70_000 })
+            .unwrap();
+        let a = send(&c, req).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body, "received=70000");
+        assert_eq!(a.header("x-seen-version"), Some("HTTP/1.1"));
+        assert_eq!(a.header("x-seen-host"), Some(gw.addr.to_string().as_str()));
+        let a = send(&c, get(&gw.url("/zeros/200000"), &[])).await;
+        assert_eq!(a.body.len(), 200_000);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "one keep-alive connection"
+    );
+
+    // Idle past upstream_idle_timeout_ms: the pooled connection is closed, the next
+    // request opens a new one.
+    tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+    let a = send(&c, get(&gw.url("/after-idle"), &[])).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_closes_its_connections_is_reconnected_and_a_dead_one_answers_502() {
+    let (backend, accepted) = spawn_closing_backend().await;
+    let dead = {
+        // A port with nothing listening.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let gw = TestGateway::start(&format!(
+        "[[services]]\nid = \"dead\"\nupstream = \"http://{dead}\"\n[[services.match]]\npath_prefix = \"/dead\"\n\
+         [[services]]\nid = \"closing\"\nupstream = \"http://{backend}\"\n"
+    ))
+    .await;
+    let c = client();
+    for _ in 0..4 {
+        let a = send(&c, get(&gw.url("/x"), &[])).await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body, "closing");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 4);
+    let a = send(&c, get(&gw.url("/dead/x"), &[])).await;
+    assert_eq!(a.status, StatusCode::BAD_GATEWAY);
+    let events = gw.events.with_action("gateway.upstream_failed");
+    assert_eq!(events.len(), 1, "{:?}", gw.events.actions());
+    assert_eq!(
+        events[0].labels.get("failure").map(String::as_str),
+        Some("connect")
+    );
+    let message = events[0].message.as_deref().unwrap_or_default();
+    assert!(
+        message.contains(&format!("cannot connect to {dead}")),
+        "{message}"
+    );
+    gw.stop().await;
+}
