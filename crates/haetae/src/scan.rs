@@ -16,6 +16,8 @@ use haetae_docscan::{Limits, Report, sarif, scan_reader};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::quarantine::{Action, Store, StoreArgs};
+
+mod watch;
 use rayon::prelude::*;
 
 /// Flags of `haetae scan`.
@@ -65,9 +67,14 @@ pub struct ScanArgs {
     #[arg(long, value_name = "DIR")]
     report: Option<PathBuf>,
     /// The inflow source recorded with each analysis (`cli`, `upload`, `email`, `usb`,
-    /// `watch`, `remote-support`, `api`, or a deployment's own lower-case name).
-    #[arg(long, default_value = "cli", value_name = "NAME")]
-    source: String,
+    /// `watch`, `remote-support`, `api`, or a deployment's own lower-case name; default
+    /// `cli`, or `watch` with `--watch`).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) source: Option<String>,
+    /// Keep running and scan every file that appears or changes under the given folders
+    /// once its writer has closed it (or it was moved in whole), applying the actions.
+    #[arg(long)]
+    pub(crate) watch: bool,
     #[command(flatten)]
     store: StoreArgs,
 }
@@ -158,8 +165,11 @@ fn human(r: &Report, tty: bool) -> String {
 
 /// Runs `haetae scan`.
 pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Result<ExitCode> {
+    let default_source = if args.watch { "watch" } else { "cli" };
     let source: haetae_docscan::kb::InflowSource = args
         .source
+        .as_deref()
+        .unwrap_or(default_source)
         .parse()
         .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
     let limits = Limits {
@@ -169,6 +179,9 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         max_entries: args.max_entries,
         max_ratio: args.max_ratio,
     };
+    if args.watch {
+        return watch::run(config, args, &limits, &source);
+    }
     let started = Instant::now();
     let mut files = Vec::new();
     let mut reports: Vec<Report> = Vec::new();
@@ -258,6 +271,53 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
     Ok(summarise(&reports, started.elapsed()))
 }
 
+/// Opens the knowledge base (and the quarantine when an action needs it) when the flags
+/// ask for actions or reports; `None` when they do not.
+pub(crate) fn open_store(
+    config: &haetae_core::config::Config,
+    args: &ScanArgs,
+) -> anyhow::Result<Option<Store>> {
+    if args.on_vulnerable == Action::Allow
+        && args.on_suspicious == Action::Allow
+        && args.report.is_none()
+    {
+        return Ok(None);
+    }
+    let quarantining = [args.on_vulnerable, args.on_suspicious].contains(&Action::Quarantine);
+    Ok(Some(Store::open(config, &args.store, quarantining, true)?))
+}
+
+/// Takes the flags' action on one scanned file and writes its report; `false` when the
+/// action failed (said on stderr; the file stays where it was).
+pub(crate) fn act_one(
+    store: &Store,
+    args: &ScanArgs,
+    source: &haetae_docscan::kb::InflowSource,
+    r: &Report,
+) -> anyhow::Result<bool> {
+    if r.error.is_some() {
+        return Ok(true);
+    }
+    let action = match r.verdict {
+        Verdict::Vulnerable => args.on_vulnerable,
+        Verdict::Suspicious => args.on_suspicious,
+        Verdict::Clean => return Ok(true),
+    };
+    let taken = store.act(r, action, source, args.report.as_deref())?;
+    let path = r.path.as_deref().unwrap_or("-");
+    if taken.ok {
+        if action != Action::Allow {
+            eprintln!("haetae scan: {path}: {} ({})", taken.action, taken.detail);
+        }
+    } else {
+        eprintln!(
+            "haetae scan: {path}: {} failed: {}",
+            taken.action, taken.detail
+        );
+    }
+    Ok(taken.ok)
+}
+
 /// The actions by verdict and the reports, after every file was scanned (so a slow
 /// knowledge base never holds the scanning threads).
 fn act_on(
@@ -266,36 +326,13 @@ fn act_on(
     source: &haetae_docscan::kb::InflowSource,
     reports: &[Report],
 ) -> anyhow::Result<()> {
-    if args.on_vulnerable == Action::Allow
-        && args.on_suspicious == Action::Allow
-        && args.report.is_none()
-    {
+    let Some(store) = open_store(config, args)? else {
         return Ok(());
-    }
-    let quarantining = [args.on_vulnerable, args.on_suspicious].contains(&Action::Quarantine);
-    let store = Store::open(config, &args.store, quarantining, true)?;
+    };
     let mut failed = 0usize;
     for r in reports {
-        if r.error.is_some() {
-            continue;
-        }
-        let action = match r.verdict {
-            Verdict::Vulnerable => args.on_vulnerable,
-            Verdict::Suspicious => args.on_suspicious,
-            Verdict::Clean => continue,
-        };
-        let taken = store.act(r, action, source, args.report.as_deref())?;
-        let path = r.path.as_deref().unwrap_or("-");
-        if taken.ok {
-            if action != Action::Allow {
-                eprintln!("haetae scan: {path}: {} ({})", taken.action, taken.detail);
-            }
-        } else {
+        if !act_one(&store, args, source, r)? {
             failed += 1;
-            eprintln!(
-                "haetae scan: {path}: {} failed: {}",
-                taken.action, taken.detail
-            );
         }
     }
     if let Some(dir) = &args.report {

@@ -1,6 +1,7 @@
-//! `haetae scan --on-vulnerable quarantine --report DIR` and `haetae quarantine
-//! list|show|restore|purge|audit`, run as a user would: the real binary, a temporary data
-//! folder, a JPEG whose COM segment length is 1 (CVE-2004-0200) built here.
+//! `haetae scan --on-vulnerable quarantine --report DIR`, `haetae quarantine
+//! list|show|restore|purge|audit` and `haetae scan --watch`, run as a user would: the real
+//! binary, a temporary data folder, a JPEG whose COM segment length is 1 (CVE-2004-0200)
+//! built here.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -157,4 +158,97 @@ fn without_its_key_the_quarantine_is_not_opened_and_bad_flags_are_named() {
         "{}",
         text(&o)
     );
+}
+
+/// Reads the JSON lines a watching `haetae scan` prints, in the background.
+struct Watching {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Watching {
+    fn start(data: &Path, folder: &Path) -> Watching {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_haetae"))
+            .args(["scan", "--watch", "--json", folder.to_str().unwrap()])
+            .env("HAETAE_DATA_DIR", data)
+            .env_remove("HAETAE_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        // Ready once it says so on stderr.
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        assert!(first.contains("watching"), "{first}");
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Watching { child, lines }
+    }
+
+    fn next(&self, within: std::time::Duration) -> Option<serde_json::Value> {
+        self.lines.recv_timeout(within).ok()
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn watch_mode_scans_a_finished_file_within_two_seconds_and_never_a_half_written_one() {
+    use std::io::Write;
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    let folder = tmp.path().join("downloads");
+    std::fs::create_dir_all(&folder).unwrap();
+    let w = Watching::start(&tmp.path().join("data"), &folder);
+
+    // A file written in one go.
+    let t0 = Instant::now();
+    std::fs::write(folder.join("photo.jpg"), BAD_JPEG).unwrap();
+    let r = w.next(Duration::from_secs(2)).expect("scanned within 2 s");
+    assert!(t0.elapsed() < Duration::from_secs(2));
+    assert!(r["path"].as_str().unwrap().ends_with("photo.jpg"), "{r}");
+    assert_eq!(r["verdict"], "vulnerable");
+
+    // A file whose writer pauses half way: nothing until it is closed, then the whole file.
+    let half = folder.join("slow.jpg");
+    let mut f = std::fs::File::create(&half).unwrap();
+    f.write_all(&BAD_JPEG[..4]).unwrap();
+    f.flush().unwrap();
+    assert!(
+        w.next(Duration::from_secs(3)).is_none(),
+        "a half-written file was scanned"
+    );
+    f.write_all(&BAD_JPEG[4..]).unwrap();
+    drop(f);
+    let r = w.next(Duration::from_secs(2)).expect("scanned once closed");
+    assert!(r["path"].as_str().unwrap().ends_with("slow.jpg"), "{r}");
+    assert_eq!(r["size"], BAD_JPEG.len());
+
+    // Moved in whole (rename), from outside the folder.
+    let outside = tmp.path().join("elsewhere.txt");
+    std::fs::write(&outside, "plain text\n").unwrap();
+    std::fs::rename(&outside, folder.join("moved.txt")).unwrap();
+    let r = w
+        .next(Duration::from_secs(2))
+        .expect("scanned once moved in");
+    assert!(r["path"].as_str().unwrap().ends_with("moved.txt"), "{r}");
+    assert_eq!(r["verdict"], "clean");
+    // Nothing is scanned twice for one version.
+    assert!(w.next(Duration::from_millis(700)).is_none());
 }
