@@ -80,8 +80,9 @@ enum QuarantineCommand {
     Audit,
 }
 
-/// What to do with a file after its verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+/// What to do with a file after its verdict. Ordered: when several apply, the last wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Action {
     /// Nothing.
     Allow,
@@ -101,6 +102,105 @@ impl Action {
             Action::Quarantine => "quarantine",
             Action::Delete => "delete",
         }
+    }
+}
+
+/// The action policy of `haetae scan --policy FILE`: actions by verdict and by finding
+/// code; a file gets the strongest action that applies (`allow` < `log` < `quarantine` <
+/// `delete`).
+///
+/// ```toml
+/// [verdicts]
+/// vulnerable = "quarantine"
+/// suspicious = "log"
+/// [codes]
+/// OLE-VBA-PROJECT = "quarantine"   # macros, even in an otherwise suspicious file
+/// ZIP-RATIO = "delete"
+/// ```
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionPolicy {
+    #[serde(default)]
+    verdicts: VerdictActions,
+    #[serde(default)]
+    codes: std::collections::BTreeMap<String, Action>,
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerdictActions {
+    vulnerable: Option<Action>,
+    suspicious: Option<Action>,
+}
+
+impl ActionPolicy {
+    /// The policy file (if any) with the flags' verdict actions over it.
+    ///
+    /// # Errors
+    /// The file cannot be read or is not a policy: the error names the file and the place.
+    pub fn load(
+        file: Option<&Path>,
+        on_vulnerable: Option<Action>,
+        on_suspicious: Option<Action>,
+    ) -> anyhow::Result<ActionPolicy> {
+        let mut policy = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read the action policy {}", path.display()))?;
+                toml::from_str::<ActionPolicy>(&text).map_err(|e| {
+                    let hint = if text.contains("disarm") {
+                        " (`disarm` needs the conversion module, which is not built yet)"
+                    } else {
+                        ""
+                    };
+                    anyhow::anyhow!("action policy {}: {e}{hint}", path.display())
+                })?
+            }
+            None => ActionPolicy::default(),
+        };
+        if on_vulnerable.is_some() {
+            policy.verdicts.vulnerable = on_vulnerable;
+        }
+        if on_suspicious.is_some() {
+            policy.verdicts.suspicious = on_suspicious;
+        }
+        Ok(policy)
+    }
+
+    /// The action for one scanned file.
+    #[must_use]
+    pub fn action_for(&self, r: &Report) -> Action {
+        let by_verdict = match r.verdict {
+            haetae_core::Verdict::Vulnerable => self.verdicts.vulnerable,
+            haetae_core::Verdict::Suspicious => self.verdicts.suspicious,
+            haetae_core::Verdict::Clean => None,
+        };
+        r.findings
+            .iter()
+            .filter_map(|f| self.codes.get(&f.code).copied())
+            .chain(by_verdict)
+            .max()
+            .unwrap_or(Action::Allow)
+    }
+
+    /// Every action the policy can take.
+    fn actions(&self) -> impl Iterator<Item = Action> + '_ {
+        [self.verdicts.vulnerable, self.verdicts.suspicious]
+            .into_iter()
+            .flatten()
+            .chain(self.codes.values().copied())
+    }
+
+    /// Whether any file could get more than `allow`.
+    #[must_use]
+    pub fn acts(&self) -> bool {
+        self.actions().any(|a| a != Action::Allow)
+    }
+
+    /// Whether any file could be quarantined.
+    #[must_use]
+    pub fn quarantines(&self) -> bool {
+        self.actions().any(|a| a == Action::Quarantine)
     }
 }
 

@@ -15,7 +15,7 @@ use haetae_core::{Severity, Verdict};
 use haetae_docscan::{Limits, Report, sarif, scan_reader};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::quarantine::{Action, Store, StoreArgs};
+use crate::quarantine::{Action, ActionPolicy, Store, StoreArgs};
 
 mod watch;
 use rayon::prelude::*;
@@ -56,12 +56,16 @@ pub struct ScanArgs {
     /// Name to use for the claimed type when reading stdin.
     #[arg(long, value_name = "NAME")]
     stdin_name: Option<String>,
-    /// What to do with a `vulnerable` file after the scan.
-    #[arg(long, value_enum, default_value_t = Action::Allow, value_name = "ACTION")]
-    on_vulnerable: Action,
-    /// What to do with a `suspicious` file after the scan.
-    #[arg(long, value_enum, default_value_t = Action::Allow, value_name = "ACTION")]
-    on_suspicious: Action,
+    /// What to do with a `vulnerable` file after the scan (default `allow`, or the policy's).
+    #[arg(long, value_enum, value_name = "ACTION")]
+    on_vulnerable: Option<Action>,
+    /// What to do with a `suspicious` file after the scan (default `allow`, or the policy's).
+    #[arg(long, value_enum, value_name = "ACTION")]
+    on_suspicious: Option<Action>,
+    /// An action policy (TOML): actions by verdict (`[verdicts]`) and by finding code
+    /// (`[codes]`); the flags above override its verdicts.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
     /// Write an HTML and a JSON report (findings, similar known vulnerabilities with CVE
     /// links, actions taken) for every file that is not clean into this folder.
     #[arg(long, value_name = "DIR")]
@@ -172,6 +176,12 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         .unwrap_or(default_source)
         .parse()
         .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
+    // A bad policy stops the command before any file is read.
+    ActionPolicy::load(
+        args.policy.as_deref(),
+        args.on_vulnerable,
+        args.on_suspicious,
+    )?;
     let limits = Limits {
         time: Duration::from_millis(args.time_budget_ms),
         memory_bytes: args.memory_mib.saturating_mul(1024 * 1024),
@@ -276,21 +286,23 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
 pub(crate) fn open_store(
     config: &haetae_core::config::Config,
     args: &ScanArgs,
-) -> anyhow::Result<Option<Store>> {
-    if args.on_vulnerable == Action::Allow
-        && args.on_suspicious == Action::Allow
-        && args.report.is_none()
-    {
+) -> anyhow::Result<Option<(Store, ActionPolicy)>> {
+    let policy = ActionPolicy::load(
+        args.policy.as_deref(),
+        args.on_vulnerable,
+        args.on_suspicious,
+    )?;
+    if !policy.acts() && args.report.is_none() {
         return Ok(None);
     }
-    let quarantining = [args.on_vulnerable, args.on_suspicious].contains(&Action::Quarantine);
-    Ok(Some(Store::open(config, &args.store, quarantining, true)?))
+    let store = Store::open(config, &args.store, policy.quarantines(), true)?;
+    Ok(Some((store, policy)))
 }
 
 /// Takes the flags' action on one scanned file and writes its report; `false` when the
 /// action failed (said on stderr; the file stays where it was).
 pub(crate) fn act_one(
-    store: &Store,
+    (store, policy): &(Store, ActionPolicy),
     args: &ScanArgs,
     source: &haetae_docscan::kb::InflowSource,
     r: &Report,
@@ -298,11 +310,10 @@ pub(crate) fn act_one(
     if r.error.is_some() {
         return Ok(true);
     }
-    let action = match r.verdict {
-        Verdict::Vulnerable => args.on_vulnerable,
-        Verdict::Suspicious => args.on_suspicious,
-        Verdict::Clean => return Ok(true),
-    };
+    let action = policy.action_for(r);
+    if r.verdict == Verdict::Clean && action == Action::Allow {
+        return Ok(true);
+    }
     let taken = store.act(r, action, source, args.report.as_deref())?;
     let path = r.path.as_deref().unwrap_or("-");
     if taken.ok {

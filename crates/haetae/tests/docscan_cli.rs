@@ -252,3 +252,72 @@ fn watch_mode_scans_a_finished_file_within_two_seconds_and_never_a_half_written_
     // Nothing is scanned twice for one version.
     assert!(w.next(Duration::from_millis(700)).is_none());
 }
+
+#[test]
+fn an_action_policy_acts_by_finding_code_over_the_verdict_and_a_bad_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let bad = tmp.path().join("photo.jpg");
+    std::fs::write(&bad, BAD_JPEG).unwrap();
+    let policy = tmp.path().join("policy.toml");
+    std::fs::write(
+        &policy,
+        "[verdicts]\nvulnerable = \"log\"\n[codes]\nJPEG-COM-LENGTH = \"delete\"\n",
+    )
+    .unwrap();
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--policy",
+            policy.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        !bad.exists(),
+        "the code's action (delete) beat the verdict's (log)"
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("delete"),
+        "{}",
+        text(&o)
+    );
+
+    // A flag overrides the policy's verdict action, not its codes.
+    std::fs::write(&bad, BAD_JPEG).unwrap();
+    std::fs::write(&policy, "[verdicts]\nvulnerable = \"delete\"\n").unwrap();
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--policy",
+            policy.to_str().unwrap(),
+            "--on-vulnerable",
+            "log",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(bad.exists(), "--on-vulnerable log overrides the policy");
+
+    std::fs::write(&policy, "[verdicts]\nvulnerable = \"disarm\"\n").unwrap();
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--policy",
+            policy.to_str().unwrap(),
+            bad.to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("policy.toml") && err.contains("disarm"),
+        "{}",
+        text(&o)
+    );
+    assert!(bad.exists());
+}
