@@ -758,12 +758,20 @@ fn spaced_tag(form: &str) -> bool {
 /// `JSFuck` and its relatives: JavaScript written with `[]()!+` only (`!![]`, `+[]`, `[][`).
 /// A value that is nothing else and has one of their atoms.
 fn jsfuck(form: &str) -> bool {
-    let compact: String = form.chars().filter(|c| !c.is_whitespace()).collect();
-    compact.len() >= 4
-        && compact
-            .chars()
-            .all(|c| matches!(c, '[' | ']' | '(' | ')' | '!' | '+'))
-        && (compact.contains("![]") || compact.contains("+[]") || compact.contains("[]["))
+    // Without allocating: the value's non-space characters, checked as they come.
+    let mut count = 0usize;
+    let mut atom = false;
+    let mut last = [' '; 2];
+    for c in form.chars().filter(|c| !c.is_whitespace()) {
+        if !matches!(c, '[' | ']' | '(' | ')' | '!' | '+') {
+            return false;
+        }
+        let window = [last[0], last[1], c];
+        atom |= matches!(window, ['!' | '+', '[', ']'] | ['[', ']', '[']);
+        last = [last[1], c];
+        count += 1;
+    }
+    count >= 4 && atom
 }
 
 fn truncate(s: &str, max: usize) -> &str {

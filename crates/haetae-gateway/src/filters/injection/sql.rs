@@ -1168,7 +1168,7 @@ pub fn fragments(value: &str) -> Vec<(&'static str, u32, u8)> {
     if function_probe(value) {
         out.push(("sql-function-probe", 5, 1));
     }
-    if literal_tautology(value) {
+    if literal_tautology(&toks) {
         out.push(("sql-literal-tautology", 5, 1));
     }
     out
@@ -1244,8 +1244,7 @@ fn probe_function(w: &str) -> bool {
 /// A comparison of two literals that is always true: `1=1`, `'a'='a'`, `2!=3`, `b,1=1`
 /// (equal literals compared equal, or different ones compared unequal). Numbers and quoted
 /// strings only: `price!=cost` compares names, which text does.
-fn literal_tautology(value: &str) -> bool {
-    let toks = tokenize(value, Context::None);
+fn literal_tautology(toks: &[Token]) -> bool {
     toks.windows(3).any(|w| {
         let [a, op, b] = w else { return false };
         if op.kind != Kind::Op {
