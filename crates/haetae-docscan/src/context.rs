@@ -228,3 +228,39 @@ impl<'l> ScanContext<'l> {
         detected
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_spent_time_budget_is_seen_at_the_first_check_and_reported_once() {
+        let limits = Limits {
+            time: Duration::ZERO,
+            ..Limits::default()
+        };
+        let mut ctx = ScanContext::new(&limits, 0);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(ctx.out_of_time());
+        assert!((0..20).all(|_| ctx.out_of_time()));
+        let codes: Vec<String> = ctx.into_findings().into_iter().map(|f| f.code).collect();
+        assert_eq!(codes, ["LIMIT-TIME"]);
+    }
+
+    #[test]
+    fn checks_between_clock_reads_see_the_budget_within_the_stride() {
+        let limits = Limits {
+            time: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let mut ctx = ScanContext::new(&limits, 0);
+        assert!(!ctx.out_of_time());
+        std::thread::sleep(Duration::from_millis(30));
+        // The clock is read again at most CLOCK_STRIDE checks later.
+        let first = (1..=CLOCK_STRIDE).find(|_| ctx.out_of_time());
+        assert!(first.is_some());
+        assert_eq!(ctx.findings().len(), 1);
+    }
+}
