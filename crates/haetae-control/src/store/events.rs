@@ -97,80 +97,101 @@ fn outcome_name(event: &Event) -> &'static str {
     }
 }
 
-fn kind_name(event: &Event) -> String {
-    serde_json::to_value(event.event.kind)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_else(|| "event".into())
+/// `event.kind` as its JSON name (without a serde round trip per event).
+fn kind_name(event: &Event) -> &'static str {
+    use haetae_core::EventKind;
+    match event.event.kind {
+        EventKind::Event => "event",
+        EventKind::Alert => "alert",
+        EventKind::Metric => "metric",
+        EventKind::State => "state",
+        EventKind::PipelineError => "pipeline_error",
+    }
 }
 
-/// PostgreSQL: one `INSERT ... SELECT FROM UNNEST(arrays)` per chunk, so a batch is a few
-/// statements with 14 array parameters each instead of thousands of scalar ones.
+/// Events per PostgreSQL statement.
+const PG_CHUNK: usize = 5000;
+
+/// PostgreSQL: one `INSERT ... SELECT FROM UNNEST(arrays)` per chunk, so a batch is one
+/// statement with 14 array parameters instead of thousands of scalar ones (prepared once
+/// per connection by sqlx's statement cache). A batch of at most [`PG_CHUNK`] events is one
+/// statement, atomic by itself, so it runs without `BEGIN`/`COMMIT` (two round trips
+/// fewer); a larger one runs its chunks in a transaction.
 async fn insert_events_postgres(pool: &sqlx::PgPool, events: &[Event]) -> Result<u64, StoreError> {
-    const PG_CHUNK: usize = 5000;
+    if events.len() <= PG_CHUNK {
+        return insert_chunk_postgres(pool, events).await;
+    }
     let mut tx = pool.begin().await.map_err(ctx("starting an event batch"))?;
     let mut inserted = 0;
     for chunk in events.chunks(PG_CHUNK) {
-        let mut ids = Vec::with_capacity(chunk.len());
-        let mut ts = Vec::with_capacity(chunk.len());
-        let mut component = Vec::with_capacity(chunk.len());
-        let mut action = Vec::with_capacity(chunk.len());
-        let mut outcome = Vec::with_capacity(chunk.len());
-        let mut severity = Vec::with_capacity(chunk.len());
-        let mut kind = Vec::with_capacity(chunk.len());
-        let mut user: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut device: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut service: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut ip: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut filter: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut instance: Vec<Option<String>> = Vec::with_capacity(chunk.len());
-        let mut body = Vec::with_capacity(chunk.len());
-        for e in chunk {
-            ids.push(e.event.id.to_string());
-            ts.push(micros(e.timestamp));
-            component.push(e.haetae.component.as_str().to_owned());
-            action.push(e.event.action.clone());
-            outcome.push(outcome_name(e).to_owned());
-            severity.push(i64::from(e.event.severity.ecs_number()));
-            kind.push(kind_name(e));
-            user.push(e.user.as_ref().map(|u| u.id.clone()));
-            device.push(e.device.as_ref().map(|d| d.id.clone()));
-            service.push(e.service.as_ref().map(|s| s.id.clone()));
-            ip.push(e.source.as_ref().map(|s| s.ip.to_string()));
-            filter.push(e.haetae.filter.clone());
-            instance.push(e.haetae.instance.clone());
-            body.push(e.to_json());
-        }
-        inserted += sqlx::query(
-            "INSERT INTO events (id, ts, component, action, outcome, severity, kind, user_id, \
-             device_id, service_id, source_ip, filter_id, instance, body) \
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
-             $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::text[]) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(ids)
-        .bind(ts)
-        .bind(component)
-        .bind(action)
-        .bind(outcome)
-        .bind(severity)
-        .bind(kind)
-        .bind(user)
-        .bind(device)
-        .bind(service)
-        .bind(ip)
-        .bind(filter)
-        .bind(instance)
-        .bind(body)
-        .execute(&mut *tx)
-        .await
-        .map_err(ctx("inserting events"))?
-        .rows_affected();
+        inserted += insert_chunk_postgres(&mut *tx, chunk).await?;
     }
     tx.commit()
         .await
         .map_err(ctx("committing an event batch"))?;
     Ok(inserted)
+}
+
+async fn insert_chunk_postgres<'c, E>(executor: E, chunk: &[Event]) -> Result<u64, StoreError>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let n = chunk.len();
+    let mut ids = Vec::with_capacity(n);
+    let mut ts = Vec::with_capacity(n);
+    let mut component = Vec::with_capacity(n);
+    let mut action = Vec::with_capacity(n);
+    let mut outcome = Vec::with_capacity(n);
+    let mut severity = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut user: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut device: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut service: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut ip: Vec<Option<String>> = Vec::with_capacity(n);
+    let mut filter: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut instance: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut body = Vec::with_capacity(n);
+    for e in chunk {
+        ids.push(e.event.id.to_string());
+        ts.push(micros(e.timestamp));
+        component.push(e.haetae.component.as_str());
+        action.push(e.event.action.as_str());
+        outcome.push(outcome_name(e));
+        severity.push(i64::from(e.event.severity.ecs_number()));
+        kind.push(kind_name(e));
+        user.push(e.user.as_ref().map(|u| u.id.as_str()));
+        device.push(e.device.as_ref().map(|d| d.id.as_str()));
+        service.push(e.service.as_ref().map(|s| s.id.as_str()));
+        ip.push(e.source.as_ref().map(|s| s.ip.to_string()));
+        filter.push(e.haetae.filter.as_deref());
+        instance.push(e.haetae.instance.as_deref());
+        body.push(e.to_json());
+    }
+    Ok(sqlx::query(
+        "INSERT INTO events (id, ts, component, action, outcome, severity, kind, user_id, \
+         device_id, service_id, source_ip, filter_id, instance, body) \
+         SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], \
+         $6::int8[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+         $13::text[], $14::text[]) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(ids)
+    .bind(ts)
+    .bind(component)
+    .bind(action)
+    .bind(outcome)
+    .bind(severity)
+    .bind(kind)
+    .bind(user)
+    .bind(device)
+    .bind(service)
+    .bind(ip)
+    .bind(filter)
+    .bind(instance)
+    .bind(body)
+    .execute(executor)
+    .await
+    .map_err(ctx("inserting events"))?
+    .rows_affected())
 }
 
 impl Store {

@@ -93,41 +93,66 @@ pub enum Backend {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let (init, alerts, totp): (&'static str, &'static str, &'static str) = match backend {
-        Backend::Sqlite => (
-            include_str!("../../migrations/sqlite/0001_init.sql"),
-            include_str!("../../migrations/sqlite/0002_alerts.sql"),
-            include_str!("../../migrations/sqlite/0003_totp.sql"),
-        ),
-        Backend::Postgres => (
-            include_str!("../../migrations/postgres/0001_init.sql"),
-            include_str!("../../migrations/postgres/0002_alerts.sql"),
-            include_str!("../../migrations/postgres/0003_totp.sql"),
-        ),
+    let files: [(i64, &str, &'static str); 4] = match backend {
+        Backend::Sqlite => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/sqlite/0001_init.sql"),
+            ),
+            (
+                2,
+                "alerts",
+                include_str!("../../migrations/sqlite/0002_alerts.sql"),
+            ),
+            (
+                3,
+                "totp",
+                include_str!("../../migrations/sqlite/0003_totp.sql"),
+            ),
+            (
+                4,
+                "event_indexes",
+                include_str!("../../migrations/sqlite/0004_event_indexes.sql"),
+            ),
+        ],
+        Backend::Postgres => [
+            (
+                1,
+                "init",
+                include_str!("../../migrations/postgres/0001_init.sql"),
+            ),
+            (
+                2,
+                "alerts",
+                include_str!("../../migrations/postgres/0002_alerts.sql"),
+            ),
+            (
+                3,
+                "totp",
+                include_str!("../../migrations/postgres/0003_totp.sql"),
+            ),
+            (
+                4,
+                "event_indexes",
+                include_str!("../../migrations/postgres/0004_event_indexes.sql"),
+            ),
+        ],
     };
-    Migrator::with_migrations(vec![
-        Migration::new(
-            1,
-            "init".into(),
-            MigrationType::Simple,
-            init.into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            2,
-            "alerts".into(),
-            MigrationType::Simple,
-            alerts.into_sql_str(),
-            false,
-        ),
-        Migration::new(
-            3,
-            "totp".into(),
-            MigrationType::Simple,
-            totp.into_sql_str(),
-            false,
-        ),
-    ])
+    Migrator::with_migrations(
+        files
+            .into_iter()
+            .map(|(version, name, sql)| {
+                Migration::new(
+                    version,
+                    name.to_owned().into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
 }
 
 impl Store {
