@@ -28,6 +28,7 @@
 pub mod bytes;
 pub mod container;
 pub mod context;
+pub mod convert;
 pub mod filetype;
 pub mod finding;
 pub mod formats;

@@ -374,6 +374,7 @@ impl Store {
         action: Action,
         source: &InflowSource,
         report_dir: Option<&Path>,
+        conversion: Option<report_html::ConversionSummary>,
     ) -> anyhow::Result<ActionTaken> {
         let analysis = self
             .rt
@@ -440,7 +441,7 @@ impl Store {
                 scan: report.clone(),
                 source: source.to_string(),
                 analysis: Some(analysis),
-                conversion: None,
+                conversion,
                 actions: vec![taken.clone()],
                 version: env!("CARGO_PKG_VERSION").to_owned(),
             };

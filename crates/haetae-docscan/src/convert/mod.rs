@@ -1,0 +1,98 @@
+//! Conversion as a test, and disarm (issue 5): a rebuilt copy of a document that keeps its
+//! content and drops what is dangerous, with every removal and every failure reported (a
+//! failure has an error code and the place it happened, as the seed patent's table of
+//! conversion errors does).
+//!
+//! Built so far:
+//! - OOXML (`.docx/.docm/.xlsx/.xlsm/.pptx/.pptm`) and HWPX: the ZIP package rebuilt with
+//!   only what the content needs — macros (`vbaProject.bin`, `vbaData.xml`), embedded
+//!   objects and packages, `ActiveX` controls, ribbon customisations and binary toolbars
+//!   dropped; relationships that are external (`TargetMode="External"`: remote templates,
+//!   CVE-2017-0199 OLE links, `mhtml:`/`ms-msdt:` targets) or that point at a dropped part
+//!   removed; macro-enabled content types turned into their macro-free ones; DDE field
+//!   instructions blanked. A part that declares a DTD (entity expansion) fails the rebuild.
+//! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
+//! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
+//!   bytes removed.
+//!
+//! Not yet: images (full decode and re-encode), PDF, OLE2/HWP text renditions: [`disarm`]
+//! answers [`ConvertError::Unsupported`] for them, naming the type.
+
+use crate::container::zip;
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+use crate::limits::Limits;
+
+mod ooxml;
+mod rtf;
+mod text;
+mod zip_write;
+
+/// What a conversion removed and where.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Removed {
+    /// What (`macro project`, `external relationship`, `embedded object`, ...).
+    pub what: String,
+    /// Where (ZIP entry, relationship id and target, RTF byte offset).
+    pub location: String,
+}
+
+/// A place where the conversion failed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Failure {
+    /// Stable code (`CONVERT-ZIP-ENTRY`, `CONVERT-XML-DTD`, ...).
+    pub code: String,
+    /// Where.
+    pub location: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+/// A rebuilt copy.
+#[derive(Debug, Clone)]
+pub struct Disarmed {
+    /// The copy's bytes (same format as the original).
+    pub bytes: Vec<u8>,
+    /// The format of the copy.
+    pub file_type: FileType,
+    /// What was removed.
+    pub removed: Vec<Removed>,
+}
+
+/// Why no copy was made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConvertError {
+    /// The type has no rebuild yet.
+    #[error("no safe rebuild for {0:?} files yet")]
+    Unsupported(FileType),
+    /// The conversion failed (the original is what a reader would choke on).
+    #[error("conversion failed at {} places{}", .0.len(), .0.first().map(|f| format!(", first {}: {}", f.location, f.message)).unwrap_or_default())]
+    Failed(Vec<Failure>),
+}
+
+/// Rebuilds `data` (of the detected `file_type`) without its active content.
+///
+/// # Errors
+/// [`ConvertError::Unsupported`] for types without a rebuild, [`ConvertError::Failed`]
+/// with every failure (code and location) when the file cannot be rebuilt.
+pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
+    match file_type {
+        FileType::Docx | FileType::Xlsx | FileType::Pptx | FileType::Hwpx => {
+            let mut ctx = ScanContext::new(limits, data.len());
+            let Some(archive) = zip::parse(data, &mut ctx) else {
+                return Err(ConvertError::Failed(vec![Failure {
+                    code: "CONVERT-ZIP".into(),
+                    location: "file".into(),
+                    message: "no readable ZIP directory".into(),
+                }]));
+            };
+            ooxml::rebuild(data, &archive, file_type, &mut ctx)
+        }
+        FileType::Rtf => rtf::rebuild(data),
+        FileType::Text => text::rebuild(data),
+        other => Err(ConvertError::Unsupported(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests;

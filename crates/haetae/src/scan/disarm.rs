@@ -1,0 +1,97 @@
+//! `haetae scan --disarm OUTDIR`: a rebuilt copy of each scanned file without its active
+//! content (`haetae_docscan::convert`), with a JSON sidecar of what was removed or why the
+//! conversion failed. Conversion is itself a test: a failed one is reported like a finding
+//! and makes the command exit 1.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use haetae_docscan::convert::{self, ConvertError};
+use haetae_docscan::report_html::ConversionSummary;
+use haetae_docscan::{Limits, Report};
+
+/// A name in `dir` for `file_name` that does not exist yet (`a.docx`, `a-1.docx`, ...).
+fn free_name(dir: &Path, file_name: &str) -> PathBuf {
+    let candidate = dir.join(file_name);
+    if !candidate.exists() {
+        return candidate;
+    }
+    let (stem, ext) = match file_name.rsplit_once('.') {
+        Some((s, e)) if !s.is_empty() => (s, format!(".{e}")),
+        _ => (file_name, String::new()),
+    };
+    (1..)
+        .map(|n| dir.join(format!("{stem}-{n}{ext}")))
+        .find(|p| !p.exists())
+        .unwrap_or(candidate)
+}
+
+/// Rebuilds one scanned file into `dir`; `None` for standard input and unreadable files.
+///
+/// # Errors
+/// The output folder cannot be written.
+pub(super) fn one(
+    dir: &Path,
+    r: &Report,
+    limits: &Limits,
+) -> anyhow::Result<Option<ConversionSummary>> {
+    let Some(path) = r.path.as_deref().filter(|p| *p != "-") else {
+        return Ok(None);
+    };
+    if r.error.is_some() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let file_name = Path::new(path)
+        .file_name()
+        .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut summary = ConversionSummary::default();
+    match std::fs::read(path) {
+        Err(e) => summary.failures.push((
+            "CONVERT-READ".into(),
+            path.to_owned(),
+            format!("cannot read it again: {e}"),
+        )),
+        Ok(data) => match convert::disarm(&data, r.detected_type, limits) {
+            Ok(d) => {
+                let out = free_name(dir, &file_name);
+                std::fs::write(&out, &d.bytes)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+                summary.output = Some(out.display().to_string());
+                summary.kind = "same format".into();
+                summary.removed = d
+                    .removed
+                    .into_iter()
+                    .map(|x| (x.what, x.location))
+                    .collect();
+            }
+            Err(ConvertError::Unsupported(t)) => {
+                summary.note = Some(format!(
+                    "no safe rebuild for {t:?} files yet; the original was not copied"
+                ));
+            }
+            Err(ConvertError::Failed(failures)) => {
+                summary.failures = failures
+                    .into_iter()
+                    .map(|f| (f.code, f.location, f.message))
+                    .collect();
+            }
+        },
+    }
+    let sidecar = free_name(dir, &format!("{file_name}.disarm.json"));
+    let json = serde_json::json!({
+        "source": path,
+        "sha256": r.sha256,
+        "detected_type": r.detected_type,
+        "output": summary.output,
+        "removed": summary.removed.iter().map(|(what, location)| serde_json::json!({"what": what, "location": location})).collect::<Vec<_>>(),
+        "failures": summary.failures.iter().map(|(code, location, message)| serde_json::json!({"code": code, "location": location, "message": message})).collect::<Vec<_>>(),
+        "note": summary.note,
+    });
+    std::fs::write(&sidecar, serde_json::to_string_pretty(&json)?)
+        .with_context(|| format!("cannot write {}", sidecar.display()))?;
+    for (code, location, message) in &summary.failures {
+        eprintln!("haetae scan: {path}: conversion failed: {code} at {location}: {message}");
+    }
+    Ok(Some(summary))
+}
