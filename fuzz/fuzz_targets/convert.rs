@@ -1,0 +1,20 @@
+//! The disarm rebuilds (`haetae_docscan::convert`): the first byte picks the format (OOXML
+//! package, RTF or text); the rest is the file. A rebuild may fail, never panic or hang.
+#![no_main]
+use haetae_docscan::FileType;
+use haetae_docscan::convert::disarm;
+use haetae_docscan::Limits;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let kind = match pick % 4 {
+        0 => FileType::Docx,
+        1 => FileType::Hwpx,
+        2 => FileType::Rtf,
+        _ => FileType::Text,
+    };
+    let _ = disarm(rest, kind, &Limits::default());
+});
