@@ -14,16 +14,22 @@
 //! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
 //! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
 //!   bytes removed.
+//! - PNG: decoded in full (inflate to the exact size, every row unfiltered, Adam7) and
+//!   re-encoded with only the picture's chunks (no text, EXIF, ICC, private chunks).
+//! - JPEG: rebuilt from the segments decoding needs (no comments, EXIF/XMP, ICC, Photoshop
+//!   resources, data after EOI); the entropy-coded data is copied, not re-encoded.
 //!
-//! Not yet: images (full decode and re-encode), PDF, OLE2/HWP text renditions: [`disarm`]
-//! answers [`ConvertError::Unsupported`] for them, naming the type.
+//! Not yet: GIF, BMP, TIFF, PDF, OLE2/HWP text renditions: [`disarm`] answers
+//! [`ConvertError::Unsupported`] for them, naming the type.
 
 use crate::container::zip;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
 
+mod jpeg;
 mod ooxml;
+mod png;
 mod rtf;
 mod text;
 mod zip_write;
@@ -89,6 +95,8 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
             ooxml::rebuild(data, &archive, file_type, &mut ctx)
         }
         FileType::Rtf => rtf::rebuild(data),
+        FileType::Png => png::rebuild(data, limits),
+        FileType::Jpeg => jpeg::rebuild(data),
         FileType::Text => text::rebuild(data),
         other => Err(ConvertError::Unsupported(other)),
     }

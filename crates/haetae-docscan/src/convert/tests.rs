@@ -167,7 +167,122 @@ fn text_is_normalised_to_utf8() {
         Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-TEXT-ENCODING"
     ));
     assert_eq!(
-        disarm(b"\x89PNG", FileType::Png, &limits).unwrap_err(),
-        ConvertError::Unsupported(FileType::Png)
+        disarm(b"GIF89a", FileType::Gif, &limits).unwrap_err(),
+        ConvertError::Unsupported(FileType::Gif)
     );
+}
+
+fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
+    out.extend(u32::try_from(body.len()).unwrap().to_be_bytes());
+    out.extend(kind);
+    out.extend(body);
+    let mut c = crc32fast::Hasher::new();
+    c.update(kind);
+    c.update(body);
+    out.extend(c.finalize().to_be_bytes());
+}
+
+/// A 3x2 RGB PNG (filters None, Sub, Paeth) with a tEXt chunk and bytes after IEND.
+fn png_with_metadata(filter_of_row_1: u8) -> Vec<u8> {
+    let mut raw = Vec::new();
+    for (row, filter) in [(0u8, 0u8), (1, filter_of_row_1)] {
+        raw.push(filter);
+        for x in 0..9u8 {
+            raw.push(row.wrapping_mul(40).wrapping_add(x * 7));
+        }
+    }
+    let idat = miniz_oxide::deflate::compress_to_vec_zlib(&raw, 6);
+    let mut ihdr = Vec::new();
+    ihdr.extend(3u32.to_be_bytes());
+    ihdr.extend(2u32.to_be_bytes());
+    ihdr.extend([8, 2, 0, 0, 0]);
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
+    png_chunk(&mut png, b"IHDR", &ihdr);
+    png_chunk(&mut png, b"tEXt", b"Comment\0<script>alert(1)</script>");
+    png_chunk(&mut png, b"gAMA", &45455u32.to_be_bytes());
+    png_chunk(&mut png, b"IDAT", &idat);
+    png_chunk(&mut png, b"IEND", &[]);
+    png.extend(b"PK\x03\x04 a zip appended to the picture");
+    png
+}
+
+#[test]
+fn a_png_is_decoded_and_re_encoded_without_its_metadata() {
+    let limits = Limits::default();
+    let d = disarm(&png_with_metadata(4), FileType::Png, &limits).unwrap();
+    let whats: Vec<&str> = d.removed.iter().map(|r| r.what.as_str()).collect();
+    assert_eq!(whats, ["tEXt chunk", "34 bytes after IEND"]);
+    assert!(!d.bytes.windows(4).any(|w| w == b"tEXt"));
+    assert!(
+        d.bytes.windows(4).any(|w| w == b"gAMA"),
+        "colour chunks stay"
+    );
+    assert!(d.bytes.ends_with(b"IEND\xAE\x42\x60\x82"));
+    let again = scan_bytes(&d.bytes, Some("x.png"), &limits);
+    assert_eq!(again.verdict, Verdict::Clean, "{:?}", again.findings);
+    // Pixels survive: the rebuilt IDAT inflates to the same scanlines.
+    let redone = disarm(&d.bytes, FileType::Png, &limits).unwrap();
+    assert_eq!(redone.bytes, d.bytes, "a second rebuild changes nothing");
+    // A row with filter type 7 cannot be decoded: a failure at its row.
+    match disarm(&png_with_metadata(7), FileType::Png, &limits) {
+        Err(ConvertError::Failed(f)) => {
+            assert_eq!(f[0].code, "CONVERT-PNG-FILTER");
+            assert_eq!(f[0].location, "pass 1 row 1");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_jpeg_loses_comments_exif_and_trailing_data() {
+    let seg = |marker: u8, body: &[u8]| {
+        let mut s = vec![0xFF, marker];
+        s.extend(u16::try_from(body.len() + 2).unwrap().to_be_bytes());
+        s.extend(body);
+        s
+    };
+    let mut jpeg = vec![0xFF, 0xD8];
+    jpeg.extend(seg(0xE0, b"JFIF\0\x01\x01\0\0\x01\0\x01\0\0"));
+    jpeg.extend(seg(0xE1, b"Exif\0\0MM\0*"));
+    jpeg.extend(seg(0xFE, b"made by a camera"));
+    jpeg.extend(seg(0xDB, &[0; 65]));
+    jpeg.extend(seg(0xC0, &[8, 0, 1, 0, 1, 1, 1, 0x11, 0]));
+    jpeg.extend(seg(0xC4, &[0; 17]));
+    jpeg.extend(seg(0xDA, &[1, 1, 0, 0, 63, 0]));
+    jpeg.extend([0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56]);
+    jpeg.extend([0xFF, 0xD9]);
+    jpeg.extend(b"MZ trailing payload");
+    let d = disarm(&jpeg, FileType::Jpeg, &Limits::default()).unwrap();
+    let whats: Vec<&str> = d.removed.iter().map(|r| r.what.as_str()).collect();
+    assert_eq!(
+        whats,
+        [
+            "EXIF/XMP metadata (APP1)",
+            "comment (COM)",
+            "19 bytes after EOI"
+        ]
+    );
+    assert!(
+        d.bytes
+            .ends_with(&[0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56, 0xFF, 0xD9])
+    );
+    assert!(!d.bytes.windows(4).any(|w| w == b"Exif"));
+    // A scan before any frame header is refused.
+    let mut bad = vec![0xFF, 0xD8];
+    bad.extend(seg(0xDA, &[1, 1, 0, 0, 63, 0]));
+    assert!(matches!(
+        disarm(&bad, FileType::Jpeg, &Limits::default()),
+        Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-JPEG-STRUCTURE"
+    ));
+}
+
+#[test]
+fn a_png_chunk_with_a_wrong_crc_fails_the_conversion() {
+    let mut png = png_with_metadata(0);
+    // The last byte of IHDR's CRC (8 signature + 8 header + 13 body + 3).
+    png[8 + 8 + 13 + 3] ^= 0xFF;
+    match disarm(&png, FileType::Png, &Limits::default()) {
+        Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-PNG-CRC"),
+        other => panic!("{other:?}"),
+    }
 }
