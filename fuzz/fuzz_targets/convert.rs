@@ -1,5 +1,6 @@
 //! The disarm rebuilds (`haetae_docscan::convert`): the first byte picks the format (OOXML
-//! package, RTF or text); the rest is the file. A rebuild may fail, never panic or hang.
+//! package, HWPX, RTF, text, PNG or JPEG); the rest is the file. A rebuild may fail, never
+//! panic or hang.
 #![no_main]
 use haetae_docscan::FileType;
 use haetae_docscan::convert::disarm;
@@ -10,10 +11,12 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let kind = match pick % 4 {
+    let kind = match pick % 6 {
         0 => FileType::Docx,
         1 => FileType::Hwpx,
         2 => FileType::Rtf,
+        3 => FileType::Png,
+        4 => FileType::Jpeg,
         _ => FileType::Text,
     };
     let _ = disarm(rest, kind, &Limits::default());

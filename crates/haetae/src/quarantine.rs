@@ -88,6 +88,9 @@ pub enum Action {
     Allow,
     /// Record the analysis in the knowledge base.
     Log,
+    /// Replace the file with its rebuilt copy without active content; the original goes
+    /// into the quarantine. A file that cannot be rebuilt is quarantined instead.
+    Disarm,
     /// Move the file into the encrypted quarantine (and record it).
     Quarantine,
     /// Delete the file (and record it).
@@ -99,6 +102,7 @@ impl Action {
         match self {
             Action::Allow => "allow",
             Action::Log => "log",
+            Action::Disarm => "disarm",
             Action::Quarantine => "quarantine",
             Action::Delete => "delete",
         }
@@ -106,8 +110,8 @@ impl Action {
 }
 
 /// The action policy of `haetae scan --policy FILE`: actions by verdict and by finding
-/// code; a file gets the strongest action that applies (`allow` < `log` < `quarantine` <
-/// `delete`).
+/// code; a file gets the strongest action that applies (`allow` < `log` < `disarm` <
+/// `quarantine` < `delete`).
 ///
 /// ```toml
 /// [verdicts]
@@ -147,14 +151,8 @@ impl ActionPolicy {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the action policy {}", path.display()))?;
-                toml::from_str::<ActionPolicy>(&text).map_err(|e| {
-                    let hint = if text.contains("disarm") {
-                        " (`disarm` needs the conversion module, which is not built yet)"
-                    } else {
-                        ""
-                    };
-                    anyhow::anyhow!("action policy {}: {e}{hint}", path.display())
-                })?
+                toml::from_str::<ActionPolicy>(&text)
+                    .map_err(|e| anyhow::anyhow!("action policy {}: {e}", path.display()))?
             }
             None => ActionPolicy::default(),
         };
@@ -197,10 +195,11 @@ impl ActionPolicy {
         self.actions().any(|a| a != Action::Allow)
     }
 
-    /// Whether any file could be quarantined.
+    /// Whether any file could be quarantined (disarm keeps the original there).
     #[must_use]
     pub fn quarantines(&self) -> bool {
-        self.actions().any(|a| a == Action::Quarantine)
+        self.actions()
+            .any(|a| matches!(a, Action::Quarantine | Action::Disarm))
     }
 }
 
@@ -391,6 +390,7 @@ impl Store {
                 detail: "standard input has no file to act on".to_owned(),
                 ok: false,
             },
+            (Action::Disarm, Some(p)) => self.disarm_in_place(report, Path::new(p), source)?,
             (Action::Quarantine, Some(p)) => {
                 let meta = Meta {
                     source: source.to_string(),
@@ -449,6 +449,94 @@ impl Store {
                 .with_context(|| format!("cannot write the report into {}", dir.display()))?;
         }
         Ok(taken)
+    }
+}
+
+impl Store {
+    /// The `disarm` action: the original into the quarantine (crash-safe), then its rebuilt
+    /// copy written in its place (temporary file, fsync, rename). Nothing is lost at any
+    /// step: until the copy is in place the original is in the quarantine.
+    fn disarm_in_place(
+        &self,
+        report: &Report,
+        path: &Path,
+        source: &InflowSource,
+    ) -> anyhow::Result<ActionTaken> {
+        let taken = |ok: bool, detail: String| ActionTaken {
+            action: "disarm".to_owned(),
+            detail,
+            ok,
+        };
+        let data = match std::fs::read(path) {
+            Ok(d) => d,
+            Err(e) => return Ok(taken(false, format!("cannot read {}: {e}", path.display()))),
+        };
+        let rebuilt = haetae_docscan::convert::disarm(
+            &data,
+            report.detected_type,
+            &haetae_docscan::Limits::default(),
+        );
+        let meta = Meta {
+            source: source.to_string(),
+            verdict: report.verdict.as_str().to_owned(),
+            findings: report.findings.clone(),
+            actor: actor(),
+        };
+        let entry = match self.quarantine()?.quarantine(path, meta) {
+            Ok(e) => e,
+            Err(e) => return Ok(taken(false, e.to_string())),
+        };
+        self.mirror(&entry, "quarantine", entry.original_path.clone())?;
+        let copy = match rebuilt {
+            Ok(d) => d,
+            Err(e) => {
+                return Ok(taken(
+                    true,
+                    format!("{e}; quarantined instead as entry {}", entry.id),
+                ));
+            }
+        };
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(".haetae-disarm-{}", entry.id));
+        let written = (|| -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(&copy.bytes)?;
+            f.sync_all()?;
+            // Never over a file that appeared meanwhile.
+            std::fs::hard_link(&tmp, path)?;
+            std::fs::remove_file(&tmp)
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Ok(taken(
+                false,
+                format!(
+                    "the original is in the quarantine as entry {}, but its copy could not be written to {}: {e}",
+                    entry.id,
+                    path.display()
+                ),
+            ));
+        }
+        let removed: Vec<String> = copy.removed.iter().map(|r| r.what.clone()).collect();
+        Ok(taken(
+            true,
+            format!(
+                "replaced by its rebuilt copy (removed: {}); original in the quarantine as entry {}",
+                if removed.is_empty() {
+                    "nothing".to_owned()
+                } else {
+                    removed.join(", ")
+                },
+                entry.id
+            ),
+        ))
     }
 }
 

@@ -302,7 +302,7 @@ fn an_action_policy_acts_by_finding_code_over_the_verdict_and_a_bad_one_is_refus
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(bad.exists(), "--on-vulnerable log overrides the policy");
 
-    std::fs::write(&policy, "[verdicts]\nvulnerable = \"disarm\"\n").unwrap();
+    std::fs::write(&policy, "[verdicts]\nvulnerable = \"shred\"\n").unwrap();
     let o = haetae(
         &data,
         &[
@@ -315,7 +315,7 @@ fn an_action_policy_acts_by_finding_code_over_the_verdict_and_a_bad_one_is_refus
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success());
     assert!(
-        err.contains("policy.toml") && err.contains("disarm"),
+        err.contains("policy.toml") && err.contains("shred"),
         "{}",
         text(&o)
     );
@@ -428,15 +428,13 @@ fn disarm_writes_macro_free_copies_with_sidecars_and_the_copies_scan_clean() {
     for what in ["macro project", "external relationship"] {
         assert!(removed.contains(what), "{what} not in {removed}");
     }
-    // No rebuild for JPEG yet: a sidecar saying so, no copy.
-    let jpeg_note: serde_json::Value =
+    // The JPEG whose COM length is 1 cannot be rebuilt: conversion as a test, no copy.
+    let jpeg: serde_json::Value =
         serde_json::from_slice(&std::fs::read(safe.join("photo.jpg.disarm.json")).unwrap())
             .unwrap();
-    assert!(
-        jpeg_note["note"]
-            .as_str()
-            .unwrap()
-            .contains("no safe rebuild")
+    assert_eq!(
+        jpeg["failures"][0]["code"], "CONVERT-JPEG-SEGMENT",
+        "{jpeg}"
     );
     assert!(!safe.join("photo.jpg").exists());
 
@@ -449,4 +447,63 @@ fn disarm_writes_macro_free_copies_with_sidecars_and_the_copies_scan_clean() {
         serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
     assert_eq!(line["verdict"], "clean", "{line}");
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn the_disarm_action_replaces_a_macro_document_by_its_clean_copy_and_keeps_the_original() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let doc = tmp.path().join("invoice.docm");
+    let original = stored_zip(&[
+        (
+            "[Content_Types].xml",
+            r#"<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" ContentType="application/vnd.ms-word.document.macroEnabled.main+xml"/></Types>"#,
+        ),
+        (
+            "_rels/.rels",
+            r#"<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="word/document.xml"/></Relationships>"#,
+        ),
+        (
+            "word/document.xml",
+            r#"<?xml version="1.0"?><w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body/></w:document>"#,
+        ),
+        ("word/vbaProject.bin", "macro bytes"),
+    ]);
+    std::fs::write(&doc, &original).unwrap();
+    let o = haetae(
+        &data,
+        &["scan", "--on-suspicious", "disarm", doc.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("replaced by its rebuilt copy"),
+        "{}",
+        text(&o)
+    );
+    let copy = std::fs::read(&doc).unwrap();
+    assert_ne!(copy, original);
+    let o = haetae(&data, &["scan", doc.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the copy in place scans clean: {}",
+        text(&o)
+    );
+    // The original is in the quarantine, restorable byte for byte.
+    let o = haetae(&data, &["quarantine", "list", "--json"]);
+    let entry: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    let back = tmp.path().join("original.docm");
+    let o = haetae(
+        &data,
+        &[
+            "quarantine",
+            "restore",
+            entry["id"].as_str().unwrap(),
+            "--to",
+            back.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(std::fs::read(&back).unwrap(), original);
 }
