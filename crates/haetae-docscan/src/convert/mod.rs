@@ -7,10 +7,12 @@
 //! - OOXML (`.docx/.docm/.xlsx/.xlsm/.pptx/.pptm`) and HWPX: the ZIP package rebuilt with
 //!   only what the content needs — macros (`vbaProject.bin`, `vbaData.xml`), embedded
 //!   objects and packages, `ActiveX` controls, ribbon customisations and binary toolbars
-//!   dropped; relationships that are external (`TargetMode="External"`: remote templates,
-//!   CVE-2017-0199 OLE links, `mhtml:`/`ms-msdt:` targets) or that point at a dropped part
-//!   removed; macro-enabled content types turned into their macro-free ones; DDE field
-//!   instructions blanked. A part that declares a DTD (entity expansion) fails the rebuild.
+//!   dropped; relationships to active content or to a dropped part removed; external ones
+//!   (`TargetMode="External"`: remote templates, CVE-2017-0199 OLE links, `mhtml:`/`ms-msdt:`
+//!   targets) kept by id, so the document stays whole, but pointed at `about:blank` — all but
+//!   hyperlinks to web and mail addresses; macro-enabled content types turned into their
+//!   macro-free ones; DDE field instructions and DDE links blanked. A part that declares a
+//!   DTD (entity expansion) fails the rebuild.
 //! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
 //! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
 //!   bytes removed.

@@ -19,8 +19,8 @@ const DANGEROUS_REL_TYPES: [&str; 10] = [
     "activexcontrolbinary",
     "attachedtemplate",
     "extensibility",
-    "externallink",
     "ddelink",
+    "subdocument",
 ];
 
 /// Macro-enabled content types and their macro-free equivalents.
@@ -62,8 +62,6 @@ fn dropped_part(name: &str) -> Option<&'static str> {
         Some("ActiveX control")
     } else if n.starts_with("customui/") || n.ends_with("attachedtoolbars.bin") {
         Some("ribbon or toolbar customisation")
-    } else if n.contains("/externallinks/") {
-        Some("external link (DDE/linked workbook)")
     } else if n.starts_with("scripts/") {
         Some("script")
     } else {
@@ -162,7 +160,18 @@ fn remove_ranges(xml: &str, ranges: &[(usize, usize)]) -> String {
     out
 }
 
-/// Rewrites one `.rels` part; returns the new text.
+/// Where a neutralised external relationship points: nowhere a reader fetches from.
+const NEUTRAL_TARGET: &str = "about:blank";
+
+/// Whether an external target is a plain web or mail link a person follows by clicking.
+fn plain_link(target: &str) -> bool {
+    let t = target.trim().to_ascii_lowercase();
+    t.starts_with("http://") || t.starts_with("https://") || t.starts_with("mailto:")
+}
+
+/// Rewrites one `.rels` part; returns the new text. Relationships to active content or to
+/// removed parts go; external ones stay (the document refers to them by id) but point at
+/// [`NEUTRAL_TARGET`], except hyperlinks to web or mail addresses.
 fn rewrite_rels(
     name: &str,
     xml: &str,
@@ -173,6 +182,7 @@ fn rewrite_rels(
         .and_then(|s| s.rsplit_once('/').map(|(d, _)| format!("{d}/")))
         .unwrap_or_default();
     let mut cut = Vec::new();
+    let mut retarget = Vec::new();
     for (s, e, tag) in elements(xml, "Relationship") {
         let id = attr(tag, "Id").unwrap_or("?");
         let target = attr(tag, "Target").unwrap_or("");
@@ -181,8 +191,25 @@ fn rewrite_rels(
             .unwrap_or("")
             .to_ascii_lowercase();
         let external = attr(tag, "TargetMode").is_some_and(|m| m.eq_ignore_ascii_case("external"));
+        if external && !(kind == "hyperlink" && plain_link(target)) {
+            if let Some(i) = xml
+                .get(s..e)
+                .and_then(|el| el.find(target))
+                .filter(|_| !target.is_empty())
+            {
+                retarget.push((s + i, s + i + target.len()));
+                removed.push(Removed {
+                    what: "external relationship (target neutralised)".to_owned(),
+                    location: format!(
+                        "{name} {id} -> {}",
+                        target.chars().take(200).collect::<String>()
+                    ),
+                });
+            }
+            continue;
+        }
         let why = if external {
-            Some("external relationship")
+            None
         } else if DANGEROUS_REL_TYPES.contains(&kind.as_str()) {
             Some("relationship to active content")
         } else if dropped.contains(&resolve(&source_dir, target)) {
@@ -201,7 +228,55 @@ fn rewrite_rels(
             cut.push((s, e));
         }
     }
-    remove_ranges(xml, &cut)
+    // Cut whole elements and rewrite targets in one pass, in document order.
+    let mut edits: Vec<(usize, usize, &str)> = cut.iter().map(|&(s, e)| (s, e, "")).collect();
+    edits.extend(retarget.iter().map(|&(s, e)| (s, e, NEUTRAL_TARGET)));
+    edits.sort_unstable_by_key(|&(s, _, _)| s);
+    let mut out = String::with_capacity(xml.len());
+    let mut at = 0;
+    for (s, e, with) in edits {
+        if s < at {
+            continue;
+        }
+        out.push_str(xml.get(at..s).unwrap_or_default());
+        out.push_str(with);
+        at = e;
+    }
+    out.push_str(xml.get(at..).unwrap_or_default());
+    out
+}
+
+/// Blanks the program and arguments of DDE links in a `SpreadsheetML` external-link part
+/// (`<ddeLink ddeService="cmd" ddeTopic="/c calc">`).
+fn blank_dde_links(name: &str, xml: &str, removed: &mut Vec<Removed>) -> String {
+    let mut edits = Vec::new();
+    for (s, _, tag) in elements(xml, "ddeLink") {
+        for a in ["ddeService", "ddeTopic"] {
+            if let Some(v) = attr(tag, a).filter(|v| !v.is_empty())
+                && let Some(i) = tag
+                    .find(&format!("{a}="))
+                    .and_then(|j| tag.get(j..)?.find(v).map(|k| j + k))
+            {
+                edits.push((s + i, s + i + v.len()));
+            }
+        }
+        removed.push(Removed {
+            what: "DDE link".into(),
+            location: name.to_owned(),
+        });
+    }
+    edits.sort_unstable();
+    let mut out = String::with_capacity(xml.len());
+    let mut at = 0;
+    for (s, e) in edits {
+        if s < at {
+            continue;
+        }
+        out.push_str(xml.get(at..s).unwrap_or_default());
+        at = e;
+    }
+    out.push_str(xml.get(at..).unwrap_or_default());
+    out
 }
 
 /// Rewrites `[Content_Types].xml`.
@@ -347,6 +422,8 @@ pub(super) fn rebuild(
                 rewrite_content_types(text, &dropped, &mut removed)
             } else if text.contains("w:instrText") || text.contains("w:fldSimple") {
                 blank_dde(&e.name, text, &mut removed)
+            } else if text.contains("<ddeLink") {
+                blank_dde_links(&e.name, text, &mut removed)
             } else {
                 text.to_owned()
             };

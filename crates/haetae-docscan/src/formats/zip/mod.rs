@@ -221,6 +221,10 @@ fn check_relationships(content: &[u8], ctx: &mut ScanContext, loc: &Location) {
         let target = xml::attr(rel, b"Target").unwrap_or_default();
         let kind = xml::attr(rel, b"Type").unwrap_or_default();
         let t = target.to_ascii_lowercase();
+        if t == "about:blank" {
+            // Points nowhere: what haetae's disarm leaves of an external relationship.
+            continue;
+        }
         let short_type = kind.rsplit('/').next().unwrap_or_default().to_owned();
         let loc = loc.clone().with_part(format!(
             "{} > Relationship {}",

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# haetae-docscan disarm (issue 5), when the shared corpus is present: every valid corpus
+# file goes through `haetae scan --disarm`; every copy must open in its format's own reader
+# (python-docx, openpyxl, python-pptx, Pillow from PyPI, in a venv under target/), contain
+# no macros, scripts, external targets, DDE or embedded objects, and scan clean.
+# Uses the debug `haetae` the test step has already built.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SHARED=${HAETAE_SHARED:-$PWD/../shared}
+if [ ! -d "$SHARED/corpora" ]; then
+  echo "no $SHARED/corpora: disarm check skipped"
+  exit 0
+fi
+HAETAE=${CARGO_TARGET_DIR:-target}/debug/haetae
+[ -x "$HAETAE" ] || cargo build --locked -q -p haetae
+python3 bench/docscan-disarm-check.py --haetae "$HAETAE" --corpus "$SHARED/corpora" \
+  --venv "${CARGO_TARGET_DIR:-target}/disarm-check-venv"

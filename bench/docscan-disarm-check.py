@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Usage: bench/docscan-disarm-check.py --haetae BIN --corpus DIR [--venv DIR]
+
+Issue 5's acceptance for disarm, on ../shared/corpora: runs `haetae scan --disarm OUT` over
+the valid files (MANIFEST.tsv label `valid`) and checks every copy
+
+  * opens in its own format's reader: python-docx, openpyxl, python-pptx (PyPI) for OOXML,
+    Pillow for PNG/JPEG (decoded in full), a UTF-8 decode for text, balanced groups for RTF,
+    zipfile + an XML parse of every part for HWPX;
+  * contains no macros, scripts, external links or embedded objects (no vbaProject/
+    vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External", no
+    `\\object` in RTF);
+  * scans clean with haetae itself.
+
+Prints a table per type (copies, opened, clean, refused by the conversion, not rebuilt) and
+exits 1 if any copy fails a check. Readers come from PyPI into --venv (created if missing).
+"""
+import argparse, json, os, re, subprocess, sys, tempfile, zipfile
+from collections import Counter, defaultdict
+import xml.dom.minidom
+
+FORBIDDEN_PARTS = ("vbaproject.bin", "vbadata.xml", "/embeddings/", "/activex/",
+                   "scripts/", "customui/")
+RELATIONSHIP = re.compile(rb'<Relationship\b[^>]*>')
+
+
+def zip_problems(path):
+    out = []
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            low = name.lower()
+            if any(f in low or low.startswith(f.strip("/")) for f in FORBIDDEN_PARTS):
+                out.append(f"part {name} remains")
+            body = z.read(name)
+            if low.endswith(".rels"):
+                for rel in RELATIONSHIP.findall(body):
+                    if b'TargetMode="External"' not in rel:
+                        continue
+                    target = re.search(rb'Target="([^"]*)"', rel)
+                    t = target.group(1).lower() if target else b""
+                    link = b"/hyperlink" in rel and t.startswith((b"http://", b"https://", b"mailto:"))
+                    if t != b"about:blank" and not link:
+                        out.append(f"{name} keeps an external target {t[:80]!r}")
+            if re.search(rb'ddeService="[^"]', body):
+                out.append(f"{name} keeps a DDE link")
+            if low.endswith((".xml", ".rels", ".hpf")):
+                try:
+                    xml.dom.minidom.parseString(z.read(name))
+                except Exception as e:  # noqa: BLE001 - any parse error is the finding
+                    out.append(f"{name} is not well-formed XML: {e}")
+    return out
+
+
+def open_with_reader(path, kind, py):
+    """Opens the copy with its format's reader in the venv's python; '' or the error."""
+    code = {
+        "docx": "import docx,sys; d=docx.Document(sys.argv[1]); [p.text for p in d.paragraphs]",
+        "xlsx": "import openpyxl,sys; wb=openpyxl.load_workbook(sys.argv[1]); [list(ws.iter_rows(max_row=50)) for ws in wb.worksheets]",
+        "pptx": "import pptx,sys; p=pptx.Presentation(sys.argv[1]); [s.shapes for s in p.slides]",
+        "png": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "jpeg": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+    }.get(kind)
+    if code is None:
+        return ""
+    r = subprocess.run([py, "-c", code, path], capture_output=True, text=True, timeout=120)
+    return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--haetae", required=True)
+    ap.add_argument("--corpus", required=True)
+    ap.add_argument("--venv", default="target/disarm-check-venv")
+    a = ap.parse_args()
+    py = os.path.join(a.venv, "bin", "python")
+    if not os.path.exists(py):
+        subprocess.run([sys.executable, "-m", "venv", a.venv], check=True)
+        subprocess.run([py, "-m", "pip", "install", "-q", "python-docx", "openpyxl",
+                        "python-pptx", "Pillow"], check=True)
+    valid = []
+    for line in open(os.path.join(a.corpus, "MANIFEST.tsv"), encoding="utf-8"):
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) >= 5 and parts[4] == "valid" and not parts[0].startswith("waf/"):
+            valid.append(os.path.join(a.corpus, parts[0]))
+    work = tempfile.mkdtemp(prefix="haetae-disarm-")
+    out = os.path.join(work, "safe")
+    # One input folder of links, so same-named files from different sets stay apart.
+    src = os.path.join(work, "in")
+    os.makedirs(src)
+    for i, f in enumerate(valid):
+        os.symlink(f, os.path.join(src, f"{i:04d}-{os.path.basename(f)}"))
+    env = dict(os.environ, HAETAE_DATA_DIR=os.path.join(work, "data"))
+    subprocess.run([a.haetae, "scan", "-q", "--disarm", out, src], env=env,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stats = defaultdict(Counter)
+    bad = []
+    copies = []
+    originals = {}
+    for sidecar in sorted(os.listdir(out)):
+        if not sidecar.endswith(".disarm.json"):
+            continue
+        j = json.load(open(os.path.join(out, sidecar), encoding="utf-8"))
+        kind = j["detected_type"]
+        if j["output"]:
+            stats[kind]["copies"] += 1
+            copies.append((kind, j["output"]))
+            originals[j["output"]] = j["source"]
+        elif j["failures"]:
+            stats[kind]["refused"] += 1
+        else:
+            stats[kind]["not rebuilt"] += 1
+    for kind, path in copies:
+        problems = []
+        if kind in ("docx", "xlsx", "pptx", "hwpx"):
+            problems += zip_problems(path)
+        elif kind == "rtf":
+            data = open(path, "rb").read()
+            # An unescaped control word: an odd number of backslashes before it.
+            if re.search(rb'(?<!\\)(?:\\\\)*\\(?:object|objdata)(?![a-z])', data):
+                problems.append("an object remains")
+        elif kind == "text":
+            try:
+                open(path, "rb").read().decode("utf-8")
+            except UnicodeDecodeError as e:
+                problems.append(f"not UTF-8: {e}")
+        err = open_with_reader(path, kind, py)
+        if err and open_with_reader(originals[path], kind, py):
+            # The reader cannot open the original either (templates, .xlsb, lossless JPEG):
+            # nothing to compare with.
+            stats[kind]["reader n/a"] += 1
+        elif err:
+            problems.append(f"its reader fails: {err}")
+        else:
+            stats[kind]["opened"] += 1
+        r = subprocess.run([a.haetae, "scan", "--json", path], env=env, capture_output=True, text=True)
+        verdict = json.loads(r.stdout.splitlines()[0])["verdict"] if r.stdout else "unreadable"
+        if verdict == "clean":
+            stats[kind]["clean"] += 1
+        else:
+            problems.append(f"scans {verdict}")
+        if problems:
+            bad.append((path, problems))
+    print(f"disarm check over {len(valid)} valid corpus files")
+    print("| type | copies | opened by its reader | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
+    print("|---|---|---|---|---|---|---|")
+    for kind in sorted(stats):
+        s = stats[kind]
+        print(f"| {kind} | {s['copies']} | {s['opened']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
+    for path, problems in bad[:40]:
+        print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
