@@ -25,6 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::env::var("HAETAE_ADMIN_PASSWORD")
                 .unwrap_or_else(|_| "browser test password".into()),
         ),
+        tls: None,
     };
     let center = ControlCenter::start(options, bus.clone()).await?;
     println!("LISTENING http://{}", center.local_addr());

@@ -37,6 +37,8 @@ pub struct ControlOptions {
     pub secure_cookies: bool,
     /// The first admin's password; `None` generates a random one.
     pub admin_password: Option<String>,
+    /// PEM certificate chain and private key: serve HTTPS (and mark cookies `Secure`).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl ControlOptions {
@@ -52,6 +54,11 @@ impl ControlOptions {
             data_dir: config.data_dir.clone(),
             retention_days: 90,
             secure_cookies: false,
+            tls: config
+                .control
+                .tls_cert
+                .clone()
+                .zip(config.control.tls_key.clone()),
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -77,6 +84,137 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The certificate or key for HTTPS.
+    #[error("control.tls_cert/tls_key {path}: {message}")]
+    Tls {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The most TLS handshakes in progress at once; more wait in the kernel's accept queue.
+const MAX_HANDSHAKES: usize = 256;
+
+/// How long a client may take to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A rustls acceptor from PEM files (TLS 1.2 and 1.3, ALPN h2 and http/1.1).
+fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, StartError> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |path: &std::path::Path, message: String| StartError::Tls {
+        path: path.to_owned(),
+        message,
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .and_then(Iterator::collect)
+        .map_err(|e| fail(cert, format!("cannot read a PEM certificate chain: {e}")))?;
+    if certs.is_empty() {
+        return Err(fail(cert, "no CERTIFICATE block found".into()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| {
+        fail(
+            key,
+            format!("cannot read a PEM private key (PKCS#8, PKCS#1 or SEC1): {e}"),
+        )
+    })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail(cert, e.to_string()))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key_der)
+    .map_err(|e| {
+        fail(
+            cert,
+            format!("the key does not fit the certificate or is unsupported: {e}"),
+        )
+    })?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
+}
+
+/// HTTPS connections for `axum::serve`: TCP accepts in one task, each TLS handshake in its
+/// own (bounded in number and time), so a slow or silent client never holds up the others.
+struct TlsListener {
+    ready: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        SocketAddr,
+    )>,
+    local: SocketAddr,
+    acceptor_task: JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(
+        tcp: tokio::net::TcpListener,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> std::io::Result<TlsListener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let acceptor_task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Control Center: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let acceptor = acceptor.clone();
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => {
+                            let _ = tx.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            ready,
+            local,
+            acceptor_task,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        self.acceptor_task.abort();
+    }
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            // The accepting task ended (its listener failed for good): serve nothing more.
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
 }
 
 /// The first admin created on this start (only on the very first start of a database).
@@ -160,7 +298,16 @@ impl ControlCenter {
             addr: options.listen,
             source,
         })?;
-        let state = AppState::new(store.clone(), bus.clone(), options.secure_cookies);
+        let tls = match &options.tls {
+            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            None => None,
+        };
+        // Over HTTPS the session cookie is `Secure` whatever the flag says.
+        let state = AppState::new(
+            store.clone(),
+            bus.clone(),
+            options.secure_cookies || tls.is_some(),
+        );
         let (stop, stop_rx) = watch::channel(false);
 
         let app = http::router(state.clone());
@@ -169,10 +316,22 @@ impl ControlCenter {
             let shutdown = async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            let result = match tls {
+                Some(acceptor) => match TlsListener::new(listener, acceptor) {
+                    Ok(tls_listener) => {
+                        axum::serve(tls_listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                },
+                None => {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }
+            };
+            if let Err(e) = result {
                 tracing::error!(error = %e, "the Control Center's HTTP server stopped");
             }
         });

@@ -13,6 +13,7 @@ fn options(dir: &std::path::Path, password: Option<&str>) -> ControlOptions {
         retention_days: 90,
         secure_cookies: false,
         admin_password: password.map(str::to_owned),
+        tls: None,
     }
 }
 

@@ -90,6 +90,12 @@ pub struct ControlConfig {
     /// `postgres://...` for PostgreSQL; unset means one SQLite file in `data_dir`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// PEM certificate chain: the Center serves HTTPS (with `tls_key`). Unset: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ControlConfig {
@@ -97,6 +103,8 @@ impl Default for ControlConfig {
         ControlConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7400)),
             database_url: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

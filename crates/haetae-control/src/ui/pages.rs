@@ -158,7 +158,7 @@ pub struct LoginForm {
     login_csrf: String,
 }
 
-fn login_html(lang: Lang, token: &str, message: Option<&str>) -> Response {
+fn login_html(lang: Lang, token: &str, message: Option<&str>, secure: bool) -> Response {
     let msg = message
         .map(|m| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(m)))
         .unwrap_or_default();
@@ -181,8 +181,10 @@ fn login_html(lang: Lang, token: &str, message: Option<&str>) -> Response {
         submit = t(lang, "login.submit"),
     ))
     .into_response();
+    // `Secure` over HTTPS, like the session cookie.
+    let secure = if secure { "; Secure" } else { "" };
     if let Ok(v) = HeaderValue::from_str(&format!(
-        "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600"
+        "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
     )) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -190,8 +192,13 @@ fn login_html(lang: Lang, token: &str, message: Option<&str>) -> Response {
 }
 
 /// GET /login.
-pub async fn login_page(headers: HeaderMap) -> Response {
-    login_html(lang_of(&headers), &auth::new_secret(), None)
+pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    login_html(
+        lang_of(&headers),
+        &auth::new_secret(),
+        None,
+        state.secure_cookies,
+    )
 }
 
 /// POST /login: checks the login CSRF pair, then the password; sets the session cookie.
@@ -203,10 +210,20 @@ pub async fn login_submit(
     let lang = lang_of(&headers);
     let cookie_token = session::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or("");
     if cookie_token.is_empty() || !auth::secrets_equal(cookie_token, &form.login_csrf) {
-        return login_html(lang, &auth::new_secret(), Some(t(lang, "login.expired")));
+        return login_html(
+            lang,
+            &auth::new_secret(),
+            Some(t(lang, "login.expired")),
+            state.secure_cookies,
+        );
     }
     if form.username.len() > 64 || form.password.len() > auth::MAX_PASSWORD_LEN {
-        return login_html(lang, &auth::new_secret(), Some(t(lang, "login.refused")));
+        return login_html(
+            lang,
+            &auth::new_secret(),
+            Some(t(lang, "login.refused")),
+            state.secure_cookies,
+        );
     }
     let otp = Some(form.otp.as_str()).filter(|o| !o.is_empty() && o.len() <= 64);
     match session::login(&state, &form.username, &form.password, otp, "web").await {
@@ -219,16 +236,23 @@ pub async fn login_submit(
             }
             r
         }
-        Ok(LoginOutcome::Refused) => {
-            login_html(lang, &auth::new_secret(), Some(t(lang, "login.refused")))
-        }
-        Ok(LoginOutcome::Locked) => {
-            login_html(lang, &auth::new_secret(), Some(t(lang, "login.locked")))
-        }
+        Ok(LoginOutcome::Refused) => login_html(
+            lang,
+            &auth::new_secret(),
+            Some(t(lang, "login.refused")),
+            state.secure_cookies,
+        ),
+        Ok(LoginOutcome::Locked) => login_html(
+            lang,
+            &auth::new_secret(),
+            Some(t(lang, "login.locked")),
+            state.secure_cookies,
+        ),
         Ok(LoginOutcome::SecondFactorRequired) => login_html(
             lang,
             &auth::new_secret(),
             Some(t(lang, "login.otp_required")),
+            state.secure_cookies,
         ),
         Err(e) => api_error_page(e),
     }

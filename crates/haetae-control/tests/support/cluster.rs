@@ -364,6 +364,7 @@ impl Cluster {
             retention_days: 0,
             secure_cookies: false,
             admin_password: Some(ADMIN_PASSWORD.into()),
+            tls: None,
         };
         let bus = self.nats.bus("control").await;
         let handle = ControlCenter::start(options, bus)
