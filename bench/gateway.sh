@@ -9,6 +9,9 @@
 #   haetae+chain    wrk -> haetae gateway, device-info + restrict -> backend; device-info writes a
 #                   transaction-log event for every request (sample_rate 1.0, the default)
 #   haetae+chain10  the same chain with the transaction log sampled at 10 %
+#   haetae+std      issue 7's full standard chain, examples/gateway-standard.toml (device-info,
+#                   restrict, e2e-fields, injection, single-session, fds, upload-inspect,
+#                   security-headers) with only its addresses changed
 #
 # for a GET and a 1 KiB form POST, and prints req/s, p50 and p99 latency and the ratios.
 # Needs the Debian packages: nginx libnginx-mod-http-modsecurity modsecurity-crs wrk.
@@ -37,6 +40,7 @@ P_MODSEC=$((BASE_PORT + 2))
 P_HAETAE=$((BASE_PORT + 3))
 P_CHAIN=$((BASE_PORT + 4))
 P_CHAIN10=$((BASE_PORT + 5))
+P_STD=$((BASE_PORT + 6))
 
 # `bash bench/gateway.sh callgrind` counts instructions per request instead (deterministic on
 # a loaded machine): see callgrind_mode below.
@@ -175,6 +179,20 @@ EOF
   echo "$file"
 }
 
+# write_haetae_std PORT: examples/gateway-standard.toml on PORT in front of the bench backend,
+# its events logged as JSON lines like the other chains.
+write_haetae_std() {
+  local port=$1 file=$WORK/haetae-std-$1.toml
+  sed -e "s|^data_dir = .*|data_dir = \"$WORK/haetae-data-std-$port\"|" \
+      -e "s|^listen = \"127.0.0.1:8080\"|listen = \"127.0.0.1:$port\"|" \
+      -e "s|^admin_listen = \"[^\"]*\"|admin_listen = \"127.0.0.1:$((port + 100))\"|" \
+      -e "s|^upstream = \"http://127.0.0.1:9000\"|upstream = \"http://127.0.0.1:$P_BACKEND\"|" \
+      -e "s|key_dir = \"haetae-data/gateway/e2e-keys\"|key_dir = \"$WORK/haetae-data-std-$port/e2e-keys\"|" \
+      "$ROOT/examples/gateway-standard.toml" >"$file"
+  printf '\n[log]\nlevel = "warn,haetae::event=info"\nformat = "json"\n' >>"$file"
+  echo "$file"
+}
+
 # start_all MODE: the backend, nginx (plain and ModSecurity) and the three haetae gateways,
 # with MODE's CPU budget (see the top of this file).
 start_all() {
@@ -193,7 +211,9 @@ start_all() {
   PIDS+=($!)
   TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)" 2>"$WORK/haetae-chain10.log" &
   PIDS+=($!)
-  for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10; do wait_port "$p"; done
+  TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae_std "$P_STD")" 2>"$WORK/haetae-std.log" &
+  PIDS+=($!)
+  for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10 $P_STD; do wait_port "$p"; done
   WRK=("${load_cpu[@]}" wrk)
 }
 
@@ -268,6 +288,7 @@ NGINX
   measure haetae "$P_HAETAE" INT "$HAETAE" gateway --config "$(write_haetae "$P_HAETAE" no)"
   measure haetae+chain "$P_CHAIN" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)"
   measure haetae+chain10 "$P_CHAIN10" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)"
+  measure haetae+std "$P_STD" INT "$HAETAE" gateway --config "$(write_haetae_std "$P_STD")"
 }
 if [ "$MODE" = callgrind ]; then
   callgrind_mode
@@ -309,7 +330,7 @@ run() { # mode name kind url
   echo "  [cpu mode $mode] $name $kind: ${RPS[$k]} req/s" >&2
 }
 
-TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10)
+TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10 haetae+std)
 declare -A URL=(
   [direct]="http://127.0.0.1:$P_BACKEND/bank/transfer"
   [nginx]="http://127.0.0.1:$P_NGINX/bank/transfer"
@@ -317,6 +338,7 @@ declare -A URL=(
   [haetae]="http://127.0.0.1:$P_HAETAE/bank/transfer"
   [haetae+chain]="http://127.0.0.1:$P_CHAIN/bank/transfer"
   [haetae+chain10]="http://127.0.0.1:$P_CHAIN10/bank/transfer"
+  [haetae+std]="http://127.0.0.1:$P_STD/bank/transfer"
 )
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "running: ${DURATION} per measurement, $CONNECTIONS connections, wrk threads $WRK_THREADS, CPU modes: $CPU_MODES, $(nproc) cores, load average $START_LOAD" >&2
@@ -360,3 +382,4 @@ done
 echo
 echo "x_nginx, x_modsec: throughput relative to nginx plain proxy and to nginx+ModSecurity+CRS in the same CPU mode."
 echo "Targets (issue 6): haetae >= 1.0 x_nginx; haetae+chain >= 0.8 x_nginx and >= 20 x_modsec; p99-nginx <= 1 ms."
+echo "Target (issue 7): haetae+std, the full standard chain, keeps issue 6's chain targets."

@@ -117,6 +117,44 @@ pub struct InjectionFilter {
     exclude: HashSet<String>,
     headers: Vec<http::HeaderName>,
     original_ttl: std::time::Duration,
+    /// Verdicts on values that repeat from request to request (see [`VerdictCache`]).
+    repeated: VerdictCache,
+}
+
+/// The verdicts on the values that repeat across requests — the path, the inspected headers
+/// (a client sends the same `User-Agent` with every request), cookie names — so each is
+/// judged once, not on every request. Query, body and cookie values, which change from
+/// request to request, are always judged afresh. The key is the whole value (no hash to
+/// collide), at most [`VerdictCache::MAX_VALUE`] bytes; the cache starts over when it holds
+/// [`VerdictCache::CAPACITY`] values, so its memory is bounded.
+#[derive(Debug, Default)]
+struct VerdictCache {
+    map: std::sync::Mutex<std::collections::HashMap<Box<str>, Option<Detection>>>,
+}
+
+impl VerdictCache {
+    const CAPACITY: usize = 4096;
+    const MAX_VALUE: usize = 512;
+
+    fn get_or(&self, value: &str, judge: impl FnOnce() -> Option<Detection>) -> Option<Detection> {
+        if value.len() > Self::MAX_VALUE {
+            return judge();
+        }
+        if let Ok(map) = self.map.lock()
+            && let Some(hit) = map.get(value)
+        {
+            return hit.clone();
+        }
+        // Judged outside the lock: two requests may both judge a new value, never wait.
+        let verdict = judge();
+        if let Ok(mut map) = self.map.lock() {
+            if map.len() >= Self::CAPACITY {
+                map.clear();
+            }
+            map.insert(value.into(), verdict.clone());
+        }
+        verdict
+    }
 }
 
 /// Builds the filter from its instance.
@@ -177,6 +215,7 @@ impl InjectionFilter {
             threshold,
             headers,
             original_ttl: std::time::Duration::from_secs(cfg.original_ttl_secs),
+            repeated: VerdictCache::default(),
             cfg,
         })
     }
@@ -915,7 +954,16 @@ impl InjectionFilter {
             if seen > MAX_VALUES {
                 return true;
             }
-            if let Some(d) = self.inspect(value) {
+            let repeats = matches!(
+                location,
+                Location::Path | Location::Header | Location::CookieName
+            );
+            let verdict = if repeats {
+                self.repeated.get_or(value, || self.inspect(value))
+            } else {
+                self.inspect(value)
+            };
+            if let Some(d) = verdict {
                 out.push(Finding {
                     location,
                     name: name.to_owned(),
@@ -1370,6 +1418,33 @@ mod tests {
         for v in ["\\xbc\\xbc", "a < b or m", "(!)", "[1] + [2]", "3/4 ¼ ½ ¾"] {
             assert_eq!(f.inspect(v), None, "{v}");
         }
+    }
+
+    #[test]
+    fn repeated_values_are_judged_once_and_the_cache_stays_bounded() {
+        let f = filter(1);
+        let ua = "Mozilla/5.0 <script>alert(1)</script>";
+        let mut judged = 0;
+        for _ in 0..3 {
+            let d = f.repeated.get_or(ua, || {
+                judged += 1;
+                f.inspect(ua)
+            });
+            assert_eq!(
+                d.map(|d| d.family),
+                Some("xss"),
+                "every request is still blocked"
+            );
+        }
+        assert_eq!(judged, 1);
+        for i in 0..(VerdictCache::CAPACITY + 10) {
+            let _ = f.repeated.get_or(&format!("agent {i}"), || None);
+        }
+        assert!(f.repeated.map.lock().unwrap().len() <= VerdictCache::CAPACITY);
+        // Long values are never kept.
+        let long = "x".repeat(VerdictCache::MAX_VALUE + 1);
+        let _ = f.repeated.get_or(&long, || None);
+        assert!(!f.repeated.map.lock().unwrap().contains_key(long.as_str()));
     }
 
     #[test]
