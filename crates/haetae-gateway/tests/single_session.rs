@@ -502,4 +502,28 @@ async fn logging_in_on_gateway_b_kicks_the_session_held_on_gateway_a_over_nats_k
     assert_eq!(kicked.labels["registered_via"], "gw-a");
     a.stop().await;
     b.stop().await;
+    delete_streams(&url, &namespace).await;
+}
+
+/// Deletes the JetStream streams (KV buckets and the events stream) of `namespace`, so runs
+/// leave nothing reserved on the shared server.
+async fn delete_streams(url: &str, namespace: &str) {
+    use futures_util::StreamExt;
+    let client = async_nats::connect(url).await.unwrap();
+    let js = async_nats::jetstream::new(client);
+    let names: Vec<String> = js
+        .stream_names()
+        .filter_map(|n| async move { n.ok() })
+        .collect()
+        .await;
+    let ours: Vec<&String> = names
+        .iter()
+        .filter(|n| {
+            n.starts_with(&format!("KV_{namespace}_")) || n.starts_with(&format!("{namespace}_"))
+        })
+        .collect();
+    assert!(!ours.is_empty(), "no stream of {namespace} among {names:?}");
+    for name in ours {
+        js.delete_stream(name).await.unwrap();
+    }
 }
