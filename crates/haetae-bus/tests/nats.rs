@@ -48,6 +48,9 @@ impl Namespace {
             namespace: self.name.clone(),
             request_timeout: Duration::from_secs(2),
             event_max_age: Duration::from_secs(3600),
+            // JetStream reserves max_bytes per stream up front: the default 8 GiB fails on a
+            // server whose disk has less room (error 10047), and tests write a few MiB.
+            event_max_bytes: 64 * 1024 * 1024,
             ..NatsOptions::default()
         }
     }
