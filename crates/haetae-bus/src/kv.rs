@@ -98,10 +98,20 @@ pub trait KvStore: Send + Sync + fmt::Debug {
                     Some(entry) => {
                         let current = parse_counter(self.bucket(), key, &entry)?;
                         let next = current.saturating_add(delta);
-                        let remaining = entry.expires_at.map(|at| {
-                            at.duration_since(SystemTime::now())
-                                .unwrap_or(Duration::from_millis(1))
-                                .max(Duration::from_millis(1))
+                        // The window left, never longer than the one asked for: the
+                        // backend's expiry may come from another clock (a store that
+                        // keeps monotonic deadlines reports them as wall-clock times,
+                        // and a wall clock stepped back by NTP makes them look later),
+                        // and a remainder above the bucket's maximum age is refused.
+                        // Without a TTL the counter lives as any untimed entry does
+                        // (on NATS: the bucket's maximum age from its last write).
+                        let remaining = ttl.and_then(|asked| {
+                            entry.expires_at.map(|at| {
+                                at.duration_since(SystemTime::now())
+                                    .unwrap_or(Duration::from_millis(1))
+                                    .min(asked)
+                                    .max(Duration::from_millis(1))
+                            })
                         });
                         let text = next.to_string();
                         match self
