@@ -183,8 +183,8 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         .unwrap_or(default_source)
         .parse()
         .map_err(|e| anyhow::anyhow!("--source: {e}"))?;
-    // A bad policy stops the command before any file is read.
-    ActionPolicy::load(
+    // Read once, before any file: a bad policy stops the command here.
+    let policy = ActionPolicy::load(
         args.policy.as_deref(),
         args.on_vulnerable,
         args.on_suspicious,
@@ -197,7 +197,7 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         max_ratio: args.max_ratio,
     };
     if args.watch {
-        return watch::run(config, args, &limits, &source);
+        return watch::run(config, args, policy, &limits, &source);
     }
     let started = Instant::now();
     let mut files = Vec::new();
@@ -287,7 +287,7 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
         });
     }
     let conversion_failed = conversions.iter().flatten().any(|c| !c.failures.is_empty());
-    act_on(config, args, &source, &reports, &conversions)?;
+    act_on(config, args, policy, &source, &reports, &conversions)?;
     if let Some(path) = &args.sarif {
         let log = sarif::to_sarif(&reports, env!("CARGO_PKG_VERSION"));
         let text = serde_json::to_string_pretty(&log)?;
@@ -307,12 +307,8 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
 pub(crate) fn open_store(
     config: &haetae_core::config::Config,
     args: &ScanArgs,
+    policy: ActionPolicy,
 ) -> anyhow::Result<Option<(Store, ActionPolicy)>> {
-    let policy = ActionPolicy::load(
-        args.policy.as_deref(),
-        args.on_vulnerable,
-        args.on_suspicious,
-    )?;
     if !policy.acts() && args.report.is_none() {
         return Ok(None);
     }
@@ -356,11 +352,12 @@ pub(crate) fn act_one(
 fn act_on(
     config: &haetae_core::config::Config,
     args: &ScanArgs,
+    policy: ActionPolicy,
     source: &haetae_docscan::kb::InflowSource,
     reports: &[Report],
     conversions: &[Option<ConversionSummary>],
 ) -> anyhow::Result<()> {
-    let Some(store) = open_store(config, args)? else {
+    let Some(store) = open_store(config, args, policy)? else {
         return Ok(());
     };
     let mut failed = 0usize;

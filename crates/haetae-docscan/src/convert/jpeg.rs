@@ -5,16 +5,8 @@
 //! dropped. The entropy-coded data is copied as it is, not decoded and re-encoded: the
 //! verifier checks the tables and headers it depends on.
 
-use super::{ConvertError, Disarmed, Failure, Removed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::filetype::FileType;
-
-fn fail(code: &str, location: String, message: String) -> ConvertError {
-    ConvertError::Failed(vec![Failure {
-        code: code.into(),
-        location,
-        message,
-    }])
-}
 
 /// Whether a segment with `marker` (and, for `APPn`, its identifier) is kept.
 fn keep(marker: u8, body: &[u8]) -> bool {
@@ -42,7 +34,7 @@ fn name(marker: u8) -> String {
 
 pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
     if data.get(..2) != Some(&[0xFF, 0xD8][..]) {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-JPEG-SOI",
             "byte 0".into(),
             "no start-of-image marker".into(),
@@ -58,7 +50,7 @@ pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
             at += 1;
         }
         let (Some(&0xFF), Some(&marker)) = (data.get(at), data.get(at + 1)) else {
-            return Err(fail(
+            return Err(ConvertError::at(
                 "CONVERT-JPEG-MARKER",
                 format!("byte {at}"),
                 "a marker was expected (or the file ends before EOI)".into(),
@@ -70,7 +62,7 @@ pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
             break;
         }
         if matches!(marker, 0x01 | 0xD0..=0xD8) {
-            return Err(fail(
+            return Err(ConvertError::at(
                 "CONVERT-JPEG-MARKER",
                 format!("byte {at}"),
                 format!("marker 0xFF{marker:02X} outside a scan"),
@@ -84,7 +76,7 @@ pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
             .get(at..at + 2 + len)
             .filter(|_| len >= 2)
             .ok_or_else(|| {
-                fail(
+                ConvertError::at(
                     "CONVERT-JPEG-SEGMENT",
                     format!("{} at byte {at}", name(marker)),
                     format!("length {len} is below 2 or runs past the end"),
@@ -94,7 +86,7 @@ pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
         at += 2 + len;
         if marker == 0xDA {
             if !frame {
-                return Err(fail(
+                return Err(ConvertError::at(
                     "CONVERT-JPEG-STRUCTURE",
                     format!("byte {}", at - 2 - len),
                     "a scan before any frame header".into(),
@@ -130,7 +122,7 @@ pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
         }
     }
     if !frame || !scan {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-JPEG-STRUCTURE",
             "file".into(),
             "no frame header or no scan: nothing to decode".into(),

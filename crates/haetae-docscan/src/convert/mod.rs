@@ -78,6 +78,17 @@ pub enum ConvertError {
     Failed(Vec<Failure>),
 }
 
+impl ConvertError {
+    /// A conversion that failed at one place.
+    pub(crate) fn at(code: &str, location: String, message: String) -> ConvertError {
+        ConvertError::Failed(vec![Failure {
+            code: code.into(),
+            location,
+            message,
+        }])
+    }
+}
+
 /// Rebuilds `data` (of the detected `file_type`) without its active content.
 ///
 /// # Errors
@@ -88,11 +99,11 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Docx | FileType::Xlsx | FileType::Pptx | FileType::Hwpx => {
             let mut ctx = ScanContext::new(limits, data.len());
             let Some(archive) = zip::parse(data, &mut ctx) else {
-                return Err(ConvertError::Failed(vec![Failure {
-                    code: "CONVERT-ZIP".into(),
-                    location: "file".into(),
-                    message: "no readable ZIP directory".into(),
-                }]));
+                return Err(ConvertError::at(
+                    "CONVERT-ZIP",
+                    "file".into(),
+                    "no readable ZIP directory".into(),
+                ));
             };
             ooxml::rebuild(data, &archive, file_type, &mut ctx)
         }

@@ -149,14 +149,21 @@ fn elements<'x>(xml: &'x str, name: &str) -> Vec<(usize, usize, &'x str)> {
     out
 }
 
-fn remove_ranges(xml: &str, ranges: &[(usize, usize)]) -> String {
+/// `xml` with each byte range replaced by its text, in document order; a range that
+/// overlaps an earlier one is skipped.
+fn splice(xml: &str, mut edits: Vec<(usize, usize, &str)>) -> String {
+    edits.sort_unstable_by_key(|&(s, _, _)| s);
     let mut out = String::with_capacity(xml.len());
     let mut at = 0;
-    for &(s, e) in ranges {
-        out.push_str(&xml[at..s]);
+    for (s, e, with) in edits {
+        if s < at {
+            continue;
+        }
+        out.push_str(xml.get(at..s).unwrap_or_default());
+        out.push_str(with);
         at = e;
     }
-    out.push_str(&xml[at..]);
+    out.push_str(xml.get(at..).unwrap_or_default());
     out
 }
 
@@ -231,19 +238,7 @@ fn rewrite_rels(
     // Cut whole elements and rewrite targets in one pass, in document order.
     let mut edits: Vec<(usize, usize, &str)> = cut.iter().map(|&(s, e)| (s, e, "")).collect();
     edits.extend(retarget.iter().map(|&(s, e)| (s, e, NEUTRAL_TARGET)));
-    edits.sort_unstable_by_key(|&(s, _, _)| s);
-    let mut out = String::with_capacity(xml.len());
-    let mut at = 0;
-    for (s, e, with) in edits {
-        if s < at {
-            continue;
-        }
-        out.push_str(xml.get(at..s).unwrap_or_default());
-        out.push_str(with);
-        at = e;
-    }
-    out.push_str(xml.get(at..).unwrap_or_default());
-    out
+    splice(xml, edits)
 }
 
 /// Blanks the program and arguments of DDE links in a `SpreadsheetML` external-link part
@@ -265,18 +260,7 @@ fn blank_dde_links(name: &str, xml: &str, removed: &mut Vec<Removed>) -> String 
             location: name.to_owned(),
         });
     }
-    edits.sort_unstable();
-    let mut out = String::with_capacity(xml.len());
-    let mut at = 0;
-    for (s, e) in edits {
-        if s < at {
-            continue;
-        }
-        out.push_str(xml.get(at..s).unwrap_or_default());
-        at = e;
-    }
-    out.push_str(xml.get(at..).unwrap_or_default());
-    out
+    splice(xml, edits.into_iter().map(|(s, e)| (s, e, "")).collect())
 }
 
 /// Rewrites `[Content_Types].xml`.
@@ -299,8 +283,7 @@ fn rewrite_content_types(
             cut.push((s, e));
         }
     }
-    cut.sort_unstable();
-    let mut out = remove_ranges(xml, &cut);
+    let mut out = splice(xml, cut.into_iter().map(|(s, e)| (s, e, "")).collect());
     for (macro_type, plain) in MACRO_TYPES {
         if out.contains(macro_type) {
             out = out.replace(macro_type, plain);

@@ -9,21 +9,13 @@ use std::io::Write;
 use flate2::Compression;
 use flate2::write::ZlibEncoder;
 
-use super::{ConvertError, Disarmed, Failure, Removed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::container::inflate::{Framing, inflate_to_vec};
 use crate::filetype::FileType;
 use crate::limits::Limits;
 
 const SIGNATURE: [u8; 8] = [0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A];
 const KEEP_ANCILLARY: [&[u8; 4]; 4] = [b"tRNS", b"sRGB", b"gAMA", b"cHRM"];
-
-fn fail(code: &str, location: String, message: String) -> ConvertError {
-    ConvertError::Failed(vec![Failure {
-        code: code.into(),
-        location,
-        message,
-    }])
-}
 
 fn be32(data: &[u8], at: usize) -> Option<u32> {
     data.get(at..at + 4)
@@ -92,7 +84,7 @@ fn unfilter(raw: &[u8], passes: &[(u64, u64)], bits: u64) -> Result<(), ConvertE
             let filter = raw.get(at).copied().unwrap_or(255);
             let line = raw.get(at + 1..at + 1 + len).unwrap_or_default();
             if filter > 4 || line.len() != len {
-                return Err(fail(
+                return Err(ConvertError::at(
                     "CONVERT-PNG-FILTER",
                     format!("pass {} row {row}", p + 1),
                     format!("filter type {filter} is not one of 0-4"),
@@ -133,7 +125,7 @@ fn unfilter(raw: &[u8], passes: &[(u64, u64)], bits: u64) -> Result<(), ConvertE
 
 fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) -> Result<(), ConvertError> {
     let len = u32::try_from(body.len()).map_err(|_| {
-        fail(
+        ConvertError::at(
             "CONVERT-PNG-SIZE",
             "IDAT".into(),
             "a chunk above 4 GiB".into(),
@@ -151,7 +143,7 @@ fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) -> Result<(), ConvertEr
 
 pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
     if data.get(..8) != Some(&SIGNATURE[..]) {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-SIGNATURE",
             "byte 0".into(),
             "not a PNG signature".into(),
@@ -170,14 +162,14 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
             .get(at + 4..at + 8)
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| {
-                fail(
+                ConvertError::at(
                     "CONVERT-PNG-CHUNK",
                     format!("byte {at}"),
                     "truncated chunk header".into(),
                 )
             })?;
         let body = data.get(at + 8..at + 8 + len).ok_or_else(|| {
-            fail(
+            ConvertError::at(
                 "CONVERT-PNG-CHUNK",
                 format!("chunk {} at byte {at}", String::from_utf8_lossy(kind)),
                 format!("{len} bytes run past the end of the file"),
@@ -188,7 +180,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         crc.update(kind);
         crc.update(body);
         if stored_crc != Some(crc.finalize()) {
-            return Err(fail(
+            return Err(ConvertError::at(
                 "CONVERT-PNG-CRC",
                 format!("chunk {} at byte {at}", String::from_utf8_lossy(kind)),
                 "the chunk's CRC does not match its content".into(),
@@ -201,7 +193,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
                 if idat.len() + body.len()
                     > usize::try_from(limits.memory_bytes).unwrap_or(usize::MAX)
                 {
-                    return Err(fail(
+                    return Err(ConvertError::at(
                         "CONVERT-PNG-SIZE",
                         format!("byte {at}"),
                         "compressed pixels above the memory budget".into(),
@@ -223,7 +215,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         at += 12 + len;
     }
     if !ended {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-CHUNK",
             format!("byte {at}"),
             "no IEND chunk".into(),
@@ -236,7 +228,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         });
     }
     let h = ihdr.filter(|h| h.len() == 13).ok_or_else(|| {
-        fail(
+        ConvertError::at(
             "CONVERT-PNG-IHDR",
             "IHDR".into(),
             "missing or not 13 bytes".into(),
@@ -262,7 +254,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         _ => matches!(depth, 8 | 16),
     };
     if width == 0 || height == 0 || channels == 0 || !legal_depth || interlace > 1 {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-IHDR",
             "IHDR".into(),
             format!(
@@ -271,7 +263,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         ));
     }
     if colour == 3 && !plte.is_some_and(|p| !p.is_empty() && p.len() % 3 == 0 && p.len() <= 768) {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-PLTE",
             "PLTE".into(),
             "a palette image without a legal palette".into(),
@@ -284,21 +276,21 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         .map(|&(w, h)| h * (1 + row_bytes(w, bits)))
         .sum();
     if expected > limits.memory_bytes {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-SIZE",
             "IHDR".into(),
             format!("{width}x{height} needs {expected} bytes, above the memory budget"),
         ));
     }
     let raw = inflate_to_vec(&idat, Framing::Zlib, expected + 1).map_err(|e| {
-        fail(
+        ConvertError::at(
             "CONVERT-PNG-DATA",
             "IDAT".into(),
             format!("the pixel data does not inflate: {e:?}"),
         )
     })?;
     if raw.len() as u64 != expected {
-        return Err(fail(
+        return Err(ConvertError::at(
             "CONVERT-PNG-DATA",
             "IDAT".into(),
             format!(
@@ -323,10 +315,10 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
     let mut enc = ZlibEncoder::new(Vec::new(), Compression::default());
     enc.write_all(&raw)
         .and_then(|()| enc.flush())
-        .map_err(|e| fail("CONVERT-PNG-ENCODE", "IDAT".into(), e.to_string()))?;
+        .map_err(|e| ConvertError::at("CONVERT-PNG-ENCODE", "IDAT".into(), e.to_string()))?;
     let packed = enc
         .finish()
-        .map_err(|e| fail("CONVERT-PNG-ENCODE", "IDAT".into(), e.to_string()))?;
+        .map_err(|e| ConvertError::at("CONVERT-PNG-ENCODE", "IDAT".into(), e.to_string()))?;
     for piece in packed.chunks(1 << 20) {
         chunk(&mut out, b"IDAT", piece)?;
     }

@@ -2,7 +2,7 @@
 //! `\objdata`, e.g. the Equation Editor of CVE-2017-11882, `OLE2Link` of CVE-2017-0199) and
 //! `{\*\objdata ...}` / `{\*\objclass ...}` destinations outside them.
 
-use super::{ConvertError, Disarmed, Failure, Removed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::filetype::FileType;
 
 /// Deepest group nesting followed.
@@ -98,11 +98,7 @@ fn group_end(data: &[u8], open: usize) -> Result<usize, String> {
 
 pub(super) fn rebuild(data: &[u8]) -> Result<Disarmed, ConvertError> {
     let fail = |location: String, message: String| {
-        ConvertError::Failed(vec![Failure {
-            code: "CONVERT-RTF-GROUP".into(),
-            location,
-            message,
-        }])
+        ConvertError::at("CONVERT-RTF-GROUP", location, message)
     };
     // The whole document must be one balanced group, as readers expect.
     group_end(data, data.iter().position(|&b| b == b'{').unwrap_or(0))

@@ -36,6 +36,7 @@ fn version(path: &Path) -> Option<(u64, SystemTime)> {
 pub(super) fn run(
     config: &haetae_core::config::Config,
     args: &ScanArgs,
+    policy: crate::quarantine::ActionPolicy,
     limits: &Limits,
     source: &haetae_docscan::kb::InflowSource,
 ) -> anyhow::Result<ExitCode> {
@@ -45,7 +46,7 @@ pub(super) fn run(
             anyhow::bail!("--watch needs folders; {} is not one", f.display());
         }
     }
-    let store = open_store(config, args)?;
+    let store = open_store(config, args, policy)?;
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event| {
         let _ = tx.send(event);
