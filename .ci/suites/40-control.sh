@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# haetae-control: (1) browser tests of the Security Control Center (playwright-core driving
-# Debian's chromium; never a downloaded browser), screenshots kept as CI artifacts in
+# haetae-control: (1) browser tests of the Security Control Center in `haetae up` with a real
+# gateway (playwright-core driving Debian's chromium; never a downloaded browser), screenshots kept as CI artifacts in
 # target/browser-screenshots/; (2) schemathesis (PyPI, pinned) against
 # /api/v1/openapi.json: no generated request may get a 5xx.
 set -euo pipefail
@@ -14,12 +14,16 @@ fi
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
+# The browser story runs the real `haetae up` (Center + gateway); schemathesis below runs
+# against the Center alone (browser_fixture), so generated requests cannot touch a gateway.
+# (the test step's build, so nothing is rebuilt with another feature set)
+cargo nextest run --workspace --locked --no-run
 cargo build --locked -p haetae-control --example browser_fixture
 FIXTURE=target/debug/examples/browser_fixture
 
 echo "::: 40-control: browser tests"
-HAETAE_TEST_BROWSER=$BROWSER HAETAE_CONTROL_FIXTURE=$FIXTURE \
-  node --test --test-concurrency=1 tests/browser/
+HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
+  node --test --test-concurrency=1 tests/browser/control.test.mjs
 echo "40-control: screenshots in target/browser-screenshots/"
 
 echo "::: 40-control: schemathesis against the OpenAPI document"
