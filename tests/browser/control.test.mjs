@@ -281,6 +281,16 @@ describe('Security Control Center in a browser', { skip: HAETAE ? false : 'HAETA
     await shot('05-dashboard-live-event');
   });
 
+  it('the analysis page names the restricted device and the user behind it', async () => {
+    await page.goto(`${baseUrl}/analysis`);
+    await page.click('p.presets a >> nth=0');
+    await page.waitForSelector('#analysis-chart rect');
+    const row = page.locator('#analysis tr[data-value="BLOCKED-DEVICE-1"]');
+    assert.match(await row.textContent(), /blocked-user \(1\)/);
+    assert.equal(await page.locator('#analysis tbody tr').count(), 1, 'only restrict.* decisions are counted');
+    await shot('05b-analysis-restricted-devices');
+  });
+
   it('shows a missing required control in red on the security-check matrix', async () => {
     await page.goto(`${baseUrl}/security-check`);
     await page.selectOption('#requirements select[name=service]', 'transfer');

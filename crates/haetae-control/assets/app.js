@@ -230,9 +230,9 @@ function drawChart(perMinute) {
   for (let i = 59; i >= 0; i--) bars.push(byMinute.get(nowMin - i) ?? { total: 0, failures: 0 });
   const max = Math.max(1, ...bars.map((b) => b.total));
   const h = 120;
-  const w = 600 / 60;
+  const w = 1200 / 60;
   const axis = document.createElementNS(SVG, 'line');
-  Object.entries({ x1: 0, y1: h, x2: 600, y2: h, class: 'axis' }).forEach(([k, v]) => axis.setAttribute(k, v));
+  Object.entries({ x1: 0, y1: h, x2: 1200, y2: h, class: 'axis' }).forEach(([k, v]) => axis.setAttribute(k, v));
   svg.append(axis);
   bars.forEach((b, i) => {
     for (const [cls, value] of [['total', b.total], ['failures', b.failures]]) {
@@ -246,7 +246,7 @@ function drawChart(perMinute) {
       svg.append(r);
     }
   });
-  for (const [x, label] of [[0, '-60m'], [300, '-30m'], [570, 'now']]) {
+  for (const [x, label] of [[0, '-60m'], [600, '-30m'], [1170, 'now']]) {
     const t = document.createElementNS(SVG, 'text');
     t.setAttribute('x', x);
     t.setAttribute('y', 135);
@@ -263,6 +263,28 @@ async function refreshDashboard() {
   set('fig-blocked', d.blocked_24h);
   set('fig-gateways', `${d.gateways.filter((g) => g.online).length}/${d.gateways.length}`);
   set('fig-version', d.policy_version ? `v${d.policy_version}` : '—');
+  const problems = document.querySelector('#filter-problems tbody');
+  if (problems) {
+    problems.replaceChildren(...(d.filter_problems.length ? d.filter_problems : [null]).map((f) => {
+      const tr = document.createElement('tr');
+      if (!f) {
+        const td = document.createElement('td');
+        td.className = 'muted';
+        td.colSpan = 3;
+        td.textContent = problems.closest('table').dataset.none;
+        tr.append(td);
+        return tr;
+      }
+      tr.className = `filter-${f.state}`;
+      for (const [v, cls] of [[f.gateway, ''], [f.filter, ''], [f.state, 'bad']]) {
+        const td = document.createElement('td');
+        td.textContent = v;
+        if (cls) td.className = cls;
+        tr.append(td);
+      }
+      return tr;
+    }));
+  }
   for (const [id, rows] of [['top-users', d.top_users], ['top-devices', d.top_devices], ['top-filters', d.top_filters], ['top-services', d.top_services]]) {
     const table = document.getElementById(id);
     if (!table) continue;

@@ -18,6 +18,8 @@ use crate::store::micros;
 pub const DURABLE: &str = "control-center";
 /// The action gateways send their heartbeat with.
 pub const HEARTBEAT_ACTION: &str = "gateway.heartbeat";
+/// The action of a gateway's report that it runs a new policy version.
+pub const POLICY_APPLIED_ACTION: &str = "gateway.policy_applied";
 /// Events per stored batch.
 pub const BATCH: usize = 1000;
 
@@ -57,6 +59,20 @@ pub async fn store_batch(state: &AppState, events: Vec<Event>) -> Result<(), cra
                 detail: serde_json::to_string(&b.labels).unwrap_or_else(|_| "{}".into()),
             })
             .await?;
+    }
+    for e in rest
+        .iter()
+        .filter(|e| e.event.action == POLICY_APPLIED_ACTION)
+    {
+        if let (Some(instance), Some(version)) = (
+            e.haetae.instance.as_deref(),
+            e.haetae.policy_version.and_then(|v| i64::try_from(v).ok()),
+        ) {
+            state
+                .store
+                .record_policy_applied(instance, micros(e.timestamp), version)
+                .await?;
+        }
     }
     if !rest.is_empty() {
         state.store.insert_events(&rest).await?;

@@ -632,6 +632,28 @@ async fn events_emitted_on_the_bus_are_ingested_once_and_searchable() {
     assert_eq!(gws.json[0]["instance"], "gw-1");
     assert_eq!(gws.json[0]["policy_version"], 4);
     assert_eq!(gws.json[0]["online"], true);
+    // A gateway's report that it runs a new version shows at once, not at its next heartbeat.
+    assert!(
+        emitter.emit(
+            Event::new(Component::Gateway, "gateway.policy_applied")
+                .instance("gw-1")
+                .policy_version(5)
+        )
+    );
+    assert!(emitter.flush(Duration::from_secs(5)).await);
+    let mut version = Value::Null;
+    for _ in 0..50 {
+        version = t
+            .as_user(&s, Method::GET, "/api/v1/gateways", None)
+            .await
+            .json[0]["policy_version"]
+            .clone();
+        if version == 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(version, 5);
     let hb = t
         .as_user(
             &s,
@@ -1113,5 +1135,102 @@ async fn a_totp_second_factor_is_enrolled_then_required_and_codes_work_once() {
     assert!(
         !audit.text.contains(&recovery[3]),
         "no codes in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn the_analysis_names_each_restricted_device_with_the_users_behind_it() {
+    let t = TestApp::new().await;
+    let attempt = |action: &str, user: &str, device: &str| {
+        Event::new(Component::Gateway, action)
+            .outcome(Outcome::Failure)
+            .user_id(user)
+            .device_id(device)
+            .service_id("transfer")
+    };
+    t.state
+        .store
+        .insert_events(&[
+            attempt("restrict.notice", "mallory", "LOST-PHONE-1"),
+            attempt("restrict.notice", "mallory", "LOST-PHONE-1"),
+            attempt("restrict.respond", "eve", "LOST-PHONE-1"),
+            attempt("restrict.notice", "kim", "OLD-TABLET"),
+            attempt("injection.block", "trudy", "LAPTOP-9"),
+        ])
+        .await
+        .unwrap();
+    let s = t.admin().await;
+    let r = t
+        .as_user(
+            &s,
+            Method::GET,
+            "/api/v1/analysis?by=device&range=24h&action=restrict.*",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["by"], "device");
+    assert_eq!(r.json["action"], "restrict.*");
+    let rows = r.json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{}", r.text);
+    assert_eq!(rows[0]["value"], "LOST-PHONE-1");
+    assert_eq!(rows[0]["count"], 3);
+    assert_eq!(rows[0]["users"][0]["value"], "mallory");
+    assert_eq!(rows[0]["users"][1]["value"], "eve");
+    assert_eq!(rows[1]["value"], "OLD-TABLET");
+    assert!(r.json["series"].as_array().is_some_and(|s| !s.is_empty()));
+
+    let bad = t
+        .as_user(&s, Method::GET, "/api/v1/analysis?by=password", None)
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert_eq!(bad.json["error"]["field"], "by");
+
+    let page = t
+        .send(
+            Method::GET,
+            "/analysis?by=device&range=24h&action=restrict.*",
+            None,
+            &[("cookie", &s.cookie)],
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text.contains("id=\"analysis-chart\""), "{}", page.text);
+    assert!(page.text.contains("<tr data-value=\"LOST-PHONE-1\">"));
+    assert!(page.text.contains("mallory (2), eve (1)"));
+    assert!(
+        !page.text.contains("LAPTOP-9"),
+        "injection.block is not a restrict.* action"
+    );
+}
+
+#[tokio::test]
+async fn the_dashboard_lists_filters_with_an_open_breaker_or_switched_off() {
+    let t = TestApp::new().await;
+    t.state
+        .store
+        .record_heartbeat(&haetae_control::store::gateways::GatewayStatus {
+            instance: "gw-1".into(),
+            last_seen: haetae_control::store::now_micros(),
+            policy_version: Some(1),
+            detail: r#"{"filter.restrict-1":"open","filter.device-info-1":"closed","status":"degraded"}"#.into(),
+        })
+        .await
+        .unwrap();
+    let s = t.admin().await;
+    let d = t.as_user(&s, Method::GET, "/api/v1/dashboard", None).await;
+    assert_eq!(d.status, StatusCode::OK, "{}", d.text);
+    assert_eq!(
+        d.json["filter_problems"],
+        json!([{ "gateway": "gw-1", "filter": "restrict-1", "state": "open" }])
+    );
+    let page = t
+        .send(Method::GET, "/", None, &[("cookie", &s.cookie)])
+        .await;
+    assert!(
+        page.text
+            .contains("<tr class=\"filter-open\"><td>gw-1</td><td>restrict-1</td>"),
+        "{}",
+        page.text
     );
 }

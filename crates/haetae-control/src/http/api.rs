@@ -1054,7 +1054,7 @@ pub struct EventsQuery {
     pub format: Option<String>,
 }
 
-fn parse_time(field: &str, text: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
+pub(crate) fn parse_time(field: &str, text: Option<&str>) -> ApiResult<Option<OffsetDateTime>> {
     text.filter(|t| !t.is_empty())
         .map(|t| {
             OffsetDateTime::parse(t, &Rfc3339).map_err(|e| {
@@ -1256,6 +1256,56 @@ pub struct Dashboard {
     pub policy_version: Option<i64>,
     /// The latest events.
     pub latest: Vec<StoredEvent>,
+    /// Filters that do not run as configured: a breaker open or half-open on an online
+    /// gateway (from its heartbeat), or switched off in the published policy.
+    pub filter_problems: Vec<FilterProblem>,
+}
+
+/// A filter that is in error or stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FilterProblem {
+    /// The gateway reporting it (empty for a filter switched off in the policy).
+    pub gateway: String,
+    /// The filter instance id.
+    pub filter: String,
+    /// `open` or `half-open` (circuit breaker), or `off` (mode in the published policy).
+    pub state: String,
+}
+
+/// Breakers not closed on online gateways, then filters off in `policy`.
+fn filter_problems(
+    gateways: &[GatewayView],
+    policy: Option<&haetae_core::PolicySnapshot>,
+) -> Vec<FilterProblem> {
+    let mut out = Vec::new();
+    for g in gateways.iter().filter(|g| g.online) {
+        let Ok(labels) =
+            serde_json::from_str::<std::collections::BTreeMap<String, String>>(&g.status.detail)
+        else {
+            continue;
+        };
+        for (key, state) in labels {
+            if let Some(filter) = key.strip_prefix("filter.")
+                && state != "closed"
+            {
+                out.push(FilterProblem {
+                    gateway: g.status.instance.clone(),
+                    filter: filter.to_owned(),
+                    state,
+                });
+            }
+        }
+    }
+    for f in policy.map_or(&[][..], |p| &p.filters[..]) {
+        if f.mode == haetae_core::FilterMode::Off {
+            out.push(FilterProblem {
+                gateway: String::new(),
+                filter: f.id.clone(),
+                state: "off".into(),
+            });
+        }
+    }
+    out
 }
 
 /// Computes the dashboard.
@@ -1265,6 +1315,13 @@ pub async fn dashboard_figures(state: &AppState) -> ApiResult<Dashboard> {
     let s = &state.store;
     let per_day = s.events_per_minute(day).await?;
     let hour_start = crate::store::micros(now - time::Duration::hours(1));
+    let gateways = gateway_views(state).await?;
+    let policy_version = s.latest_version_number().await?;
+    let published = match policy_version {
+        Some(v) => s.version(v).await?,
+        None => None,
+    };
+    let filter_problems = filter_problems(&gateways, published.as_ref());
     Ok(Dashboard {
         events_24h: per_day.iter().map(|m| m.total).sum(),
         blocked_24h: per_day.iter().map(|m| m.failures).sum(),
@@ -1276,14 +1333,15 @@ pub async fn dashboard_figures(state: &AppState) -> ApiResult<Dashboard> {
         top_devices: s.top_failures(TopColumn::Device, day, 5).await?,
         top_filters: s.top_failures(TopColumn::Filter, day, 5).await?,
         top_services: s.top_failures(TopColumn::Service, day, 5).await?,
-        gateways: gateway_views(state).await?,
-        policy_version: s.latest_version_number().await?,
+        gateways,
+        policy_version,
         latest: s
             .search_events(&EventQuery {
                 limit: 20,
                 ..EventQuery::default()
             })
             .await?,
+        filter_problems,
     })
 }
 
@@ -1628,8 +1686,9 @@ pub async fn verify_audit(
         super::alerts_api::list_notifiers, super::alerts_api::put_notifier, super::alerts_api::delete_notifier,
         super::account_api::totp_status, super::account_api::totp_start, super::account_api::totp_confirm,
         super::account_api::totp_disable, super::account_api::totp_reset,
+        super::analysis_api::analysis,
     ),
-    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable)),
+    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, FilterProblem, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable, super::analysis_api::Analysis, crate::store::events::AggregateRow, crate::store::events::SeriesPoint)),
     modifiers(&SecuritySchemes),
     security(("session" = []), ("token" = [])),
 )]

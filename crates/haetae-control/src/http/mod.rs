@@ -3,6 +3,7 @@
 
 pub mod account_api;
 pub mod alerts_api;
+pub mod analysis_api;
 pub mod api;
 pub mod error;
 pub mod session;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/gateways", get(list_gateways))
         .route("/events", get(search_events))
         .route("/events/export", get(export_events))
+        .route("/analysis", get(analysis_api::analysis))
         .route("/dashboard", get(dashboard))
         .route("/stream", get(stream))
         .route("/users", get(list_users).post(create_user))

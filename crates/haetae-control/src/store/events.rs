@@ -370,6 +370,110 @@ impl Store {
         })
     }
 
+    /// Groups the events of a period by one column: the most frequent values with their
+    /// counts, first and last time and the users behind them, and a time series of those
+    /// values per bucket. The analysis page and `GET /api/v1/analysis` (seed paper 001:
+    /// "24-hour monitoring of restricted devices' attempts, with the user ids behind them").
+    pub async fn aggregate_events(&self, q: &AggregateQuery) -> Result<Aggregate, StoreError> {
+        let col = q.by.as_str();
+        let limit = i64::from(q.limit.clamp(1, 100));
+        let bucket = q.bucket_seconds.max(1).saturating_mul(1_000_000);
+        with_db!(&self.db, pool => {
+            let mut qb = QueryBuilder::new("SELECT ");
+            qb.push(col).push(
+                " AS value, COUNT(*) AS n, \
+                 SUM(CASE WHEN outcome = 'failure' THEN 1 ELSE 0 END) AS failures, \
+                 MIN(ts) AS first_ts, MAX(ts) AS last_ts FROM events",
+            );
+            push_aggregate_conditions(&mut qb, q);
+            qb.push(" GROUP BY ")
+                .push(col)
+                .push(" ORDER BY n DESC, value LIMIT ")
+                .push_bind(limit);
+            let rows = qb
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(ctx("aggregating events"))?;
+            let mut out = rows
+                .iter()
+                .map(|r| {
+                    Ok(AggregateRow {
+                        value: r.try_get("value")?,
+                        count: r.try_get("n")?,
+                        failures: r.try_get("failures")?,
+                        first_ts: r.try_get("first_ts")?,
+                        last_ts: r.try_get("last_ts")?,
+                        users: Vec::new(),
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(ctx("reading aggregated events"))?;
+            if out.is_empty() {
+                return Ok(Aggregate::default());
+            }
+            let values: Vec<String> = out.iter().map(|r| r.value.clone()).collect();
+
+            let mut qb = QueryBuilder::new("SELECT (ts / ");
+            qb.push(bucket)
+                .push(") * ")
+                .push(bucket)
+                .push(" AS bucket, ")
+                .push(col)
+                .push(" AS value, COUNT(*) AS n FROM events");
+            push_aggregate_conditions(&mut qb, q);
+            qb.push(" AND ").push(col).push(" IN (");
+            let mut sep = qb.separated(", ");
+            for v in &values {
+                sep.push_bind(v.clone());
+            }
+            qb.push(") GROUP BY 1, 2 ORDER BY 1, 2");
+            let series = qb
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(ctx("aggregating events over time"))?
+                .iter()
+                .map(|r| {
+                    Ok(SeriesPoint {
+                        bucket: r.try_get("bucket")?,
+                        value: r.try_get("value")?,
+                        count: r.try_get("n")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(ctx("reading the time series"))?;
+
+            if q.by != TopColumn::User {
+                let mut qb = QueryBuilder::new("SELECT ");
+                qb.push(col).push(" AS value, user_id, COUNT(*) AS n FROM events");
+                push_aggregate_conditions(&mut qb, q);
+                qb.push(" AND user_id IS NOT NULL AND ").push(col).push(" IN (");
+                let mut sep = qb.separated(", ");
+                for v in &values {
+                    sep.push_bind(v.clone());
+                }
+                qb.push(") GROUP BY 1, 2 ORDER BY 3 DESC, 2");
+                for r in qb
+                    .build()
+                    .fetch_all(pool)
+                    .await
+                    .map_err(ctx("finding the users behind aggregated events"))?
+                {
+                    let value: String = r.try_get("value").map_err(ctx("reading users"))?;
+                    let user: String = r.try_get("user_id").map_err(ctx("reading users"))?;
+                    let n: i64 = r.try_get("n").map_err(ctx("reading users"))?;
+                    if let Some(row) = out.iter_mut().find(|row| row.value == value)
+                        && row.users.len() < USERS_PER_VALUE
+                    {
+                        row.users.push(TopEntry { value: user, count: n });
+                    }
+                }
+            }
+            Ok(Aggregate { rows: out, series })
+        })
+    }
+
     /// How many events are stored.
     pub async fn count_events(&self) -> Result<i64, StoreError> {
         with_db!(&self.db, pool => {
@@ -396,6 +500,8 @@ pub enum TopColumn {
     Filter,
     /// `source.ip`.
     SourceIp,
+    /// `event.action`.
+    Action,
 }
 
 impl TopColumn {
@@ -406,7 +512,159 @@ impl TopColumn {
             TopColumn::Service => "service_id",
             TopColumn::Filter => "filter_id",
             TopColumn::SourceIp => "source_ip",
+            TopColumn::Action => "action",
         }
+    }
+
+    /// The column for a query parameter (`user`, `device`, `service`, `filter`, `ip`,
+    /// `action`), or `None` for anything else.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<TopColumn> {
+        Some(match name {
+            "user" => TopColumn::User,
+            "device" => TopColumn::Device,
+            "service" => TopColumn::Service,
+            "filter" => TopColumn::Filter,
+            "ip" => TopColumn::SourceIp,
+            "action" => TopColumn::Action,
+            _ => return None,
+        })
+    }
+
+    /// The query parameter naming this column (the inverse of [`TopColumn::from_name`]).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            TopColumn::User => "user",
+            TopColumn::Device => "device",
+            TopColumn::Service => "service",
+            TopColumn::Filter => "filter",
+            TopColumn::SourceIp => "ip",
+            TopColumn::Action => "action",
+        }
+    }
+}
+
+/// Which actions an aggregation counts: one action, or every action that starts with a
+/// prefix (`restrict.*` in the API).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ActionMatch {
+    /// Exactly this `event.action`.
+    Exact(String),
+    /// Every `event.action` starting with this text.
+    Prefix(String),
+}
+
+impl ActionMatch {
+    /// `restrict.*` is a prefix match on `restrict.`; anything else is exact.
+    #[must_use]
+    pub fn parse(text: &str) -> ActionMatch {
+        match text.strip_suffix('*') {
+            Some(prefix) => ActionMatch::Prefix(prefix.to_owned()),
+            None => ActionMatch::Exact(text.to_owned()),
+        }
+    }
+
+    /// As the API writes it.
+    #[must_use]
+    pub fn text(&self) -> String {
+        match self {
+            ActionMatch::Exact(a) => a.clone(),
+            ActionMatch::Prefix(p) => format!("{p}*"),
+        }
+    }
+}
+
+/// An aggregation of events over time: the events in `[from, to)` grouped by one column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AggregateQuery {
+    /// The column to group by.
+    pub by: TopColumn,
+    /// At or after this time.
+    pub from: OffsetDateTime,
+    /// Before this time.
+    pub to: OffsetDateTime,
+    /// The width of one time bucket of the series, in seconds (at least 1).
+    pub bucket_seconds: i64,
+    /// Only these actions.
+    pub action: Option<ActionMatch>,
+    /// Only this outcome (`success`, `failure`, `unknown`).
+    pub outcome: Option<String>,
+    /// How many values (most frequent first), 1..=100.
+    pub limit: u32,
+}
+
+/// One value of the grouped column over the period.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AggregateRow {
+    /// The value (a device id, user id, address, ...).
+    pub value: String,
+    /// Events with it.
+    pub count: i64,
+    /// Of them, with outcome `failure` (blocked or refused).
+    pub failures: i64,
+    /// The first one, microseconds since the epoch.
+    pub first_ts: i64,
+    /// The last one.
+    pub last_ts: i64,
+    /// The users behind those events, most frequent first (at most 5; empty when grouping
+    /// by user): who tried from a restricted device.
+    pub users: Vec<TopEntry>,
+}
+
+/// The count of one value in one time bucket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    /// The bucket's start, microseconds since the epoch (a multiple of the bucket width).
+    pub bucket: i64,
+    /// The value.
+    pub value: String,
+    /// Events with it in the bucket.
+    pub count: i64,
+}
+
+/// What [`Store::aggregate_events`] finds.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, utoipa::ToSchema)]
+pub struct Aggregate {
+    /// The most frequent values, most frequent first.
+    pub rows: Vec<AggregateRow>,
+    /// Per time bucket, the counts of those values (buckets without events are absent),
+    /// oldest first.
+    pub series: Vec<SeriesPoint>,
+}
+
+/// The most users listed per aggregated value.
+const USERS_PER_VALUE: usize = 5;
+
+/// Appends the period, action and outcome conditions every aggregation query shares.
+fn push_aggregate_conditions<DB: sqlx::Database>(qb: &mut QueryBuilder<DB>, q: &AggregateQuery)
+where
+    for<'t> i64: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+    for<'t> String: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    qb.push(" WHERE ts >= ")
+        .push_bind(micros(q.from))
+        .push(" AND ts < ")
+        .push_bind(micros(q.to))
+        .push(" AND ")
+        .push(q.by.as_str())
+        .push(" IS NOT NULL");
+    match &q.action {
+        Some(ActionMatch::Exact(a)) => {
+            qb.push(" AND action = ").push_bind(a.clone());
+        }
+        // A prefix compared with substr rather than LIKE: no wildcard to escape, and the
+        // same meaning on both databases (LIKE ignores ASCII case on SQLite only).
+        Some(ActionMatch::Prefix(p)) => {
+            qb.push(" AND substr(action, 1, ")
+                .push(p.chars().count())
+                .push(") = ")
+                .push_bind(p.clone());
+        }
+        None => {}
+    }
+    if let Some(o) = &q.outcome {
+        qb.push(" AND outcome = ").push_bind(o.clone());
     }
 }
 
@@ -592,6 +850,106 @@ mod tests {
                     count: 1
                 }
             );
+        }
+    );
+
+    fn at(action: &str, user: &str, device: &str, minutes_ago: i64) -> Event {
+        let mut e = blocked(user, device, minutes_ago);
+        e.event.action = action.into();
+        e
+    }
+
+    fn day_by_device() -> AggregateQuery {
+        let now = OffsetDateTime::now_utc();
+        AggregateQuery {
+            by: TopColumn::Device,
+            from: now - Duration::hours(24),
+            to: now + Duration::minutes(1),
+            bucket_seconds: 3600,
+            action: None,
+            outcome: None,
+            limit: 10,
+        }
+    }
+
+    both_backends!(
+        an_aggregation_by_device_names_the_users_behind_each_device,
+        |store| {
+            store
+                .insert_events(&[
+                    blocked("mallory", "lost-phone", 5),
+                    blocked("mallory", "lost-phone", 70),
+                    blocked("eve", "lost-phone", 70),
+                    blocked("kim", "desk-7", 5),
+                ])
+                .await
+                .unwrap();
+            let a = store.aggregate_events(&day_by_device()).await.unwrap();
+            assert_eq!(a.rows.len(), 2);
+            let phone = &a.rows[0];
+            assert_eq!(
+                (phone.value.as_str(), phone.count, phone.failures),
+                ("lost-phone", 3, 3)
+            );
+            assert!(phone.first_ts < phone.last_ts);
+            assert_eq!(
+                phone.users,
+                vec![
+                    TopEntry {
+                        value: "mallory".into(),
+                        count: 2
+                    },
+                    TopEntry {
+                        value: "eve".into(),
+                        count: 1
+                    },
+                ]
+            );
+            assert_eq!(a.rows[1].value, "desk-7");
+            // Hourly buckets: the phone in two of them, 2 + 1 events.
+            let phone_series: Vec<i64> = a
+                .series
+                .iter()
+                .filter(|p| p.value == "lost-phone")
+                .map(|p| p.count)
+                .collect();
+            assert_eq!(phone_series.iter().sum::<i64>(), 3);
+            assert_eq!(phone_series.len(), 2);
+            assert!(a.series.iter().all(|p| p.bucket % 3_600_000_000 == 0));
+            assert!(a.series.windows(2).all(|w| w[0].bucket <= w[1].bucket));
+        }
+    );
+
+    both_backends!(
+        an_aggregation_counts_only_the_actions_and_period_asked_for,
+        |store| {
+            store
+                .insert_events(&[
+                    at("restrict.notice", "u1", "d1", 5),
+                    at("restrict.respond", "u2", "d1", 5),
+                    at("restricted.other", "u3", "d1", 5),
+                    at("injection.block", "u4", "d1", 5),
+                    at("restrict.notice", "u5", "d1", 60 * 30),
+                ])
+                .await
+                .unwrap();
+            let mut q = day_by_device();
+            q.action = Some(ActionMatch::parse("restrict.*"));
+            let a = store.aggregate_events(&q).await.unwrap();
+            assert_eq!(a.rows.len(), 1);
+            assert_eq!(
+                a.rows[0].count, 2,
+                "restrict.notice and restrict.respond of the last day"
+            );
+            q.action = Some(ActionMatch::parse("injection.block"));
+            assert_eq!(store.aggregate_events(&q).await.unwrap().rows[0].count, 1);
+            q.action = None;
+            q.by = TopColumn::Action;
+            let by_action = store.aggregate_events(&q).await.unwrap();
+            assert_eq!(by_action.rows.len(), 4);
+            assert!(by_action.rows.iter().all(|r| r.users.len() == 1));
+            q.outcome = Some("success".into());
+            assert!(store.aggregate_events(&q).await.unwrap().rows.is_empty());
         }
     );
 }

@@ -40,6 +40,33 @@ impl Store {
         Ok(())
     }
 
+    /// Records that `instance` applied policy `version` at `at` (its `gateway.policy_applied`
+    /// event), so the dashboard shows the new version before the next heartbeat. Like a
+    /// heartbeat it is ignored when a later report is already stored; the filter states of
+    /// the last heartbeat stay.
+    pub async fn record_policy_applied(
+        &self,
+        instance: &str,
+        at: i64,
+        version: i64,
+    ) -> Result<(), StoreError> {
+        with_db!(&self.db, pool => {
+            sqlx::query(
+                "INSERT INTO gateways (instance, last_seen, policy_version, detail) VALUES ($1, $2, $3, '{}') \
+                 ON CONFLICT (instance) DO UPDATE SET last_seen = excluded.last_seen, \
+                 policy_version = excluded.policy_version \
+                 WHERE gateways.last_seen <= excluded.last_seen",
+            )
+            .bind(instance)
+            .bind(at)
+            .bind(version)
+            .execute(pool)
+            .await
+            .map_err(ctx("recording an applied policy"))?;
+        });
+        Ok(())
+    }
+
     /// Every gateway ever heard from, by name.
     pub async fn gateways(&self) -> Result<Vec<GatewayStatus>, StoreError> {
         with_db!(&self.db, pool => {
@@ -85,6 +112,29 @@ mod tests {
             store.record_heartbeat(&beat("gw-2", 120, 2)).await.unwrap();
             let all = store.gateways().await.unwrap();
             assert_eq!(all, [beat("gw-1", 200, 2), beat("gw-2", 120, 2)]);
+        }
+    );
+
+    both_backends!(
+        an_applied_policy_updates_the_version_and_keeps_the_filter_states,
+        |store| {
+            let mut first = beat("gw-1", 100, 1);
+            first.detail = r#"{"filter.restrict-1":"open"}"#.into();
+            store.record_heartbeat(&first).await.unwrap();
+            store.record_policy_applied("gw-1", 130, 2).await.unwrap();
+            store.record_policy_applied("gw-1", 110, 1).await.unwrap();
+            store.record_policy_applied("gw-9", 50, 3).await.unwrap();
+            let all = store.gateways().await.unwrap();
+            assert_eq!(
+                all[0],
+                GatewayStatus {
+                    instance: "gw-1".into(),
+                    last_seen: 130,
+                    policy_version: Some(2),
+                    detail: r#"{"filter.restrict-1":"open"}"#.into(),
+                }
+            );
+            assert_eq!(all[1], beat("gw-9", 50, 3));
         }
     );
 }

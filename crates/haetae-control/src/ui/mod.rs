@@ -1,6 +1,7 @@
 //! The web UI: server-rendered pages (HTML from [`pages`]), our own CSS and one ES module,
 //! no third-party script, Korean and English strings in [`i18n`].
 
+pub mod analysis;
 pub mod i18n;
 pub mod pages;
 
@@ -53,6 +54,7 @@ pub fn routes() -> Router<AppState> {
         .route("/lists", get(pages::lists))
         .route("/policy", get(pages::policy))
         .route("/events", get(pages::events))
+        .route("/analysis", get(analysis::analysis))
         .route("/alerts", get(pages::alerts))
         .route("/audit", get(pages::audit))
         .route("/users", get(pages::users))

@@ -39,7 +39,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-fn time_text(us: i64) -> String {
+pub(crate) fn time_text(us: i64) -> String {
     from_micros(us)
         .format(format_description!(
             "[year]-[month]-[day] [hour]:[minute]:[second]"
@@ -62,7 +62,7 @@ pub struct Page {
 }
 
 impl Page {
-    fn t(&self, key: &str) -> &'static str {
+    pub(crate) fn t(&self, key: &str) -> &'static str {
         t(self.lang, key)
     }
 
@@ -71,7 +71,7 @@ impl Page {
     }
 }
 
-async fn page(state: &AppState, headers: &HeaderMap) -> Result<Page, Response> {
+pub(crate) async fn page(state: &AppState, headers: &HeaderMap) -> Result<Page, Response> {
     match session::authenticate(state, headers).await {
         Ok(Some(principal)) => Ok(Page {
             lang: lang_of(headers),
@@ -91,13 +91,14 @@ const NAV: &[(&str, &str)] = &[
     ("/lists", "nav.lists"),
     ("/policy", "nav.policy"),
     ("/events", "nav.events"),
+    ("/analysis", "nav.analysis"),
     ("/alerts", "nav.alerts"),
     ("/audit", "nav.audit"),
     ("/users", "nav.users"),
     ("/account", "nav.account"),
 ];
 
-fn layout(p: &Page, active: &str, body: &str) -> Response {
+pub(crate) fn layout(p: &Page, active: &str, body: &str) -> Response {
     let mut nav = String::new();
     for (href, key) in NAV {
         let cls = if *href == active {
@@ -141,7 +142,7 @@ fn forbidden(p: &Page, active: &str) -> Response {
     r
 }
 
-fn api_error_page(e: ApiError) -> Response {
+pub(crate) fn api_error_page(e: ApiError) -> Response {
     e.into_response()
 }
 
@@ -336,7 +337,7 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
          <div class=\"figure blocked\"><span>{}</span><strong id=\"fig-blocked\">{}</strong></div>\
          <div class=\"figure\"><span>{}</span><strong id=\"fig-gateways\">{}/{}</strong></div>\
          <div class=\"figure\"><span>{}</span><strong id=\"fig-version\">{}</strong></div></div>\
-         <section class=\"card\"><h2>{}</h2><svg id=\"chart\" viewBox=\"0 0 600 140\" role=\"img\" aria-label=\"{}\"></svg></section>",
+         <section class=\"card\"><h2>{}</h2><svg id=\"chart\" viewBox=\"0 0 1200 140\" role=\"img\" aria-label=\"{}\"></svg></section>",
         p.t("dash.events_24h"),
         d.events_24h,
         p.t("dash.blocked_24h"),
@@ -383,6 +384,33 @@ pub async fn dashboard(State(state): State<AppState>, headers: HeaderMap) -> Res
         );
     }
     body.push_str("</table></section>");
+    let _ = write!(
+        body,
+        "<section class=\"card\"><h2>{}</h2><table id=\"filter-problems\" data-none=\"{}\"><thead><tr><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
+        p.t("dash.filter_problems"),
+        p.t("dash.filters_all_running"),
+        p.t("col.gateway"),
+        p.t("col.filter"),
+        p.t("col.state"),
+    );
+    if d.filter_problems.is_empty() {
+        let _ = write!(
+            body,
+            "<tr><td class=\"muted\" colspan=\"3\">{}</td></tr>",
+            p.t("dash.filters_all_running")
+        );
+    }
+    for f in &d.filter_problems {
+        let _ = write!(
+            body,
+            "<tr class=\"filter-{}\"><td>{}</td><td>{}</td><td class=\"bad\">{}</td></tr>",
+            esc(&f.state),
+            esc(&f.gateway),
+            esc(&f.filter),
+            esc(&f.state)
+        );
+    }
+    body.push_str("</tbody></table></section>");
     let _ = write!(
         body,
         "<section class=\"card\"><h2>{}</h2><table id=\"latest-events\"><thead><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr></thead><tbody>",
@@ -1043,20 +1071,23 @@ fn serde_urlencode(q: &EventsQuery) -> String {
         ("service", &q.service),
     ] {
         if let Some(v) = v.as_deref().filter(|v| !v.is_empty()) {
-            let enc: String = v
-                .bytes()
-                .map(|b| {
-                    if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                        char::from(b).to_string()
-                    } else {
-                        format!("%{b:02X}")
-                    }
-                })
-                .collect();
-            let _ = write!(s, "&amp;{k}={enc}");
+            let _ = write!(s, "&amp;{k}={}", url_component(v));
         }
     }
     s
+}
+
+/// Percent-encodes `v` for a query string (unreserved characters stay).
+pub(crate) fn url_component(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 /// GET /audit: the newest 200 rows and a verify button.
