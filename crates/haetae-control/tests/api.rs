@@ -1234,3 +1234,80 @@ async fn the_dashboard_lists_filters_with_an_open_breaker_or_switched_off() {
         page.text
     );
 }
+
+#[tokio::test]
+async fn the_rollout_shows_which_gateways_run_refused_or_have_not_reported_the_latest_version() {
+    let t = TestApp::new().await;
+    let s = t.admin().await;
+    let empty = t
+        .as_user(&s, Method::GET, "/api/v1/policy/rollout", None)
+        .await;
+    assert_eq!(empty.json, json!({ "version": null, "gateways": [] }));
+    build_policy(&t, &s).await;
+    let r = t
+        .as_user(
+            &s,
+            Method::POST,
+            "/api/v1/policy/publish",
+            Some(json!({ "comment": "v1" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let now = haetae_control::store::now_micros();
+    for (gw, version) in [("gw-a", 1), ("gw-b", 0), ("gw-c", 0)] {
+        t.state
+            .store
+            .record_heartbeat(&haetae_control::store::gateways::GatewayStatus {
+                instance: gw.into(),
+                last_seen: now,
+                policy_version: Some(version),
+                detail: "{}".into(),
+            })
+            .await
+            .unwrap();
+    }
+    t.state
+        .store
+        .insert_events(&[Event::new(Component::Gateway, "gateway.policy_rejected")
+            .instance("gw-b")
+            .outcome(Outcome::Failure)
+            .label("rejected_version", "1")
+            .message("the policy has 1 problem(s):\n  filters[0].config.notice_path: \"\" must be a path")])
+        .await
+        .unwrap();
+    let r = t
+        .as_user(&s, Method::GET, "/api/v1/policy/rollout", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.json["version"], 1);
+    let states: Vec<(&str, &str)> = r.json["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| (g["gateway"].as_str().unwrap(), g["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("gw-a", "running"),
+            ("gw-b", "rejected"),
+            ("gw-c", "pending")
+        ]
+    );
+    assert!(
+        r.json["gateways"][1]["problems"]
+            .as_str()
+            .unwrap()
+            .contains("notice_path")
+    );
+    let page = t
+        .send(Method::GET, "/policy", None, &[("cookie", &s.cookie)])
+        .await;
+    assert!(
+        page.text
+            .contains("<tr data-gateway=\"gw-b\" data-state=\"rejected\">"),
+        "{}",
+        page.text
+    );
+    assert!(page.text.contains("filters[0].config.notice_path"));
+}

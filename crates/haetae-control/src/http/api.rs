@@ -1011,7 +1011,7 @@ pub async fn list_gateways(
     Ok(Json(gateway_views(&state).await?))
 }
 
-async fn gateway_views(state: &AppState) -> ApiResult<Vec<GatewayView>> {
+pub(crate) async fn gateway_views(state: &AppState) -> ApiResult<Vec<GatewayView>> {
     let now = now_micros();
     Ok(state
         .store
@@ -1686,9 +1686,9 @@ pub async fn verify_audit(
         super::alerts_api::list_notifiers, super::alerts_api::put_notifier, super::alerts_api::delete_notifier,
         super::account_api::totp_status, super::account_api::totp_start, super::account_api::totp_confirm,
         super::account_api::totp_disable, super::account_api::totp_reset,
-        super::analysis_api::analysis,
+        super::analysis_api::analysis, super::rollout_api::rollout,
     ),
-    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, FilterProblem, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable, super::analysis_api::Analysis, crate::store::events::AggregateRow, crate::store::events::SeriesPoint)),
+    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, FilterProblem, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable, super::analysis_api::Analysis, super::rollout_api::Rollout, super::rollout_api::RolloutRow, crate::store::events::AggregateRow, crate::store::events::SeriesPoint)),
     modifiers(&SecuritySchemes),
     security(("session" = []), ("token" = [])),
 )]

@@ -6,6 +6,7 @@ pub mod alerts_api;
 pub mod analysis_api;
 pub mod api;
 pub mod error;
+pub mod rollout_api;
 pub mod session;
 pub mod state;
 
@@ -72,6 +73,7 @@ pub fn router(state: AppState) -> Router {
         .route("/policy/versions/{version}", get(get_version))
         .route("/policy/diff", get(diff))
         .route("/policy/rollback", axum::routing::post(rollback))
+        .route("/policy/rollout", get(rollout_api::rollout))
         .route("/gateways", get(list_gateways))
         .route("/events", get(search_events))
         .route("/events/export", get(export_events))

@@ -907,6 +907,10 @@ pub async fn policy(State(state): State<AppState>, headers: HeaderMap) -> Respon
         );
     }
     body.push_str("</section>");
+    match crate::http::rollout_api::latest_rollout(&state).await {
+        Ok(r) => body.push_str(&rollout_html(&p, &r)),
+        Err(e) => return api_error_page(e),
+    }
     let _ = write!(
         body,
         "<section class=\"card\"><h2>{}</h2><table id=\"versions\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th><th></th></tr>",
@@ -947,6 +951,48 @@ pub async fn policy(State(state): State<AppState>, headers: HeaderMap) -> Respon
         p.t("form.search")
     );
     layout(&p, "/policy", &body)
+}
+
+/// Where the latest version runs: one row per gateway, refusals with their problems.
+fn rollout_html(p: &Page, r: &crate::http::rollout_api::Rollout) -> String {
+    let Some(version) = r.version else {
+        return String::new();
+    };
+    let mut s = format!(
+        "<section class=\"card\"><h2>{} v{version}</h2><table id=\"rollout\"><tr><th>{}</th><th>{}</th><th>{}</th><th>{}</th></tr>",
+        p.t("policy.rollout"),
+        p.t("col.gateway"),
+        p.t("col.state"),
+        p.t("col.version"),
+        p.t("policy.rollout_problems"),
+    );
+    if r.gateways.is_empty() {
+        let _ = write!(
+            s,
+            "<tr><td class=\"muted\" colspan=\"4\">{}</td></tr>",
+            p.t("none")
+        );
+    }
+    for g in &r.gateways {
+        let (class, key) = match g.state.as_str() {
+            "running" => ("ok", "policy.rollout_running"),
+            "rejected" => ("bad", "policy.rollout_rejected"),
+            _ => ("muted", "policy.rollout_pending"),
+        };
+        let _ = write!(
+            s,
+            "<tr data-gateway=\"{}\" data-state=\"{}\"><td>{}</td><td class=\"{class}\">{}</td><td>{}</td><td><pre class=\"problems\">{}</pre></td></tr>",
+            esc(&g.gateway),
+            esc(&g.state),
+            esc(&g.gateway),
+            p.t(key),
+            g.running_version
+                .map_or_else(String::new, |v| format!("v{v}")),
+            esc(g.problems.as_deref().unwrap_or(""))
+        );
+    }
+    s.push_str("</table></section>");
+    s
 }
 
 fn changes_html(p: &Page, changes: &[gov::Change]) -> String {
