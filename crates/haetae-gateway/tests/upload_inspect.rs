@@ -257,3 +257,135 @@ fn a_scan_time_beyond_the_budget_is_a_config_error() {
     let err = gateway.apply_policy(&policy).unwrap_err().to_string();
     assert!(err.contains("config.scan_time_ms"), "{err}");
 }
+
+/// An RTF document with an embedded `Package` object: `suspicious` (`RTF-PACKAGE`).
+const PACKAGE_RTF: &[u8] = b"{\\rtf1\\ansi Hello {\\object\\objemb{\\*\\objclass Package}{\\*\\objdata 0105000002000000080000005061636b61676500000000000000000010000000414141414141414141414141414141410000000000}} world}";
+
+/// An upstream that keeps the body of every request it gets and answers 200.
+async fn spawn_recording_backend() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<Vec<u8>>>>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let bodies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = std::sync::Arc::clone(&bodies);
+    tokio::spawn(async move {
+        while let Ok((mut conn, _)) = listener.accept().await {
+            let seen = std::sync::Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 8192];
+                let (head_end, length) = loop {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(p) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..p]).to_ascii_lowercase();
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        break (p + 4, length);
+                    }
+                };
+                while buf.len() < head_end + length {
+                    let n = conn.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                seen.lock()
+                    .unwrap()
+                    .push(buf[head_end..head_end + length].to_vec());
+                let _ = conn
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                    )
+                    .await;
+            });
+        }
+    });
+    (addr, bodies)
+}
+
+#[tokio::test]
+async fn with_disarm_a_suspicious_file_reaches_the_upstream_as_its_rebuilt_copy() {
+    assert_eq!(
+        scan_bytes(PACKAGE_RTF, Some("letter.rtf"), &Limits::default()).verdict,
+        Verdict::Suspicious
+    );
+    let (up, bodies) = spawn_recording_backend().await;
+    let gw = TestGateway::start(&policy(up, "enforce", r#"on_suspicious = "disarm""#)).await;
+    let (ct, body) = multipart("letter.rtf", PACKAGE_RTF);
+    let r = send(&client(), post(&gw.url("/documents"), &ct, body)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let received = bodies
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("the upstream got the request");
+    // The same multipart form: the text field untouched, the file replaced by a copy
+    // without the object, which scans clean.
+    let boundary = ct.split("boundary=").nth(1).unwrap();
+    let files = haetae_gateway::filters::upload_inspect::multipart_files(&received, boundary)
+        .expect("a well-formed multipart body");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].name.as_deref(), Some("letter.rtf"));
+    let copy = &received[files[0].range.clone()];
+    assert!(String::from_utf8_lossy(copy).contains("Hello"));
+    assert!(!String::from_utf8_lossy(copy).contains("objdata"));
+    assert_eq!(
+        scan_bytes(copy, Some("letter.rtf"), &Limits::default()).verdict,
+        Verdict::Clean
+    );
+    assert!(String::from_utf8_lossy(&received).contains("name=\"memo\"\r\n\r\n월급"));
+    let e = &gw.events.with_action("upload-inspect.file")[0];
+    assert_eq!(e.labels["action"], "disarm");
+    assert_eq!(e.labels["verdict"], "suspicious");
+    assert!(e.labels["removed"].parse::<u32>().unwrap() >= 1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn with_disarm_a_file_that_cannot_be_rebuilt_is_refused() {
+    let (up, bodies) = spawn_recording_backend().await;
+    let gw = TestGateway::start(&policy(up, "enforce", r#"on_vulnerable = "disarm""#)).await;
+    let (ct, body) = multipart("photo.jpg", BAD_JPEG);
+    let r = send(&client(), post(&gw.url("/documents"), &ct, body)).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(
+        bodies.lock().unwrap().is_empty(),
+        "the upstream never saw it"
+    );
+    let e = &gw.events.with_action("upload-inspect.file")[0];
+    assert_eq!(e.labels["action"], "reject");
+    assert!(e.labels.contains_key("disarm_error"), "{:?}", e.labels);
+    let refusal = &gw.events.with_action("upload-inspect.respond")[0];
+    assert_eq!(refusal.rule.as_ref().unwrap().name, "upload-disarm-failed");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn with_disarm_a_raw_upload_is_replaced_whole() {
+    let (up, bodies) = spawn_recording_backend().await;
+    let gw = TestGateway::start(&policy(up, "enforce", r#"on_suspicious = "disarm""#)).await;
+    let req = Request::put(gw.url("/letters/1"))
+        .header("content-type", "application/rtf")
+        .body(ProxiedBody::Bytes(Some(PACKAGE_RTF.into())))
+        .unwrap();
+    let r = send(&client(), req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let received = bodies.lock().unwrap().pop().unwrap();
+    assert!(received.len() < PACKAGE_RTF.len());
+    assert_eq!(
+        scan_bytes(&received, None, &Limits::default()).verdict,
+        Verdict::Clean
+    );
+    gw.stop().await;
+}

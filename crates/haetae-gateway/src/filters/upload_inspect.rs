@@ -1,8 +1,9 @@
 //! `upload-inspect`: every file uploaded to the services it is mapped to — each file part of
 //! a `multipart/form-data` body, or a raw body of any non-form type — is verified with
 //! `haetae-docscan` before the upstream sees it. `vulnerable` and `suspicious` files are
-//! rejected or let through per policy; the event names the file, its SHA-256 and the
-//! findings. A body longer than the buffer, or a multipart body that cannot be parsed, is
+//! rejected, let through, or replaced by docscan's disarmed copy (rebuilt without macros,
+//! scripts, embedded objects, external links) per policy; the event names the file, its
+//! SHA-256 and the findings. A body longer than the buffer, or a multipart body that cannot be parsed, is
 //! never passed on unscanned unless the policy says so.
 //!
 //! ```toml
@@ -26,7 +27,7 @@ use http::StatusCode;
 use serde::Deserialize;
 
 use crate::filter::{
-    Decision, FilterContext, FilterError, LocalResponse, PhaseResult, Phases, Reason,
+    Decision, FilterContext, FilterError, LocalResponse, Modification, PhaseResult, Phases, Reason,
     SecurityFilter,
 };
 use crate::filters::{BuildResult, ConfigProblem, typed_config};
@@ -57,6 +58,10 @@ pub enum FileAction {
     Reject,
     /// Let it through and write the event.
     Log,
+    /// Replace the file by `haetae-docscan`'s disarmed copy (the same format rebuilt
+    /// without active content; for DOC/XLS/PPT/HWP a text rendition) and let the request
+    /// through; refuse it (403) when no clean copy can be made.
+    Disarm,
 }
 
 /// What to do with a body that could not be scanned completely.
@@ -168,6 +173,9 @@ pub struct UploadedFile {
     pub name: Option<String>,
     /// Where the content is in the body.
     pub range: Range<usize>,
+    /// Where the part's header lines are in a multipart body (each ending in CRLF; empty
+    /// for a raw body).
+    pub headers: Range<usize>,
 }
 
 /// Why a body's files could not be found.
@@ -271,6 +279,7 @@ pub fn multipart_files(body: &[u8], boundary: &str) -> Result<Vec<UploadedFile>,
                 field,
                 name: Some(name),
                 range: content,
+                headers: headers_start..headers_start + headers_len,
             });
         }
         pos = content_start + m.end();
@@ -479,6 +488,7 @@ impl SecurityFilter for UploadInspectFilter {
                 field: None,
                 name,
                 range: 0..bytes.len(),
+                headers: 0..0,
             }]
         };
         if files.is_empty() {
@@ -510,17 +520,78 @@ impl SecurityFilter for UploadInspectFilter {
         .await
         .map_err(|e| FilterError::new(format!("the document scan did not finish: {e}")))?;
 
-        let mut refusal: Option<Reason> = None;
-        for (file, report) in files.iter().zip(&reports) {
-            let action = match report.verdict {
+        let actions: Vec<Option<FileAction>> = reports
+            .iter()
+            .map(|report| match report.verdict {
                 Verdict::Vulnerable => Some(self.cfg.on_vulnerable),
                 Verdict::Suspicious => Some(self.cfg.on_suspicious),
                 Verdict::Clean => None,
+            })
+            .collect();
+        let disarmed = if actions.contains(&Some(FileAction::Disarm))
+            && !actions.contains(&Some(FileAction::Reject))
+        {
+            let jobs: Vec<Option<(Bytes, haetae_docscan::FileType)>> = files
+                .iter()
+                .zip(&reports)
+                .zip(&actions)
+                .map(|((f, r), a)| {
+                    (*a == Some(FileAction::Disarm))
+                        .then(|| (bytes.slice(f.range.clone()), r.detected_type))
+                })
+                .collect();
+            let limits = self.limits.clone();
+            tokio::task::spawn_blocking(move || {
+                jobs.into_iter()
+                    .map(|job| {
+                        job.map(|(data, file_type)| disarm_checked(&data, file_type, &limits))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|e| FilterError::new(format!("the disarm did not finish: {e}")))?
+        } else {
+            Vec::new()
+        };
+
+        let mut refusal: Option<Reason> = None;
+        for (i, (file, report)) in files.iter().zip(&reports).enumerate() {
+            let action = actions[i];
+            let copy = disarmed.get(i).and_then(Option::as_ref);
+            let word = match (action, copy) {
+                (Some(FileAction::Disarm), Some(Ok(_))) => "disarm",
+                (Some(FileAction::Reject | FileAction::Disarm), _) => "reject",
+                _ => "pass",
             };
-            let rejected = action == Some(FileAction::Reject);
+            let rejected = word == "reject";
             if action.is_some() || self.cfg.log_clean {
-                let word = if rejected { "reject" } else { "pass" };
-                ctx.emit(Self::file_event(ctx, file, report, word));
+                let mut event = Self::file_event(ctx, file, report, word);
+                match copy {
+                    Some(Ok(d)) => {
+                        event = event
+                            .label("removed", d.removed.len().to_string())
+                            .label("disarmed_type", format!("{:?}", d.file_type))
+                            .label("disarmed_size", d.bytes.len().to_string());
+                    }
+                    Some(Err(why)) => {
+                        event =
+                            event.label("disarm_error", why.chars().take(512).collect::<String>());
+                    }
+                    None => {}
+                }
+                ctx.emit(event);
+            }
+            if let (true, Some(Err(why)), None) = (rejected, copy, &refusal) {
+                refusal = Some(Reason::new(
+                    "upload-disarm-failed",
+                    Severity::High,
+                    format!(
+                        "{} file {:?} (sha256 {}) could not be disarmed: {why}",
+                        report.verdict.as_str(),
+                        file.name.as_deref().unwrap_or("(unnamed)"),
+                        report.sha256,
+                    ),
+                ));
             }
             if rejected && refusal.is_none() {
                 let verdict = report.verdict.as_str();
@@ -546,11 +617,124 @@ impl SecurityFilter for UploadInspectFilter {
                 ));
             }
         }
-        Ok(match refusal {
-            Some(reason) => Self::refuse(StatusCode::FORBIDDEN, reason),
-            None => Decision::Continue,
-        })
+        if let Some(reason) = refusal {
+            return Ok(Self::refuse(StatusCode::FORBIDDEN, reason));
+        }
+        if disarmed.iter().all(Option::is_none) {
+            return Ok(Decision::Continue);
+        }
+        let copies: Vec<Option<&haetae_docscan::convert::Disarmed>> = disarmed
+            .iter()
+            .map(|d| d.as_ref().and_then(|r| r.as_ref().ok()))
+            .collect();
+        let mut mods = Vec::new();
+        if is_multipart {
+            let types: Vec<haetae_docscan::FileType> =
+                reports.iter().map(|r| r.detected_type).collect();
+            mods.push(Modification::ReplaceBody(replace_parts(
+                &bytes, &files, &types, &copies,
+            )));
+        } else if let Some(Some(copy)) = copies.first() {
+            if copy.file_type != reports[0].detected_type {
+                // A text rendition: say so in the headers the application reads.
+                mods.push(Modification::SetHeader(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("text/plain; charset=utf-8"),
+                ));
+                if let Some(value) = files[0].name.as_deref().and_then(|n| {
+                    http::HeaderValue::try_from(format!(
+                        "attachment; filename=\"{}.txt\"",
+                        quoted(n)
+                    ))
+                    .ok()
+                }) {
+                    mods.push(Modification::SetHeader(
+                        http::header::CONTENT_DISPOSITION,
+                        value,
+                    ));
+                }
+            }
+            mods.push(Modification::ReplaceBody(Bytes::from(copy.bytes.clone())));
+        }
+        Ok(Decision::Modify(mods))
     }
+}
+
+/// A disarmed copy of `data`, checked: the copy must scan `clean`, or it is no safer than
+/// the original. The error says why no copy is offered.
+fn disarm_checked(
+    data: &[u8],
+    file_type: haetae_docscan::FileType,
+    limits: &Limits,
+) -> Result<haetae_docscan::convert::Disarmed, String> {
+    let copy =
+        haetae_docscan::convert::disarm(data, file_type, limits).map_err(|e| e.to_string())?;
+    let check = scan_bytes(&copy.bytes, None, limits);
+    if check.verdict == Verdict::Clean {
+        Ok(copy)
+    } else {
+        Err(format!(
+            "the rebuilt copy is still {} ({})",
+            check.verdict.as_str(),
+            check
+                .findings
+                .iter()
+                .take(4)
+                .map(|f| f.code.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+    }
+}
+
+/// `name` fit inside a quoted header parameter (no quotes, backslashes or non-ASCII).
+fn quoted(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c == '"' || c == '\\' || !c.is_ascii() || c.is_ascii_control() {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// The multipart `body` with each file that has a copy replaced by it. A copy of another
+/// type (a text rendition) also gets new part headers naming it `<name>.txt`, `text/plain`.
+fn replace_parts(
+    body: &[u8],
+    files: &[UploadedFile],
+    types: &[haetae_docscan::FileType],
+    copies: &[Option<&haetae_docscan::convert::Disarmed>],
+) -> Bytes {
+    let mut out = Vec::with_capacity(body.len());
+    let mut at = 0;
+    for ((file, original_type), copy) in files.iter().zip(types).zip(copies) {
+        let Some(copy) = copy else { continue };
+        if copy.file_type == *original_type {
+            out.extend_from_slice(body.get(at..file.range.start).unwrap_or_default());
+        } else {
+            out.extend_from_slice(body.get(at..file.headers.start).unwrap_or_default());
+            let field = quoted(file.field.as_deref().unwrap_or("file"));
+            let name = quoted(file.name.as_deref().unwrap_or("file"));
+            out.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{field}\"; filename=\"{name}.txt\"\r\n\
+                     Content-Type: text/plain; charset=utf-8\r\n"
+                )
+                .as_bytes(),
+            );
+            out.extend_from_slice(
+                body.get(file.headers.end..file.range.start)
+                    .unwrap_or_default(),
+            );
+        }
+        out.extend_from_slice(&copy.bytes);
+        at = file.range.end;
+    }
+    out.extend_from_slice(body.get(at..).unwrap_or_default());
+    Bytes::from(out)
 }
 
 #[cfg(test)]
