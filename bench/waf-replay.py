@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Usage: bench/waf-replay.py [--dump FILE] <crs-tests-dir> NAME=HOST:PORT [NAME=HOST:PORT ...]
 
-Replays OWASP CRS regression tests (YAML, go-ftw format) against one or more HTTP
+Replays OWASP CRS regression tests (YAML, go-ftw format: CRS 3.x and CRS 4) against one or more HTTP
 endpoints in one run (bench/waf-eval.sh starts them) and prints, per target and per rule
 family (941 XSS, 942 SQLi, others), the attack stages (output.log_contains) and negative
 stages (output.no_log_contains) that did not reach the application: any status but the
@@ -97,16 +97,20 @@ def load_stages(corpus):
             for i, st in enumerate(test.get("stages", []) or []):
                 stage = st.get("stage", st)
                 out = stage.get("output", {}) or {}
-                if "log_contains" in out:
+                log = out.get("log", {}) or {}
+                # CRS 3.x: log_contains / no_log_contains; CRS 4 (go-ftw 1.x):
+                # log.expect_ids / log.no_expect_ids.
+                if "log_contains" in out or log.get("expect_ids"):
                     kind = "attack"
-                elif "no_log_contains" in out:
+                elif "no_log_contains" in out or log.get("no_expect_ids"):
                     kind = "negative"
                 else:
                     continue
                 req = build_request(stage)
                 if req is None:
                     continue
-                stages.append((f"{test.get('test_title', '?')}#{i}", fam, kind, req))
+                title = test.get("test_title") or f"{doc.get('rule_id', '?')}-{test.get('test_id', '?')}"
+                stages.append((f"{title}#{i}", fam, kind, req))
     return stages
 
 
