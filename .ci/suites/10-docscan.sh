@@ -13,7 +13,7 @@ fuzz/run.sh build
 SHARED=${HAETAE_SHARED:-$PWD/../shared}
 if [ -d "$SHARED/corpora" ]; then
   HAETAE=${CARGO_TARGET_DIR:-target}/debug/haetae
-  [ -x "$HAETAE" ] || cargo build --locked -q -p haetae
+  [ -x "$HAETAE" ] || cargo build --locked -q --workspace --bins
   python3 bench/docscan-eval.py --haetae "$HAETAE" --corpus "$SHARED/corpora" \
     --time-budget-ms 120000 --min-flagged 0.95 --max-vulnerable 0.01
 else

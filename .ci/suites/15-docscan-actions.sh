@@ -12,6 +12,6 @@ if [ ! -d "$SHARED/corpora" ]; then
   exit 0
 fi
 HAETAE=${CARGO_TARGET_DIR:-target}/debug/haetae
-[ -x "$HAETAE" ] || cargo build --locked -q -p haetae
+[ -x "$HAETAE" ] || cargo build --locked -q --workspace --bins
 python3 bench/docscan-disarm-check.py --haetae "$HAETAE" --corpus "$SHARED/corpora" \
   --venv "${CARGO_TARGET_DIR:-target}/disarm-check-venv"

@@ -5,7 +5,7 @@
 # choice with reasons (exit 1).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --locked -q -p haetae
+cargo build --locked -q --workspace --bins
 haetae=target/debug/haetae
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

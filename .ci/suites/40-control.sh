@@ -18,7 +18,7 @@ fi
 # against the Center alone (browser_fixture), so generated requests cannot touch a gateway.
 # (the test step's build, so nothing is rebuilt with another feature set)
 cargo nextest run --workspace --locked --no-run
-cargo build --locked -p haetae-control --example browser_fixture
+cargo build --locked --workspace --example browser_fixture
 FIXTURE=target/debug/examples/browser_fixture
 
 echo "::: 40-control: browser tests"

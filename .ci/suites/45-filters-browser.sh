@@ -15,7 +15,7 @@ fi
 if [ ! -d node_modules/playwright-core ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
-cargo build --locked -p haetae-gateway --example e2e_fixture
+cargo build --locked --workspace --example e2e_fixture
 
 echo "::: 45-filters-browser: e2e-fields keypad"
 HAETAE_TEST_BROWSER=$BROWSER HAETAE_E2E_FIXTURE=target/debug/examples/e2e_fixture \
