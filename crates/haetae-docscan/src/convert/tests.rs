@@ -168,8 +168,8 @@ fn text_is_normalised_to_utf8() {
         Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-TEXT-ENCODING"
     ));
     assert_eq!(
-        disarm(b"GIF89a", FileType::Gif, &limits).unwrap_err(),
-        ConvertError::Unsupported(FileType::Gif)
+        disarm(b"\xd0\xcf\x11\xe0", FileType::Doc, &limits).unwrap_err(),
+        ConvertError::Unsupported(FileType::Doc)
     );
 }
 
