@@ -29,6 +29,7 @@ use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
 
+mod bmp;
 mod gif;
 mod jpeg;
 mod ooxml;
@@ -112,6 +113,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Png => png::rebuild(data, limits),
         FileType::Jpeg => jpeg::rebuild(data),
         FileType::Gif => gif::rebuild(data, limits),
+        FileType::Bmp => bmp::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
         other => Err(ConvertError::Unsupported(other)),
     }
