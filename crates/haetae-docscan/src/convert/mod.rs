@@ -36,6 +36,7 @@ mod ooxml;
 mod png;
 mod rtf;
 mod text;
+mod tiff;
 mod zip_write;
 
 /// What a conversion removed and where.
@@ -114,6 +115,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Jpeg => jpeg::rebuild(data),
         FileType::Gif => gif::rebuild(data, limits),
         FileType::Bmp => bmp::rebuild(data, limits),
+        FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
         other => Err(ConvertError::Unsupported(other)),
     }
