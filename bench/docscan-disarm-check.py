@@ -5,8 +5,9 @@ Issue 5's acceptance for disarm, on ../shared/corpora: runs `haetae scan --disar
 the valid files (MANIFEST.tsv label `valid`) and checks every copy
 
   * opens in its own format's reader: python-docx, openpyxl, python-pptx (PyPI) for OOXML,
-    Pillow for PNG/JPEG (decoded in full), a UTF-8 decode for text, balanced groups for RTF,
-    zipfile + an XML parse of every part for HWPX;
+    Pillow for PNG/JPEG/GIF/BMP/TIFF (decoded in full, and every frame/page must decode to
+    the original's pixels), a UTF-8 decode for text, balanced groups for RTF, zipfile + an
+    XML parse of every part for HWPX;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
     vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External", no
     `\\object` in RTF);
@@ -59,11 +60,38 @@ def open_with_reader(path, kind, py):
         "pptx": "import pptx,sys; p=pptx.Presentation(sys.argv[1]); [s.shapes for s in p.slides]",
         "png": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "jpeg": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "gif": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "bmp": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "tiff": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
     }.get(kind)
     if code is None:
         return ""
     r = subprocess.run([py, "-c", code, path], capture_output=True, text=True, timeout=120)
     return "" if r.returncode == 0 else (r.stderr.strip().splitlines() or ["failed"])[-1]
+
+
+# Decoded pixels of every frame/page, as Pillow sees them: a rebuilt image must show the
+# same picture as its original. BMP in RGB: Pillow reads a 32-bit BI_RGB copy without its
+# alpha (as Windows does), while it reads an original's alpha from its bit-field mask.
+SAME_PIXELS = """
+import hashlib, sys, PIL.Image, PIL.ImageSequence
+def digest(path, mode):
+    h = hashlib.sha256()
+    with PIL.Image.open(path) as im:
+        for frame in PIL.ImageSequence.Iterator(im):
+            f = frame.convert(mode)
+            h.update(repr(f.size).encode()); h.update(f.tobytes())
+    return h.hexdigest()
+mode = "RGB" if sys.argv[3] == "bmp" else "RGBA"
+sys.exit(0 if digest(sys.argv[1], mode) == digest(sys.argv[2], mode) else 1)
+"""
+
+
+def same_pixels(original, copy, kind, py):
+    """True when Pillow decodes the copy to the original's pixels (every frame)."""
+    r = subprocess.run([py, "-c", SAME_PIXELS, original, copy, kind], capture_output=True,
+                       text=True, timeout=300)
+    return r.returncode == 0
 
 
 def main():
@@ -132,6 +160,11 @@ def main():
             problems.append(f"its reader fails: {err}")
         else:
             stats[kind]["opened"] += 1
+            if kind in ("png", "jpeg", "gif", "bmp", "tiff"):
+                if same_pixels(originals[path], path, kind, py):
+                    stats[kind]["same pixels"] += 1
+                else:
+                    problems.append("its pixels differ from the original's")
         r = subprocess.run([a.haetae, "scan", "--json", path], env=env, capture_output=True, text=True)
         verdict = json.loads(r.stdout.splitlines()[0])["verdict"] if r.stdout else "unreadable"
         if verdict == "clean":
@@ -141,11 +174,11 @@ def main():
         if problems:
             bad.append((path, problems))
     print(f"disarm check over {len(valid)} valid corpus files")
-    print("| type | copies | opened by its reader | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
-    print("|---|---|---|---|---|---|---|")
+    print("| type | copies | opened by its reader | same pixels as the original | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
+    print("|---|---|---|---|---|---|---|---|")
     for kind in sorted(stats):
         s = stats[kind]
-        print(f"| {kind} | {s['copies']} | {s['opened']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
+        print(f"| {kind} | {s['copies']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
     for path, problems in bad[:40]:
         print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
     sys.exit(1 if bad else 0)

@@ -20,8 +20,22 @@
 //!   re-encoded with only the picture's chunks (no text, EXIF, ICC, private chunks).
 //! - JPEG: rebuilt from the segments decoding needs (no comments, EXIF/XMP, ICC, Photoshop
 //!   resources, data after EOI); the entropy-coded data is copied, not re-encoded.
+//! - GIF: every frame's LZW stream decoded to exactly its pixels and re-encoded; screen,
+//!   palettes, delays, disposal, transparency, interlace and the NETSCAPE loop kept;
+//!   comment, plain-text and other application extensions (XMP, ICC, ...) dropped.
+//! - BMP: 1/2/4/8/16/24/32-bit, bit fields and RLE4/RLE8 decoded and re-encoded as a plain
+//!   `BI_RGB` bitmap (24-bit, 32 with alpha); V4/V5 colour-space/profile data, gaps and
+//!   trailing bytes dropped.
+//! - TIFF: baseline pages (strips; none/`PackBits`/LZW/Deflate; bilevel, grey, palette,
+//!   RGB(A)) decoded and re-encoded uncompressed, one IFD per page with only the picture's
+//!   tags (no EXIF/GPS/XMP/IPTC/ICC/private tags).
 //!
-//! Not yet: GIF, BMP, TIFF, PDF, OLE2/HWP text renditions: [`disarm`] answers
+//! Legal variants a rebuild does not handle (BMP with 64-bit pixels or an embedded
+//! JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF) answer
+//! [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not taken
+//! for broken files.
+//!
+//! Not yet: PDF, OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
 //! [`ConvertError::Unsupported`] for them, naming the type.
 
 use crate::container::zip;
