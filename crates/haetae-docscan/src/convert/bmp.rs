@@ -5,7 +5,8 @@
 //! the pixels (and the resolution) survive: colour-space and ICC profile data of the V4/V5
 //! headers, gaps before the pixels and bytes after them are dropped.
 //!
-//! 64-bit pixels and embedded JPEG/PNG (`BI_JPEG`, `BI_PNG`) are legal but not rebuilt:
+//! OS/2 2.x headers, 64-bit pixels and embedded JPEG/PNG (`BI_JPEG`, `BI_PNG`) are legal but
+//! not rebuilt:
 //! [`ConvertError::Unsupported`].
 //!
 //! Limits: the decoded picture (4 bytes per pixel) at most `memory_bytes`.
@@ -108,6 +109,10 @@ fn info(data: &[u8]) -> Result<Info, ConvertError> {
             xppm: 0,
             yppm: 0,
         });
+    }
+    if matches!(header, 16 | 64) {
+        // OS/2 2.x headers (with Huffman 1D and RLE24): legal, not rebuilt here.
+        return Err(ConvertError::Unsupported(FileType::Bmp));
     }
     if !matches!(header, 40 | 52 | 56 | 108 | 124) {
         return Err(fail(
@@ -875,8 +880,16 @@ mod tests {
             "CONVERT-BMP-COMPRESSION"
         );
         assert_eq!(
-            code(&bmp(64, 1, 1, 24, 0, &[], &[], 0, &[0; 4])),
+            code(&bmp(60, 1, 1, 24, 0, &[], &[], 0, &[0; 4])),
             "CONVERT-BMP-HEADER"
+        );
+        assert_eq!(
+            rebuild(
+                &bmp(64, 1, 1, 24, 0, &[], &[], 0, &[0; 4]),
+                &Limits::default()
+            )
+            .unwrap_err(),
+            ConvertError::Unsupported(FileType::Bmp)
         );
         assert_eq!(
             code(b"BM\0\0\0\0\0\0\0\0\x36\0\0\0\x28\0\0\0"),

@@ -30,10 +30,10 @@
 //!   RGB(A)) decoded and re-encoded uncompressed, one IFD per page with only the picture's
 //!   tags (no EXIF/GPS/XMP/IPTC/ICC/private tags).
 //!
-//! Legal variants a rebuild does not handle (BMP with 64-bit pixels or an embedded
-//! JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF) answer
-//! [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not taken
-//! for broken files.
+//! Legal variants a rebuild does not handle (BMP with an OS/2 2.x header, 64-bit pixels or
+//! an embedded JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF)
+//! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
+//! taken for broken files.
 //!
 //! Not yet: PDF, OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
 //! [`ConvertError::Unsupported`] for them, naming the type.
