@@ -7,8 +7,6 @@
 //! Limits: frames at most `max_entries`; the screen and the decoded pixels of all frames
 //! together at most `memory_bytes`.
 
-use std::collections::HashMap;
-
 use super::{ConvertError, Disarmed, Removed};
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -217,6 +215,60 @@ impl BitWriter {
     }
 }
 
+/// The encoder's string table: (prefix code, next byte) -> code, open addressing over
+/// 8192 slots (at most 4096 strings, so half full at worst); clearing it costs 32 KiB.
+struct Strings {
+    /// `key + 1` (0 = empty) and the code, per slot.
+    slots: Vec<(u32, u16)>,
+}
+
+impl Strings {
+    const SLOTS: usize = 8192;
+
+    fn new() -> Strings {
+        Strings {
+            slots: vec![(0, 0); Self::SLOTS],
+        }
+    }
+
+    fn key(prefix: u16, byte: u8) -> u32 {
+        ((u32::from(prefix) << 8) | u32::from(byte)) + 1
+    }
+
+    /// The first slot of `key`'s probe sequence (a multiplicative hash).
+    fn home(key: u32) -> usize {
+        (key.wrapping_mul(0x9E37_79B1) >> 19) as usize
+    }
+
+    fn get(&self, prefix: u16, byte: u8) -> Option<u16> {
+        let key = Self::key(prefix, byte);
+        let mut i = Self::home(key);
+        loop {
+            match self.slots.get(i) {
+                Some(&(k, code)) if k == key => return Some(code),
+                Some(&(0, _)) | None => return None,
+                Some(_) => i = (i + 1) % Self::SLOTS,
+            }
+        }
+    }
+
+    fn insert(&mut self, prefix: u16, byte: u8, code: u16) {
+        let key = Self::key(prefix, byte);
+        let mut i = Self::home(key);
+        while let Some(slot) = self.slots.get_mut(i) {
+            if slot.0 == 0 {
+                *slot = (key, code);
+                return;
+            }
+            i = (i + 1) % Self::SLOTS;
+        }
+    }
+
+    fn clear(&mut self) {
+        self.slots.fill((0, 0));
+    }
+}
+
 /// LZW-encodes `indices` (each below `1 << min`) as a GIF code stream: a clear code first,
 /// another whenever the table fills, the end code last.
 fn lzw_encode(indices: &[u8], min: u8) -> Vec<u8> {
@@ -228,7 +280,7 @@ fn lzw_encode(indices: &[u8], min: u8) -> Vec<u8> {
         acc: 0,
         bits: 0,
     };
-    let mut table: HashMap<(u16, u8), u16> = HashMap::new();
+    let mut table = Strings::new();
     let mut size = start_size;
     let mut next = clear + 2;
     w.put(clear, size);
@@ -239,12 +291,12 @@ fn lzw_encode(indices: &[u8], min: u8) -> Vec<u8> {
     };
     let mut cur = u16::from(b0);
     for &b in iter {
-        if let Some(&code) = table.get(&(cur, b)) {
+        if let Some(code) = table.get(cur, b) {
             cur = code;
             continue;
         }
         w.put(cur, size);
-        table.insert((cur, b), next);
+        table.insert(cur, b, next);
         next += 1;
         if next > (1 << size) && size < 12 {
             size += 1;
