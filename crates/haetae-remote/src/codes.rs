@@ -321,12 +321,19 @@ impl AccessCodes {
     /// Issues a code for `agent` opening session `sid`.
     ///
     /// # Errors
-    /// [`CodeError::Exhausted`] when no free slot was found in 64 draws,
+    /// [`CodeError::Exhausted`] when every slot holds a live code,
     /// [`CodeError::Store`], [`CodeError::Random`].
     pub async fn issue(&self, agent: &str, sid: SessionId) -> Result<IssuedCode, CodeError> {
         let secret_space = 10u32.pow(self.policy.secret_digits());
-        for _ in 0..64 {
-            let slot = uniform_below(SLOTS)?;
+        // Random slots first; when most are live, walk every slot from a random start, so
+        // a code is refused only when all slots are really taken.
+        let start = uniform_below(SLOTS)?;
+        for attempt in 0..16 + SLOTS {
+            let slot = if attempt < 16 {
+                uniform_below(SLOTS)?
+            } else {
+                (start + attempt - 16) % SLOTS
+            };
             let secret = uniform_below(secret_space)?;
             let width = usize::try_from(self.policy.secret_digits()).unwrap_or(6);
             let code = format!("{slot:03}{secret:0width$}");

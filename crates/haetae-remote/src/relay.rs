@@ -333,6 +333,9 @@ pub async fn serve(
         source,
     })?;
     let (stop_tx, stop_rx) = watch::channel(false);
+    // Every event names this relay (`haetae.instance`).
+    let instance = config.relay_id.clone();
+    let events: EventOut = Arc::new(move |e: Event| events(e.instance(instance.clone())));
     let shared = Arc::new(Shared {
         total: Mutex::new(TokenBucket::new(config.total_bytes_per_sec)),
         config,
