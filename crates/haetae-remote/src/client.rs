@@ -205,6 +205,14 @@ impl RelayClient {
         Ok(pending)
     }
 
+    /// Splits into a sending and a receiving half, for clients that read and write at the
+    /// same time (a screen stream one way, input and files the other).
+    #[must_use]
+    pub fn split(self) -> (RelaySender, RelayReceiver) {
+        let (sink, stream) = self.ws.split();
+        (RelaySender { sink }, RelayReceiver { stream })
+    }
+
     /// Says goodbye to the relay and closes.
     pub async fn bye(mut self) {
         let _ = self
@@ -213,6 +221,70 @@ impl RelayClient {
             })
             .await;
         let _ = self.ws.close(None).await;
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// The sending half of a [`RelayClient`].
+#[derive(Debug)]
+pub struct RelaySender {
+    sink: futures_util::stream::SplitSink<Socket, Message>,
+}
+
+impl RelaySender {
+    /// Sends one relay message.
+    ///
+    /// # Errors
+    /// [`ClientError::Socket`].
+    pub async fn send(&mut self, msg: &RelayMessage) -> Result<(), ClientError> {
+        self.sink
+            .send(Message::binary(msg.encode()))
+            .await
+            .map_err(|e| ClientError::Socket(e.to_string()))
+    }
+
+    /// Sends a message to the other side.
+    ///
+    /// # Errors
+    /// [`ClientError::Socket`].
+    pub async fn send_peer(&mut self, msg: &PeerMessage) -> Result<(), ClientError> {
+        self.send(&RelayMessage::Peer(msg.encode())).await
+    }
+}
+
+/// The receiving half of a [`RelayClient`].
+#[derive(Debug)]
+pub struct RelayReceiver {
+    stream: futures_util::stream::SplitStream<Socket>,
+}
+
+impl RelayReceiver {
+    /// The next relay message.
+    ///
+    /// # Errors
+    /// [`ClientError::Closed`], [`ClientError::Socket`], [`ClientError::Decode`].
+    pub async fn recv(&mut self) -> Result<RelayMessage, ClientError> {
+        loop {
+            match self.stream.next().await {
+                None | Some(Ok(Message::Close(_))) => return Err(ClientError::Closed),
+                Some(Ok(Message::Binary(b))) => return Ok(RelayMessage::decode(&b)?),
+                Some(Ok(Message::Text(_))) => return Err(ClientError::Unexpected("text message")),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => return Err(ClientError::Socket(e.to_string())),
+            }
+        }
+    }
+
+    /// The other side's next message, undecoded.
+    ///
+    /// # Errors
+    /// [`ClientError::Ended`] when the session ended, connection errors.
+    pub async fn recv_peer_bytes(&mut self) -> Result<Vec<u8>, ClientError> {
+        match self.recv().await? {
+            RelayMessage::Peer(bytes) => Ok(bytes),
+            other => Err(refusal(&other)),
+        }
     }
 }
 

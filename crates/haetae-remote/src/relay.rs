@@ -12,7 +12,7 @@
 //! session and in total (shaping: a sender over its rate is read more slowly), a pairing
 //! wait of the code's life, an idle timeout over both directions, a session cap, an agent
 //! address allowlist and an optional `Origin` allowlist. Each session leaves one
-//! `remote-session` event (who, when, bytes and frames each way, end reason); every code
+//! `remote.session` event (who, when, bytes and frames each way, end reason); every code
 //! issue, use and failure leaves an event too.
 //!
 //! TLS is not terminated here: in production the relay sits behind the gateway (which joins
@@ -61,6 +61,9 @@ pub struct RelayConfig {
     pub frames_per_sec: u64,
     /// Sessions (waiting or paired) at once.
     pub max_sessions: usize,
+    /// Open connections at once (including ones that have not said hello yet); more are
+    /// closed at accept.
+    pub max_connections: usize,
     /// Addresses that may open agent sessions (the agents' networks).
     pub agent_networks: Vec<IpNet>,
     /// `Origin` headers accepted from browsers; empty accepts any (native clients send none).
@@ -80,6 +83,7 @@ impl Default for RelayConfig {
             total_bytes_per_sec: 400 << 20,
             frames_per_sec: 1000,
             max_sessions: 2000,
+            max_connections: 10_000,
             agent_networks: vec![
                 "127.0.0.0/8".parse().unwrap_or_else(|_| IpNet::default()),
                 "::1/128".parse().unwrap_or_else(|_| IpNet::default()),
@@ -135,8 +139,11 @@ impl RelayConfig {
         {
             return bad("rates", "must be above zero");
         }
-        if self.max_sessions == 0 || self.queue_frames == 0 {
-            return bad("max_sessions/queue_frames", "must be above zero");
+        if self.max_sessions == 0 || self.queue_frames == 0 || self.max_connections == 0 {
+            return bad(
+                "max_sessions/max_connections/queue_frames",
+                "must be above zero",
+            );
         }
         Ok(())
     }
@@ -233,7 +240,7 @@ impl Drop for SessionRecord {
         let c2a = self.bytes_c2a.load(Ordering::Relaxed);
         let normal = matches!(reason, EndReason::Normal | EndReason::PeerLeft);
         let started = time::OffsetDateTime::from(self.paired_at);
-        let event = Event::new(Component::Remote, "remote-session")
+        let event = Event::new(Component::Remote, "remote.session")
             .category(EventCategory::Session)
             .outcome(if normal { Outcome::Success } else { Outcome::Failure })
             .severity(if normal { Severity::Info } else { Severity::Low })
@@ -345,7 +352,8 @@ pub async fn serve(
         events,
         stop: stop_rx.clone(),
     });
-    let task = tokio::spawn(accept_loop(listener, shared, stop_rx));
+    let slots = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
+    let task = tokio::spawn(accept_loop(listener, shared, slots, stop_rx));
     Ok(RunningRelay {
         addr,
         stop: stop_tx,
@@ -353,14 +361,27 @@ pub async fn serve(
     })
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    slots: Arc<tokio::sync::Semaphore>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = stop.changed() => return,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    // Over the connection limit: closed at once (dropping the stream).
+                    let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(connection(Arc::clone(&shared), stream, peer));
+                    let shared = Arc::clone(&shared);
+                    tokio::spawn(async move {
+                        connection(shared, stream, peer).await;
+                        drop(slot);
+                    });
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "relay: accept failed");
@@ -477,7 +498,7 @@ async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String)
     if !shared.config.agent_networks.iter().any(|n| n.contains(&ip)) {
         (shared.events)(
             code_event(
-                "remote-agent-refused",
+                "remote.agent_refused",
                 ip,
                 Outcome::Failure,
                 format!("agent {agent} connected from {ip}, outside the agent networks"),
@@ -487,7 +508,8 @@ async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String)
         );
         return refuse(&mut ws, RefuseReason::NotAllowed, Duration::ZERO).await;
     }
-    if shared.live.load(Ordering::Relaxed) >= shared.config.max_sessions {
+    let open = shared.live.load(Ordering::Relaxed) + lock(&shared.waiting).len();
+    if open >= shared.config.max_sessions {
         return refuse(&mut ws, RefuseReason::Busy, Duration::from_secs(10)).await;
     }
     let Some(sid) = random_sid() else {
@@ -507,7 +529,7 @@ async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String)
     let ttl = shared.codes.policy().ttl;
     (shared.events)(
         code_event(
-            "remote-code-issued",
+            "remote.code_issued",
             ip,
             Outcome::Success,
             format!("access code issued to {agent}, valid {} s", ttl.as_secs()),
@@ -596,7 +618,7 @@ async fn customer_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, code: &str)
             };
             (shared.events)(
                 code_event(
-                    "remote-code-failed",
+                    "remote.code_failed",
                     ip,
                     Outcome::Failure,
                     format!("access code refused for {ip}: {detail}"),
@@ -633,7 +655,7 @@ async fn customer_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, code: &str)
     });
     (shared.events)(
         code_event(
-            "remote-code-used",
+            "remote.code_used",
             ip,
             Outcome::Success,
             format!("customer at {ip} joined {}'s session", redeemed.agent),
@@ -678,6 +700,10 @@ impl Side {
 }
 
 /// Copies frames between this side's socket and the other side's queue until either ends.
+///
+/// A frame read from this side waits in `pending` until the other side's queue has room
+/// (and the rate limits allow it); meanwhile this side's socket is not read, but frames
+/// from the other side keep flowing to it, so two busy directions never wait on each other.
 async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
     let Link {
         to_peer,
@@ -693,10 +719,25 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
     let tick = (idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
     let mut ticker = tokio::time::interval(tick);
     let mut stop = shared.stop.clone();
+    let mut pending: Option<Vec<u8>> = None;
+    let mut not_before: Option<tokio::time::Instant> = None;
     record.touch();
     let ended: Option<EndReason> = loop {
         tokio::select! {
-            incoming = next_binary(&mut ws) => {
+            () = tokio::time::sleep_until(not_before.unwrap_or_else(tokio::time::Instant::now)),
+                if not_before.is_some() => {
+                not_before = None;
+            }
+            permit = to_peer.reserve(), if pending.is_some() && not_before.is_none() => {
+                let Ok(permit) = permit else { break None };
+                if let Some(payload) = pending.take() {
+                    bytes.fetch_add(payload.len() as u64, Ordering::Relaxed);
+                    frames.fetch_add(1, Ordering::Relaxed);
+                    permit.send(payload);
+                    record.touch();
+                }
+            }
+            incoming = next_binary(&mut ws), if pending.is_none() => {
                 let raw = match incoming {
                     Ok(Some(raw)) => raw,
                     Ok(None) => { record.end(EndReason::PeerLeft, side.name()); break None; }
@@ -709,14 +750,9 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
                             .max(lock(&record.bucket).take(n))
                             .max(lock(&shared.total).take(n));
                         if !wait.is_zero() {
-                            tokio::time::sleep(wait).await;
+                            not_before = Some(tokio::time::Instant::now() + wait);
                         }
-                        if to_peer.send(payload).await.is_err() {
-                            break None;
-                        }
-                        bytes.fetch_add(n, Ordering::Relaxed);
-                        frames.fetch_add(1, Ordering::Relaxed);
-                        record.touch();
+                        pending = Some(payload);
                     }
                     Ok(RelayMessage::Bye { .. }) => {
                         record.end(EndReason::Normal, side.name());
@@ -730,9 +766,19 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
             }
             outgoing = from_peer.recv() => match outgoing {
                 Some(payload) => {
-                    if !send(&mut ws, &RelayMessage::Peer(payload)).await {
-                        record.end(EndReason::PeerLeft, side.name());
-                        break None;
+                    // A client that stops reading holds the session no longer than the
+                    // idle timeout.
+                    let msg = RelayMessage::Peer(payload);
+                    match tokio::time::timeout(idle, send(&mut ws, &msg)).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            record.end(EndReason::PeerLeft, side.name());
+                            break None;
+                        }
+                        Err(_) => {
+                            record.end(EndReason::Idle, "relay");
+                            break None;
+                        }
                     }
                 }
                 None => {

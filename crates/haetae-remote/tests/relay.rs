@@ -184,7 +184,7 @@ async fn two_clients_pair_by_code_and_exchange_chat_and_a_file() {
             reason: EndReason::Normal
         }
     ));
-    let session = h.wait_for("remote-session").await;
+    let session = h.wait_for("remote.session").await;
     assert_eq!(session.user.as_ref().unwrap().id, "agent-kim");
     let labels = &session.labels;
     assert_eq!(labels["end_reason"], "Normal");
@@ -200,7 +200,7 @@ async fn two_clients_pair_by_code_and_exchange_chat_and_a_file() {
         .collect();
     assert!(!all.contains(&code));
     assert!(!all.contains("감사합니다"));
-    for action in ["remote-code-issued", "remote-code-used", "remote-session"] {
+    for action in ["remote.code_issued", "remote.code_used", "remote.session"] {
         assert!(h.actions().iter().any(|a| a == action), "{action}");
     }
 }
@@ -251,7 +251,7 @@ async fn a_wrong_code_is_refused_and_attempts_are_limited() {
     let failures = h
         .actions()
         .iter()
-        .filter(|a| *a == "remote-code-failed")
+        .filter(|a| *a == "remote.code_failed")
         .count();
     assert_eq!(failures, 8);
 }
@@ -427,7 +427,7 @@ async fn an_agent_outside_the_agent_networks_is_refused() {
             ..
         })
     ));
-    h.wait_for("remote-agent-refused").await;
+    h.wait_for("remote.agent_refused").await;
 }
 
 #[tokio::test]
@@ -445,7 +445,7 @@ async fn an_oversized_frame_ends_the_session() {
             reason: EndReason::TooLarge
         }
     ));
-    let session = h.wait_for("remote-session").await;
+    let session = h.wait_for("remote.session").await;
     assert_eq!(session.labels["end_reason"], "TooLarge");
 }
 
@@ -512,4 +512,49 @@ async fn a_text_message_or_garbage_first_is_refused() {
             ..
         }
     ));
+}
+
+#[tokio::test]
+async fn both_directions_at_full_speed_do_not_wait_on_each_other() {
+    // Tiny queues: a relay that blocked on one direction while the other is full would
+    // stall here.
+    let h = Harness::start(RelayConfig {
+        queue_frames: 1,
+        ..RelayConfig::default()
+    })
+    .await;
+    let (aw, _a, cw, _c, _) = paired(&h.url()).await;
+    let (mut a_tx, mut a_rx) = aw.split();
+    let (mut c_tx, mut c_rx) = cw.split();
+    const N: usize = 300;
+    let run = async {
+        let a_send = async {
+            for _ in 0..N {
+                a_tx.send(&RelayMessage::Peer(vec![1; 32 * 1024]))
+                    .await
+                    .unwrap();
+            }
+        };
+        let c_send = async {
+            for _ in 0..N {
+                c_tx.send(&RelayMessage::Peer(vec![2; 32 * 1024]))
+                    .await
+                    .unwrap();
+            }
+        };
+        let a_recv = async {
+            for _ in 0..N {
+                assert_eq!(a_rx.recv_peer_bytes().await.unwrap()[0], 2);
+            }
+        };
+        let c_recv = async {
+            for _ in 0..N {
+                assert_eq!(c_rx.recv_peer_bytes().await.unwrap()[0], 1);
+            }
+        };
+        tokio::join!(a_send, c_send, a_recv, c_recv);
+    };
+    tokio::time::timeout(Duration::from_secs(20), run)
+        .await
+        .expect("traffic in both directions stalled");
 }
