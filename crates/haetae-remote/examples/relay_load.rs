@@ -2,9 +2,12 @@
 //! pairs through it by code, and has every customer send `FRAMES` frames of `BYTES` bytes
 //! (sealed-frame sized, opaque to the relay) to its agent while the agent answers each with
 //! a small frame. Prints pairing time, forwarded MB/s and the round-trip latency
-//! percentiles through the relay (two relay hops per round trip).
+//! percentiles through the relay (two relay hops per round trip). With `RATE` > 0 every
+//! session sends `RATE` frames per second (a screen stream: 30 frames of 4 KiB is ~1 Mbit/s)
+//! and the round trip shows the latency the relay adds at that load; with 0 they send as
+//! fast as they can (throughput; the latency is then queueing).
 //!
-//! `cargo run --release -p haetae-remote --example relay_load -- [SESSIONS] [FRAMES] [BYTES]`
+//! `cargo run --release -p haetae-remote --example relay_load -- [SESSIONS] [FRAMES] [BYTES] [RATE]`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,6 +38,7 @@ async fn main() {
     let sessions = arg(1, 100);
     let frames = arg(2, 200);
     let bytes = arg(3, 16 * 1024);
+    let rate = arg(4, 0);
     let kv = Bus::in_process().kv(BUCKET, BUCKET_MAX_AGE).await.unwrap();
     let codes = AccessCodes::new(kv, CodePolicy::default(), "relay-1").unwrap();
     let events: EventOut = Arc::new(|_| {});
@@ -71,7 +75,15 @@ async fn main() {
                 agent
             });
             let mut rtts = Vec::with_capacity(frames);
+            let mut pace = (rate > 0).then(|| {
+                let mut every = tokio::time::interval(Duration::from_secs(1) / rate as u32);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every
+            });
             for _ in 0..frames {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
                 let t = Instant::now();
                 customer
                     .send(&RelayMessage::Peer(vec![0; bytes]))
@@ -92,7 +104,7 @@ async fn main() {
     all.sort();
     let forwarded = (sessions * frames * (bytes + 32)) as f64;
     println!(
-        "sessions {sessions}, frames {frames} x {bytes} B each: paired in {pairing:.2?} ({:.1} ms/session); forwarded {:.1} MB in {elapsed:.2?} = {:.1} MB/s; round trip through the relay p50 {:.2?} p95 {:.2?} p99 {:.2?}",
+        "sessions {sessions}, frames {frames} x {bytes} B each, rate {rate}/s (0: unpaced): paired in {pairing:.2?} ({:.1} ms/session); forwarded {:.1} MB in {elapsed:.2?} = {:.1} MB/s; round trip through the relay p50 {:.2?} p95 {:.2?} p99 {:.2?}",
         pairing.as_secs_f64() * 1000.0 / sessions as f64,
         forwarded / 1e6,
         forwarded / 1e6 / elapsed.as_secs_f64(),
