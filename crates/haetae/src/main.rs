@@ -14,6 +14,7 @@ mod crypto;
 mod gateway;
 mod lifecycle;
 mod quarantine;
+mod relay;
 mod scan;
 mod up;
 
@@ -59,8 +60,9 @@ enum Command {
     Gateway(gateway::GatewayArgs),
     /// Run the Security Control Center (UI, API, storage).
     Control(control::ControlArgs),
-    /// Run the remote-support relay.
-    Relay,
+    /// Run the remote-support relay (pairs agent and customer by one-time code, forwards
+    /// end-to-end encrypted frames).
+    Relay(relay::RelayArgs),
     /// Run the native customer helper for remote support.
     Helper,
     /// The approved cryptography: list the algorithms, check a deployment's choices.
@@ -102,7 +104,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Quarantine(args) => quarantine::run(&config, args),
         Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),
-        Command::Relay => Ok(not_available("relay", "the remote-support relay")),
+        Command::Relay(args) => relay::run(&config, args),
         Command::Helper => Ok(not_available("helper", "the remote-support helper")),
     }
 }

@@ -1,0 +1,99 @@
+//! `haetae relay`: the remote-support relay (`haetae-remote`) on its own. Access codes live in
+//! the bus's shared KV (NATS in the distributed shape, so several relays share them); events
+//! go to the bus and to the log.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+use haetae_bus::EmitterOptions;
+use haetae_core::{Config, Event};
+use haetae_remote::codes::{AccessCodes, BUCKET, BUCKET_MAX_AGE, CodePolicy};
+use haetae_remote::relay::{EventOut, RelayConfig, serve};
+
+use crate::gateway::connect_bus;
+use crate::lifecycle::{runtime, wait_for_stop};
+
+/// `haetae relay` flags.
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on for WebSocket connections (put TLS in front: the gateway or
+    /// another terminator on port 443).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// This relay's id, stored with the codes it issues.
+    #[arg(long, default_value = "relay-1")]
+    relay_id: String,
+    /// Digits per access code (6-9).
+    #[arg(long, default_value_t = 9)]
+    code_digits: u32,
+    /// How long an access code stays valid, in seconds (at most 1800).
+    #[arg(long, default_value_t = 300)]
+    code_ttl: u64,
+    /// Networks agents may connect from (CIDR; repeat the flag). Default: loopback only.
+    #[arg(long = "agent-network")]
+    agent_networks: Vec<ipnet::IpNet>,
+    /// Browser origins accepted (repeat the flag); none given accepts any.
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    /// Seconds without traffic after which a session ends.
+    #[arg(long, default_value_t = 120)]
+    idle_timeout: u64,
+    /// Bytes per second one session may forward.
+    #[arg(long, default_value_t = 4 << 20)]
+    session_bytes_per_sec: u64,
+}
+
+/// Runs `haetae relay`.
+pub fn run(config: &Config, args: &RelayArgs) -> anyhow::Result<ExitCode> {
+    let mut relay_config = RelayConfig {
+        relay_id: args.relay_id.clone(),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        session_bytes_per_sec: args.session_bytes_per_sec,
+        allowed_origins: args.allowed_origins.clone(),
+        ..RelayConfig::default()
+    };
+    if !args.agent_networks.is_empty() {
+        relay_config.agent_networks.clone_from(&args.agent_networks);
+    }
+    let policy = CodePolicy {
+        digits: args.code_digits,
+        ttl: Duration::from_secs(args.code_ttl),
+        ..CodePolicy::default()
+    };
+    runtime()?.block_on(async {
+        let bus = connect_bus(config).await.context(
+            "the relay keeps its access codes in the bus's KV; it cannot start without it",
+        )?;
+        let kv = bus
+            .kv(BUCKET, BUCKET_MAX_AGE)
+            .await
+            .context("cannot open the access-code bucket")?;
+        let codes = AccessCodes::new(kv, policy, relay_config.relay_id.clone())?;
+        let emitter = Arc::new(
+            bus.event_emitter(EmitterOptions::spooled(
+                config.data_dir.join("spool").join("relay-events"),
+            ))
+            .context("cannot start the event emitter")?,
+        );
+        let sink = Arc::clone(&emitter);
+        let events: EventOut = Arc::new(move |e: Event| {
+            tracing::info!(target: "haetae::events", "{}", e.to_json());
+            sink.emit(e);
+        });
+        let running = serve(args.listen, relay_config, codes, events).await?;
+        eprintln!(
+            "haetae relay: listening on {} (WebSocket; bus: {})",
+            running.url(),
+            bus.backend_name()
+        );
+        wait_for_stop().await;
+        eprintln!("haetae relay: stopping; connected clients are told");
+        running.stop().await;
+        emitter.shutdown(Duration::from_secs(5)).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
