@@ -837,8 +837,12 @@ fn upstream_failed(
     }
 }
 
-/// The protocol a request asks to upgrade to: HTTP/1.1 with `Upgrade` named in
-/// `Connection` (RFC 9110 §7.8). HTTP/2 has no such upgrade.
+/// The protocol a request asks to upgrade to, when the gateway lets it through: HTTP/1.1
+/// with `Upgrade` named in `Connection` (RFC 9110 §7.8) and exactly one `Upgrade` value,
+/// `websocket`. Any other upgrade (`h2c`, which would let a client speak HTTP/2 to the
+/// upstream past the filters, `TLS/1.0`, a list of protocols) is not relayed: the request
+/// goes upstream as a plain request, its `Upgrade` and `Connection` stripped with the other
+/// hop-by-hop headers. HTTP/2 has no such upgrade.
 fn requested_upgrade(parts: &request::Parts) -> Option<HeaderValue> {
     if parts.version != Version::HTTP_11 {
         return None;
@@ -850,9 +854,17 @@ fn requested_upgrade(parts: &request::Parts) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    listed
-        .then(|| parts.headers.get(header::UPGRADE).cloned())
-        .flatten()
+    if !listed {
+        return None;
+    }
+    let mut values = parts.headers.get_all(header::UPGRADE).iter();
+    let value = values.next()?;
+    (values.next().is_none()
+        && value
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"websocket"))
+    .then(|| HeaderValue::from_static("websocket"))
 }
 
 /// The upstream agreed to switch protocols: answer the client with the upstream's `101`
@@ -940,8 +952,8 @@ pub(crate) fn apply_modification(headers: &mut HeaderMap, m: Modification) {
     }
 }
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set and any named in
-/// `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set (with `HTTP2-Settings`)
+/// and any named in `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names first: most messages carry none of these, and then nothing
     // is removed (each removal hashes the name again).
@@ -997,6 +1009,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 /// Appends the peer to `X-Forwarded-For` and a `Forwarded` element (RFC 7239), and sets
 /// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's host, without a port).
 fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
+            || n.as_str() == "http2-settings"
     let proto = if conn.tls.is_some() { "https" } else { "http" };
     // The host as one value: shared with the `Host` header when it carries no port.
     let host: Option<(HeaderValue, &str)> = {
@@ -1024,6 +1037,9 @@ fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
     });
     let host = host.map(|(v, _)| v);
     let headers = &mut parts.headers;
+    // Only meaningful with `Upgrade: h2c` (RFC 7540 §3.2), which is never relayed; removed
+    // even when `Connection` does not name it.
+    headers.remove("http2-settings");
     // The connection's values were written once; a request only appends to them.
     let xff = match headers
         .get(X_FORWARDED_FOR)

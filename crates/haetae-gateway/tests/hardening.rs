@@ -128,6 +128,46 @@ fn status(head: &str) -> &str {
     head.split(' ').nth(1).unwrap_or_default()
 }
 
+#[tokio::test]
+async fn only_a_websocket_upgrade_reaches_the_upstream_and_http2_settings_never_does() {
+    let (backend, seen) = spawn_raw_backend(|_, _| Act::Answer).await;
+    let gw = TestGateway::start(&policy(backend)).await;
+    for upgrade in [
+        // RFC 7540 §3.2's h2c upgrade, as curl --http2 sends it.
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n",
+        // HTTP2-Settings not named in Connection.
+        "Connection: Upgrade\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n",
+        // A list that includes websocket, and another protocol.
+        "Connection: upgrade\r\nUpgrade: websocket, h2c\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n",
+        "Connection: upgrade\r\nUpgrade: TLS/1.2\r\n",
+        // Two Upgrade fields.
+        "Connection: upgrade\r\nUpgrade: websocket\r\nUpgrade: h2c\r\n",
+    ] {
+        let (head, body) = exchange(
+            &gw,
+            &format!("GET /x HTTP/1.1\r\nHost: bank.example\r\n{upgrade}\r\n"),
+        )
+        .await;
+        assert_eq!(status(&head), "200", "{upgrade:?}: {head}");
+        assert!(body.starts_with("conn="), "{body}");
+        let (_, upstream_head) = seen.heads().pop().unwrap();
+        for name in ["upgrade", "http2-settings", "connection"] {
+            assert!(
+                values(&upstream_head, name).is_empty(),
+                "{upgrade:?}: {name} reached the upstream:\n{upstream_head}"
+            );
+        }
+    }
+    assert_eq!(
+        gw.gateway
+            .metrics()
+            .upgrades
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    gw.stop().await;
+}
+
 const GET: &str = "GET /x HTTP/1.1\r\nHost: bank.example\r\n\r\n";
 const POST: &str = "POST /transfer HTTP/1.1\r\nHost: bank.example\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 9\r\n\r\namount=10";
 
