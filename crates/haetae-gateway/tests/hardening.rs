@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::TestGateway;
+use haetae_core::config::GatewayConfig;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -164,6 +165,88 @@ async fn only_a_websocket_upgrade_reaches_the_upstream_and_http2_settings_never_
             .upgrades
             .load(std::sync::atomic::Ordering::Relaxed),
         0
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn an_http11_request_without_exactly_one_valid_host_is_refused_with_400() {
+    let (backend, seen) = spawn_raw_backend(|_, _| Act::Answer).await;
+    let gw = TestGateway::start(&policy(backend)).await;
+    for request in [
+        "GET /x HTTP/1.1\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: a.example\r\nHost: b.example\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: user@bank.example\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: bank example\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: bank.example/admin\r\n\r\n",
+        "GET http://bank.example/x HTTP/1.1\r\n\r\n",
+    ] {
+        let (head, _) = exchange(&gw, request).await;
+        assert_eq!(status(&head), "400", "{request:?}: {head}");
+    }
+    assert!(seen.heads().is_empty(), "nothing reached the upstream");
+    // HTTP/1.0 may omit Host; a valid one passes.
+    for request in [
+        "GET /x HTTP/1.0\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: bank.example:8443\r\n\r\n",
+        "GET /x HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+    ] {
+        let (head, _) = exchange(&gw, request).await;
+        assert_eq!(status(&head), "200", "{request:?}: {head}");
+    }
+    gw.stop().await;
+}
+
+const FORGED: &str = "X-Forwarded-For: 10.9.9.9\r\nX-Forwarded-Host: admin.internal\r\nX-Forwarded-Proto: https\r\nForwarded: for=10.9.9.9;proto=https\r\n";
+
+#[tokio::test]
+async fn forwarding_headers_from_an_untrusted_client_are_replaced() {
+    let (backend, seen) = spawn_raw_backend(|_, _| Act::Answer).await;
+    let gw = TestGateway::start(&policy(backend)).await;
+    let (head, _) = exchange(
+        &gw,
+        &format!("GET /x HTTP/1.1\r\nHost: bank.example:8080\r\n{FORGED}\r\n"),
+    )
+    .await;
+    assert_eq!(status(&head), "200", "{head}");
+    let (_, up) = seen.heads().pop().unwrap();
+    assert_eq!(values(&up, "x-forwarded-for"), ["127.0.0.1"], "{up}");
+    assert_eq!(values(&up, "x-forwarded-host"), ["bank.example"], "{up}");
+    assert_eq!(values(&up, "x-forwarded-proto"), ["http"], "{up}");
+    assert_eq!(
+        values(&up, "forwarded"),
+        ["for=127.0.0.1;proto=http;host=bank.example"],
+        "{up}"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn forwarding_headers_from_a_trusted_proxy_are_kept_and_appended_to() {
+    let (backend, seen) = spawn_raw_backend(|_, _| Act::Answer).await;
+    let config = GatewayConfig {
+        trusted_proxies: vec!["127.0.0.0/8".into()],
+        ..GatewayConfig::default()
+    };
+    let gw = TestGateway::start_with(&policy(backend), config).await;
+    let (head, _) = exchange(
+        &gw,
+        &format!("GET /x HTTP/1.1\r\nHost: bank.example:8080\r\n{FORGED}\r\n"),
+    )
+    .await;
+    assert_eq!(status(&head), "200", "{head}");
+    let (_, up) = seen.heads().pop().unwrap();
+    assert_eq!(
+        values(&up, "x-forwarded-for"),
+        ["10.9.9.9, 127.0.0.1"],
+        "{up}"
+    );
+    assert_eq!(values(&up, "x-forwarded-host"), ["admin.internal"], "{up}");
+    assert_eq!(values(&up, "x-forwarded-proto"), ["https"], "{up}");
+    let forwarded = values(&up, "forwarded").join(", ");
+    assert_eq!(
+        forwarded, "for=10.9.9.9;proto=https, for=127.0.0.1;proto=http;host=bank.example",
+        "{up}"
     );
     gw.stop().await;
 }
