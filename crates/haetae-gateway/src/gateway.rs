@@ -623,7 +623,7 @@ async fn serve_traffic(
         let builder = Arc::clone(&builder);
         match &tls {
             None => {
-                let conn = Arc::new(ConnInfo::new(peer, None));
+                let conn = Arc::new(ConnInfo::new(peer, None, &state.settings.trusted_proxies));
                 let service = service_fn(move |req: Request<Incoming>| {
                     proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
                 });
@@ -664,7 +664,11 @@ async fn serve_traffic(
                             .negotiated_cipher_suite()
                             .map(|c| format!("{:?}", c.suite())),
                     };
-                    let conn = Arc::new(ConnInfo::new(peer, Some(info)));
+                    let conn = Arc::new(ConnInfo::new(
+                        peer,
+                        Some(info),
+                        &state.settings.trusted_proxies,
+                    ));
                     let service = service_fn(move |req: Request<Incoming>| {
                         proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
                     });

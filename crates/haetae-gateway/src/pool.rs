@@ -6,14 +6,18 @@
 //! hyper-util's pooled client (TLS, ALPN, HTTP/2 multiplexing).
 
 use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::uri::Authority;
-use http::{Request, Response};
-use hyper::body::Incoming;
+use http::{Method, Request, Response};
+use hyper::body::{Body, Incoming};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::proxy::ProxyBody;
 
@@ -99,9 +103,68 @@ impl Pools {
     }
 }
 
-struct Idle {
+/// One upstream connection: the request sender and a mark set whenever a byte arrives
+/// from the upstream, which tells a stale keep-alive connection (closed with no byte of
+/// response) from one that failed mid-response.
+struct Conn {
     sender: http1::SendRequest<ProxyBody>,
+    heard: Arc<AtomicBool>,
+}
+
+struct Idle {
+    conn: Conn,
     since: Instant,
+}
+
+/// A TCP stream that sets `heard` when it reads a byte.
+struct Marked {
+    stream: tokio::net::TcpStream,
+    heard: Arc<AtomicBool>,
+}
+
+impl AsyncRead for Marked {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.heard.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl AsyncWrite for Marked {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
 }
 
 /// The idle HTTP/1.1 connections to one upstream address.
@@ -125,14 +188,32 @@ impl std::fmt::Debug for H1Pool {
 /// response has been read to its end, closed when dropped before that.
 pub(crate) struct Checkin {
     pool: Arc<H1Pool>,
-    sender: http1::SendRequest<ProxyBody>,
+    conn: Conn,
 }
 
 impl Checkin {
     /// Gives the connection back to its pool for the next request.
     pub(crate) fn checkin(self) {
-        self.pool.put(self.sender);
+        self.pool.put(self.conn);
     }
+}
+
+/// The head of a request that may be sent again after a stale keep-alive connection ate
+/// it: an idempotent method (RFC 9110 §9.2.2) and no body.
+fn replayable(req: &Request<ProxyBody>) -> Option<Request<ProxyBody>> {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut copy = Request::new(ProxyBody::empty());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    copy.headers_mut().clone_from(req.headers());
+    Some(copy)
 }
 
 impl H1Pool {
@@ -142,18 +223,18 @@ impl H1Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self) -> Option<http1::SendRequest<ProxyBody>> {
+    fn take(&self) -> Option<Conn> {
         let mut idle = self.lock();
         while let Some(i) = idle.pop() {
-            if !i.sender.is_closed() {
-                return Some(i.sender);
+            if !i.conn.sender.is_closed() {
+                return Some(i.conn);
             }
         }
         None
     }
 
-    fn put(&self, sender: http1::SendRequest<ProxyBody>) {
-        if sender.is_closed() {
+    fn put(&self, conn: Conn) {
+        if conn.sender.is_closed() {
             return;
         }
         let now = Instant::now();
@@ -161,7 +242,7 @@ impl H1Pool {
         if idle.len() >= MAX_IDLE_PER_UPSTREAM {
             idle.remove(0);
         }
-        idle.push(Idle { sender, since: now });
+        idle.push(Idle { conn, since: now });
     }
 
     fn prune(&self, now: Instant) {
@@ -170,7 +251,7 @@ impl H1Pool {
         let expired: Vec<Idle> = {
             let mut idle = self.lock();
             let (keep, expired) = std::mem::take(&mut *idle).into_iter().partition(|i| {
-                !i.sender.is_closed() && now.saturating_duration_since(i.since) < timeout
+                !i.conn.sender.is_closed() && now.saturating_duration_since(i.since) < timeout
             });
             *idle = keep;
             expired
@@ -178,7 +259,7 @@ impl H1Pool {
         drop(expired);
     }
 
-    async fn connect(&self) -> Result<http1::SendRequest<ProxyBody>, PoolError> {
+    async fn connect(&self) -> Result<Conn, PoolError> {
         let addr = || format!("{}:{}", self.host, self.port);
         let connecting = tokio::net::TcpStream::connect((self.host.as_str(), self.port));
         let stream = match tokio::time::timeout(self.settings.connect_timeout, connecting).await {
@@ -203,56 +284,100 @@ impl H1Pool {
             }
         };
         let _ = stream.set_nodelay(true);
-        let (sender, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await?;
+        let heard = Arc::new(AtomicBool::new(false));
+        let io = Marked {
+            stream,
+            heard: Arc::clone(&heard),
+        };
+        let (sender, conn) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!("upstream connection ended: {e}");
             }
         });
-        Ok(sender)
+        Ok(Conn { sender, heard })
     }
 
-    /// Sends `req` (origin-form URI, `Host` set) on an idle connection, or a new one, and
-    /// returns the response with the connection on loan. A request that a reused
-    /// connection closed before it was sent goes out again on another.
+    /// Sends `req` (origin-form URI, `Host` set) on the most recently used idle connection,
+    /// or a new one, and returns the response with the connection on loan.
+    ///
+    /// A request is sent again — once, and only on a newly opened connection — when a
+    /// reused connection turns out to be stale (the upstream closed it while idle), and
+    /// only when that cannot run it twice: the connection failed before any byte of the
+    /// request was written (hyper hands the unsent request back), or, for an idempotent
+    /// request without a body, the upstream closed it without a byte of response. A
+    /// non-idempotent request (POST, PATCH, ...) whose bytes were written is never sent
+    /// again: the upstream may have acted on it, and the client gets 502.
     pub(crate) async fn send(
         self: &Arc<Self>,
-        mut req: Request<ProxyBody>,
+        req: Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Checkin), PoolError> {
-        // Idle connections tried before a new one is opened: they can have been closed by
-        // the upstream while idle.
-        let mut reused_tries = 4;
-        loop {
-            let (mut sender, fresh) = match (reused_tries > 0).then(|| self.take()).flatten() {
-                Some(s) => {
-                    reused_tries -= 1;
-                    (s, false)
-                }
-                None => (self.connect().await?, true),
-            };
-            if let Err(e) = sender.ready().await {
-                if fresh {
-                    return Err(e.into());
-                }
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(response) => {
-                    return Ok((
-                        response,
-                        Checkin {
-                            pool: Arc::clone(self),
-                            sender,
-                        },
-                    ));
-                }
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) if !fresh => req = unsent,
-                    _ => return Err(e.into_error().into()),
+        let Some(conn) = self.take() else {
+            let conn = self.connect().await?;
+            return self.exchange(conn, req).await.map_err(|(e, _)| e);
+        };
+        let replay = replayable(&req);
+        conn.heard.store(false, Ordering::Relaxed);
+        let heard = Arc::clone(&conn.heard);
+        let again = match self.exchange(conn, req).await {
+            Ok(done) => return Ok(done),
+            Err((_, Some(unsent))) => unsent,
+            Err((e, None)) => match replay {
+                Some(head) if !heard.load(Ordering::Relaxed) && stale(&e) => head,
+                _ => return Err(e),
+            },
+        };
+        tracing::debug!(
+            upstream = %format_args!("{}:{}", self.host, self.port),
+            "a kept-alive upstream connection was stale; sending the request on a new one"
+        );
+        let conn = self.connect().await?;
+        self.exchange(conn, again).await.map_err(|(e, _)| e)
+    }
+
+    /// One request on one connection; on failure, the request when it was not sent.
+    async fn exchange(
+        self: &Arc<Self>,
+        mut conn: Conn,
+        req: Request<ProxyBody>,
+    ) -> Result<(Response<Incoming>, Checkin), (PoolError, Option<Request<ProxyBody>>)> {
+        if let Err(e) = conn.sender.ready().await {
+            return Err((e.into(), Some(req)));
+        }
+        match conn.sender.try_send_request(req).await {
+            Ok(response) => Ok((
+                response,
+                Checkin {
+                    pool: Arc::clone(self),
+                    conn,
                 },
+            )),
+            Err(mut e) => {
+                let unsent = e.take_message();
+                Err((e.into_error().into(), unsent))
             }
         }
     }
+}
+
+/// A failure of the kind a connection the upstream closed while idle gives: end of stream
+/// or a reset, not a malformed response or a timeout.
+fn stale(e: &PoolError) -> bool {
+    let PoolError::Request(e) = e else {
+        return false;
+    };
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return true;
+    }
+    std::error::Error::source(e)
+        .and_then(|s| s.downcast_ref::<std::io::Error>())
+        .is_some_and(|io| {
+            matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::ConnectionAborted
+                    | std::io::ErrorKind::BrokenPipe
+                    | std::io::ErrorKind::UnexpectedEof
+            )
+        })
 }

@@ -213,11 +213,14 @@ pub(crate) struct ConnInfo {
     forwarded_for: HeaderValue,
     /// The `Forwarded` element `for=<peer>;proto=<scheme>`, written once per connection.
     forwarded: HeaderValue,
+    /// The peer is in `trusted_proxies`: its forwarding headers are believed and kept.
+    trusted: bool,
 }
 
 impl ConnInfo {
-    /// The facts of a connection from `peer`, over TLS when `tls` is given.
-    pub(crate) fn new(peer: SocketAddr, tls: Option<TlsInfo>) -> ConnInfo {
+    /// The facts of a connection from `peer`, over TLS when `tls` is given; `trusted` are
+    /// the proxies whose forwarding headers are believed.
+    pub(crate) fn new(peer: SocketAddr, tls: Option<TlsInfo>, trusted: &[IpNet]) -> ConnInfo {
         let proto = if tls.is_some() { "https" } else { "http" };
         let ip = peer.ip();
         let node = match ip {
@@ -234,6 +237,7 @@ impl ConnInfo {
             tls,
             forwarded_for: value(ip.to_string()),
             forwarded: value(format!("for={node};proto={proto}")),
+            trusted: trusted.iter().any(|n| n.contains(&ip)),
         }
     }
 }
@@ -257,6 +261,14 @@ pub(crate) async fn handle(
         .active_requests
         .fetch_add(1, Ordering::Relaxed);
     let _active = ActiveGuard(&state.metrics);
+    if let Err(problem) = check_host(&req) {
+        tracing::debug!(peer = %conn.peer, "refused: {problem}");
+        state.metrics.unmatched.count_status(400);
+        return Ok(local(LocalResponse::text(
+            StatusCode::BAD_REQUEST,
+            format!("Bad request: {problem}.\n"),
+        )));
+    }
     let table = state.table.load_full();
     let (parts, body) = req.into_parts();
     let Some(index) = table.route_index(&parts) else {
@@ -297,7 +309,11 @@ pub(crate) async fn handle(
     } else {
         // Boxed: the filter path's state is large, and the plain path should not carry
         // (and move) it in every request's future.
-        let client_ip = client_ip(conn.peer, &parts.headers, &state.settings.trusted_proxies);
+        let client_ip = if conn.trusted {
+            client_ip(conn.peer, &parts.headers, &state.settings.trusted_proxies)
+        } else {
+            conn.peer.ip()
+        };
         Box::pin(run_exchange(
             &state, &table, index, parts, body, &conn, client_ip,
         ))
@@ -305,6 +321,32 @@ pub(crate) async fn handle(
     };
     route.stats.count_status(response.status().as_u16());
     Ok(response)
+}
+
+/// An HTTP/1.1 request must carry exactly one `Host`, a valid `host[:port]` without
+/// user info (RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code
+/// to any HTTP/1.1 request message that lacks a Host header field and to any request
+/// message that contains more than one Host header field line or a Host header field with
+/// an invalid field value"). Routing, `X-Forwarded-Host` and the upstream's `Host` all
+/// come from it. HTTP/1.0 may omit it; HTTP/2 carries `:authority`, and a `Host` it sends
+/// must be valid too.
+fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
+    let mut hosts = req.headers().get_all(header::HOST).iter();
+    let Some(host) = hosts.next() else {
+        return if req.version() == Version::HTTP_11 {
+            Err("an HTTP/1.1 request needs a Host header")
+        } else {
+            Ok(())
+        };
+    };
+    if hosts.next().is_some() {
+        return Err("more than one Host header");
+    }
+    let bytes = host.as_bytes();
+    if bytes.contains(&b'@') || http::uri::Authority::try_from(bytes).is_err() {
+        return Err("the Host header is not a valid host[:port]");
+    }
+    Ok(())
 }
 
 /// The exchange for a route with filters: every phase, in the documented order.
@@ -837,8 +879,12 @@ fn upstream_failed(
     }
 }
 
-/// The protocol a request asks to upgrade to: HTTP/1.1 with `Upgrade` named in
-/// `Connection` (RFC 9110 §7.8). HTTP/2 has no such upgrade.
+/// The protocol a request asks to upgrade to, when the gateway lets it through: HTTP/1.1
+/// with `Upgrade` named in `Connection` (RFC 9110 §7.8) and exactly one `Upgrade` value,
+/// `websocket`. Any other upgrade (`h2c`, which would let a client speak HTTP/2 to the
+/// upstream past the filters, `TLS/1.0`, a list of protocols) is not relayed: the request
+/// goes upstream as a plain request, its `Upgrade` and `Connection` stripped with the other
+/// hop-by-hop headers. HTTP/2 has no such upgrade.
 fn requested_upgrade(parts: &request::Parts) -> Option<HeaderValue> {
     if parts.version != Version::HTTP_11 {
         return None;
@@ -850,9 +896,17 @@ fn requested_upgrade(parts: &request::Parts) -> Option<HeaderValue> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    listed
-        .then(|| parts.headers.get(header::UPGRADE).cloned())
-        .flatten()
+    if !listed {
+        return None;
+    }
+    let mut values = parts.headers.get_all(header::UPGRADE).iter();
+    let value = values.next()?;
+    (values.next().is_none()
+        && value
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"websocket"))
+    .then(|| HeaderValue::from_static("websocket"))
 }
 
 /// The upstream agreed to switch protocols: answer the client with the upstream's `101`
@@ -940,8 +994,8 @@ pub(crate) fn apply_modification(headers: &mut HeaderMap, m: Modification) {
     }
 }
 
-/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set and any named in
-/// `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
+/// Removes hop-by-hop headers (RFC 9110 §7.6.1): the fixed set (with `HTTP2-Settings`)
+/// and any named in `Connection`. `TE: trailers` is kept (HTTP/2 upstreams need it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names first: most messages carry none of these, and then nothing
     // is removed (each removal hashes the name again).
@@ -955,6 +1009,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
             || n == header::TE
             || n.as_str() == "keep-alive"
             || n.as_str() == "proxy-connection"
+            || n.as_str() == "http2-settings"
     }) {
         return;
     }
@@ -982,6 +1037,9 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
     headers.remove("keep-alive");
     headers.remove("proxy-connection");
+    // Only meaningful with `Upgrade: h2c` (RFC 7540 §3.2), which is never relayed; removed
+    // even when `Connection` does not name it.
+    headers.remove("http2-settings");
     if headers
         .get(header::TE)
         .is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"trailers"))
@@ -994,8 +1052,14 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Appends the peer to `X-Forwarded-For` and a `Forwarded` element (RFC 7239), and sets
-/// `X-Forwarded-Proto` and `X-Forwarded-Host` (the client's host, without a port).
+/// Writes the forwarding headers. From a peer in `trusted_proxies` the client's own are
+/// believed: the peer is appended to `X-Forwarded-For` (all its field lines joined) and a
+/// `Forwarded` element (RFC 7239) is appended, and `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` are kept when present (they describe the request the trusted proxy
+/// received) and set otherwise. From any other peer they are the client's claims and could
+/// forge the address an upstream logs or trusts: all four are removed and the gateway's own
+/// written — `X-Forwarded-For: <peer>`, `X-Forwarded-Proto`, `X-Forwarded-Host` (the
+/// client's host, without a port; absent when there is none) and one `Forwarded` element.
 fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
     let proto = if conn.tls.is_some() { "https" } else { "http" };
     // The host as one value: shared with the `Host` header when it carries no port.
@@ -1023,34 +1087,56 @@ fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
             .flatten()
     });
     let host = host.map(|(v, _)| v);
+    let forwarded = forwarded.unwrap_or_else(|| conn.forwarded.clone());
     let headers = &mut parts.headers;
-    // The connection's values were written once; a request only appends to them.
-    let xff = match headers
-        .get(X_FORWARDED_FOR)
-        .map(HeaderValue::as_bytes)
-        .filter(|p| !p.trim_ascii().is_empty())
-    {
-        Some(prev) => {
-            let hop = conn.forwarded_for.as_bytes();
-            let mut v = BytesMut::with_capacity(prev.len() + 2 + hop.len());
-            v.extend_from_slice(prev);
-            v.extend_from_slice(b", ");
-            v.extend_from_slice(hop);
-            HeaderValue::from_maybe_shared(v.freeze()).ok()
+    if !conn.trusted {
+        // The usual case: one hash per header, nothing to join.
+        headers.insert(X_FORWARDED_FOR, conn.forwarded_for.clone());
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+        match host {
+            Some(v) => {
+                headers.insert(X_FORWARDED_HOST, v);
+            }
+            None => {
+                headers.remove(X_FORWARDED_HOST);
+            }
         }
-        None => Some(conn.forwarded_for.clone()),
-    };
-    if let Some(v) = xff {
-        headers.insert(X_FORWARDED_FOR, v);
+        headers.insert(header::FORWARDED, forwarded);
+        return;
     }
-    headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-    if let Some(v) = host {
+    // The connection's values were written once; a request only appends to them.
+    let hop = conn.forwarded_for.as_bytes();
+    let mut joined = BytesMut::new();
+    for prev in headers.get_all(X_FORWARDED_FOR) {
+        let prev = prev.as_bytes().trim_ascii();
+        if !prev.is_empty() {
+            joined.extend_from_slice(prev);
+            joined.extend_from_slice(b", ");
+        }
+    }
+    let xff = if joined.is_empty() {
+        Some(conn.forwarded_for.clone())
+    } else {
+        joined.extend_from_slice(hop);
+        HeaderValue::from_maybe_shared(joined.freeze()).ok()
+    };
+    match xff {
+        Some(v) => {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        None => {
+            headers.remove(X_FORWARDED_FOR);
+        }
+    }
+    if !headers.contains_key(X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
+    }
+    if !headers.contains_key(X_FORWARDED_HOST)
+        && let Some(v) = host
+    {
         headers.insert(X_FORWARDED_HOST, v);
     }
-    headers.append(
-        header::FORWARDED,
-        forwarded.unwrap_or_else(|| conn.forwarded.clone()),
-    );
+    headers.append(header::FORWARDED, forwarded);
 }
 
 /// The client's address: the peer, or, when the peer is a trusted proxy, the right-most
@@ -1109,26 +1195,64 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_headers_append_the_peer() {
+    fn forwarding_headers_from_a_trusted_proxy_are_appended_to() {
+        let trusted: Vec<IpNet> = vec!["192.0.2.0/24".parse().unwrap()];
         let mut h = HeaderMap::new();
-        h.insert("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("198.51.100.1"));
+        h.append("x-forwarded-for", HeaderValue::from_static("10.1.1.1"));
+        h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        h.insert(
+            header::FORWARDED,
+            HeaderValue::from_static("for=198.51.100.1"),
+        );
         h.insert(header::HOST, HeaderValue::from_static("bank.example:8443"));
-        let conn = ConnInfo::new("192.0.2.9:1234".parse().unwrap(), None);
+        let conn = ConnInfo::new("192.0.2.9:1234".parse().unwrap(), None, &trusted);
         let h = forwarded_headers(h, &conn);
-        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 192.0.2.9");
+        assert_eq!(h["x-forwarded-for"], "198.51.100.1, 10.1.1.1, 192.0.2.9");
+        assert_eq!(h["x-forwarded-proto"], "https", "the trusted proxy's");
+        assert_eq!(h["x-forwarded-host"], "bank.example");
+        let forwarded: Vec<&HeaderValue> = h.get_all(header::FORWARDED).iter().collect();
+        assert_eq!(
+            forwarded,
+            [
+                "for=198.51.100.1",
+                "for=192.0.2.9;proto=http;host=bank.example"
+            ]
+        );
+    }
+
+    #[test]
+    fn forwarding_headers_from_an_untrusted_peer_are_replaced() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let forged = || {
+            let mut h = HeaderMap::new();
+            h.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+            h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+            h.insert(
+                "x-forwarded-host",
+                HeaderValue::from_static("admin.internal"),
+            );
+            h.insert(header::FORWARDED, HeaderValue::from_static("for=10.0.0.1"));
+            h
+        };
+        let mut h = forged();
+        h.insert(header::HOST, HeaderValue::from_static("bank.example:8443"));
+        let conn = ConnInfo::new("192.0.2.9:1234".parse().unwrap(), None, &trusted);
+        let h = forwarded_headers(h, &conn);
+        assert_eq!(h["x-forwarded-for"], "192.0.2.9");
         assert_eq!(h["x-forwarded-proto"], "http");
         assert_eq!(h["x-forwarded-host"], "bank.example");
-        assert_eq!(
-            h[header::FORWARDED],
-            "for=192.0.2.9;proto=http;host=bank.example"
-        );
+        let forwarded: Vec<&HeaderValue> = h.get_all(header::FORWARDED).iter().collect();
+        assert_eq!(forwarded, ["for=192.0.2.9;proto=http;host=bank.example"]);
         let v6 = ConnInfo::new(
             "[2001:db8::1]:443".parse().unwrap(),
             Some(TlsInfo::default()),
+            &trusted,
         );
-        let h = forwarded_headers(HeaderMap::new(), &v6);
+        let h = forwarded_headers(forged(), &v6);
         assert_eq!(h[header::FORWARDED], "for=\"[2001:db8::1]\";proto=https");
-        assert!(!h.contains_key("x-forwarded-host"));
+        assert_eq!(h["x-forwarded-proto"], "https");
+        assert!(!h.contains_key("x-forwarded-host"), "no host: none forged");
         // A host without a port is shared with `Host`.
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("bank.example"));
