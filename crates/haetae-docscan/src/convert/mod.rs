@@ -32,7 +32,7 @@
 //! - PDF: every object (object streams included, the last definition winning) parsed and
 //!   written anew with a classic cross-reference table, only what the catalog still
 //!   reaches, without JavaScript, open/additional actions, launch/URI/submit/import
-//!   actions, embedded files, XFA and RichMedia; Flate streams inflated under the budget
+//!   actions, embedded files, XFA and `RichMedia`; Flate streams inflated under the budget
 //!   and deflated anew, other filters copied. Encrypted files answer `Unsupported`.
 //!
 //! Legal variants a rebuild does not handle (BMP with an OS/2 2.x header, 64-bit pixels or

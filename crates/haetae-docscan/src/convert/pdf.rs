@@ -11,8 +11,8 @@
 //! `/GoTo` and every action chain (`/Next`), so `/Launch`, `/URI`, `/SubmitForm`,
 //! `/ImportData`, `/GoToR`, `/GoToE`, ... are gone (annotations keep their rectangles and
 //! appearance); an action of such a type anywhere else (a value, an array item, an object
-//! of its own) is removed or nulled. Objects that only the removed keys reached are not
-//! written.
+//! of its own) is removed or nulled, and so is an embedded file stream however it is
+//! reached. Objects that only the removed keys reached are not written.
 //!
 //! Not rebuilt: encrypted files ([`ConvertError::Unsupported`]); content streams and fonts
 //! are kept byte-for-byte in meaning, not re-interpreted, and the page tree is not
@@ -794,9 +794,17 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
     for n in &keys {
         if let Some(o) = objects.get_mut(n) {
             let at = o.at.clone();
-            if active_action(&o.value) {
+            let embedded = o
+                .value
+                .get(b"Type")
+                .is_some_and(|t| t.is_name(b"EmbeddedFile"));
+            if active_action(&o.value) || embedded {
                 removed.push(Removed {
-                    what: "PDF action object".into(),
+                    what: if embedded {
+                        "PDF embedded file".into()
+                    } else {
+                        "PDF action object".into()
+                    },
                     location: at,
                 });
                 o.value = Obj::Null;
@@ -1004,7 +1012,7 @@ mod tests {
         let content = deflate(TEXT).unwrap();
         let objstm_body = b"5 0 << /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>";
         let objects: Vec<(u32, Vec<u8>)> = vec![
-            (1, b"<< /Type /Catalog /Pages 2 0 R /OpenAction 6 0 R /Names << /JavaScript 7 0 R /EmbeddedFiles 8 0 R >> /AcroForm << /Fields [] /XFA 9 0 R >> >>".to_vec()),
+            (1, b"<< /Type /Catalog /Pages 2 0 R /OpenAction 6 0 R /Names << /JavaScript 7 0 R /EmbeddedFiles 8 0 R >> /AcroForm << /Fields [] /XFA 9 0 R >> /Stash 15 0 R >>".to_vec()),
             (2, b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec()),
             (3, b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 5 0 R >> >> /Annots [10 0 R 11 0 R] /AA << /O << /S /JavaScript /JS (app.alert\\(1\\)) >> >> >>".to_vec()),
             (4, stream("/Filter /FlateDecode", &content)),
@@ -1036,6 +1044,7 @@ mod tests {
             "PDF /A (URI action)",
             "PDF /A (Launch action)",
             "PDF action object",
+            "PDF embedded file",
         ] {
             assert!(whats.contains(&expected), "{expected} not in {whats:?}");
         }
