@@ -19,7 +19,7 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
 Prints a table per type (copies, opened, clean, refused by the conversion, not rebuilt) and
 exits 1 if any copy fails a check. Readers come from PyPI into --venv (created if missing).
 """
-import argparse, json, os, re, subprocess, sys, tempfile, zipfile
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, zipfile
 from collections import Counter, defaultdict
 import xml.dom.minidom
 
@@ -241,6 +241,10 @@ def main():
         print(f"| {kind} | {s['copies']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
     for path, problems in bad[:40]:
         print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
+    if bad:
+        print(f"copies kept for a look in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if bad else 0)
 
 
