@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
 """Usage: bench/docscan-disarm-check.py --haetae BIN --corpus DIR [--venv DIR]
+                                     [--labels valid,unknown] [--under pdf/]
 
 Issue 5's acceptance for disarm, on ../shared/corpora: runs `haetae scan --disarm OUT` over
 the valid files (MANIFEST.tsv label `valid`) and checks every copy
@@ -7,16 +8,18 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
   * opens in its own format's reader: python-docx, openpyxl, python-pptx (PyPI) for OOXML,
     Pillow for PNG/JPEG/GIF/BMP/TIFF (decoded in full, and every frame/page must decode to
     the original's pixels), a UTF-8 decode for text, balanced groups for RTF, zipfile + an
-    XML parse of every part for HWPX;
+    XML parse of every part for HWPX, pikepdf for PDF;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
     vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External", no
-    `\\object` in RTF);
+    `\\object` in RTF; in PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF,
+    /XFA, RichMedia or /Next key and no Launch/URI/SubmitForm/ImportData/... action, and
+    the original's page count);
   * scans clean with haetae itself.
 
 Prints a table per type (copies, opened, clean, refused by the conversion, not rebuilt) and
 exits 1 if any copy fails a check. Readers come from PyPI into --venv (created if missing).
 """
-import argparse, json, os, re, subprocess, sys, tempfile, zipfile
+import argparse, json, os, re, shutil, subprocess, sys, tempfile, zipfile
 from collections import Counter, defaultdict
 import xml.dom.minidom
 
@@ -63,6 +66,7 @@ def open_with_reader(path, kind, py):
         "gif": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "bmp": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "tiff": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "pdf": "import pikepdf,sys; p=pikepdf.open(sys.argv[1]); [pg.obj for pg in p.pages]",
     }.get(kind)
     if code is None:
         return ""
@@ -87,6 +91,52 @@ sys.exit(0 if digest(sys.argv[1], mode) == digest(sys.argv[2], mode) else 1)
 """
 
 
+# Active content left in a PDF copy: keys and action types (every object, direct values
+# included), and the page count against the original's.
+PDF_PROBLEMS = """
+import sys, pikepdf
+BAD = {"/JS", "/JavaScript", "/OpenAction", "/AA", "/EmbeddedFiles", "/EF", "/XFA",
+       "/RichMediaContent", "/RichMediaSettings", "/Next"}
+BAD_S = {"/JavaScript", "/Launch", "/URI", "/SubmitForm", "/ImportData", "/GoToR", "/GoToE",
+         "/RichMediaExecute", "/Rendition", "/Sound", "/Movie"}
+found = set()
+with pikepdf.open(sys.argv[1]) as p:
+    for o in p.objects:
+        stack = [o]
+        while stack:
+            x = stack.pop()
+            if isinstance(x, (pikepdf.Dictionary, pikepdf.Stream)):
+                for k in x.keys():
+                    v = x.get(k)
+                    if k in BAD:
+                        found.add(k)
+                    if k == "/S" and str(v) in BAD_S:
+                        found.add("action " + str(v))
+                    if isinstance(v, (pikepdf.Dictionary, pikepdf.Array)) and not v.is_indirect:
+                        stack.append(v)
+            elif isinstance(x, pikepdf.Array):
+                stack.extend(v for v in x if isinstance(v, (pikepdf.Dictionary, pikepdf.Array))
+                             and not v.is_indirect)
+    pages = len(p.pages)
+try:
+    with pikepdf.open(sys.argv[2]) as q:
+        if len(q.pages) != pages:
+            found.add(f"{pages} pages, the original has {len(q.pages)}")
+except pikepdf.PdfError:
+    pass
+print("; ".join(sorted(found)))
+"""
+
+
+def pdf_problems(copy, original, py):
+    """Active content pikepdf still finds in a PDF copy, and a changed page count."""
+    r = subprocess.run([py, "-c", PDF_PROBLEMS, copy, original], capture_output=True,
+                       text=True, timeout=300)
+    if r.returncode != 0:
+        return [f"pikepdf: {(r.stderr.strip().splitlines() or ['failed'])[-1]}"]
+    return [f"keeps {x}" for x in r.stdout.strip().split("; ") if x]
+
+
 def same_pixels(original, copy, kind, py):
     """True when Pillow decodes the copy to the original's pixels (every frame)."""
     r = subprocess.run([py, "-c", SAME_PIXELS, original, copy, kind], capture_output=True,
@@ -99,16 +149,24 @@ def main():
     ap.add_argument("--haetae", required=True)
     ap.add_argument("--corpus", required=True)
     ap.add_argument("--venv", default="target/disarm-check-venv")
+    ap.add_argument("--labels", default="valid",
+                    help="MANIFEST labels to take, comma-separated (default: valid)")
+    ap.add_argument("--under", default="", help="only corpus paths starting with this")
     a = ap.parse_args()
+    labels = set(a.labels.split(","))
     py = os.path.join(a.venv, "bin", "python")
     if not os.path.exists(py):
         subprocess.run([sys.executable, "-m", "venv", a.venv], check=True)
+    # A venv from an earlier run may lack a reader added since (pikepdf).
+    if subprocess.run([py, "-c", "import docx, openpyxl, pptx, PIL, pikepdf"],
+                      capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "python-docx", "openpyxl",
-                        "python-pptx", "Pillow"], check=True)
+                        "python-pptx", "Pillow", "pikepdf"], check=True)
     valid = []
     for line in open(os.path.join(a.corpus, "MANIFEST.tsv"), encoding="utf-8"):
         parts = line.rstrip("\n").split("\t")
-        if len(parts) >= 5 and parts[4] == "valid" and not parts[0].startswith("waf/"):
+        if (len(parts) >= 5 and parts[4] in labels and not parts[0].startswith("waf/")
+                and parts[0].startswith(a.under)):
             valid.append(os.path.join(a.corpus, parts[0]))
     work = tempfile.mkdtemp(prefix="haetae-disarm-")
     out = os.path.join(work, "safe")
@@ -146,6 +204,8 @@ def main():
             # An unescaped control word: an odd number of backslashes before it.
             if re.search(rb'(?<!\\)(?:\\\\)*\\(?:object|objdata)(?![a-z])', data):
                 problems.append("an object remains")
+        elif kind == "pdf" and not open_with_reader(path, kind, py):
+            problems += pdf_problems(path, originals[path], py)
         elif kind == "text":
             try:
                 open(path, "rb").read().decode("utf-8")
@@ -173,7 +233,7 @@ def main():
             problems.append(f"scans {verdict}")
         if problems:
             bad.append((path, problems))
-    print(f"disarm check over {len(valid)} valid corpus files")
+    print(f"disarm check over {len(valid)} corpus files labelled {','.join(sorted(labels))}")
     print("| type | copies | opened by its reader | same pixels as the original | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
     print("|---|---|---|---|---|---|---|---|")
     for kind in sorted(stats):
@@ -181,6 +241,10 @@ def main():
         print(f"| {kind} | {s['copies']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
     for path, problems in bad[:40]:
         print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
+    if bad:
+        print(f"copies kept for a look in {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     sys.exit(1 if bad else 0)
 
 

@@ -381,6 +381,106 @@ fn stored_zip(parts: &[(&str, &str)]) -> Vec<u8> {
     out
 }
 
+/// A one-page PDF that runs JavaScript when opened (an open action and a document-level
+/// script in the name tree), with a correct cross-reference table.
+fn javascript_pdf() -> Vec<u8> {
+    let content = b"BT /F1 12 Tf 72 720 Td (Invoice 42) Tj ET";
+    let objects: Vec<Vec<u8>> = vec![
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction << /S /JavaScript /JS (app.launchURL\\('http://evil.example/'\\)) >> /Names << /JavaScript << /Names [(a) 5 0 R] >> >> >>".to_vec(),
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_vec(),
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R /Resources << /Font << /F1 6 0 R >> >> >>".to_vec(),
+        [
+            format!("<< /Length {} >>\nstream\n", content.len()).as_bytes(),
+            content,
+            b"\nendstream",
+        ]
+        .concat(),
+        b"<< /S /JavaScript /JS (this.exportDataObject\\({cName: 'a'}\\)) >>".to_vec(),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_vec(),
+    ];
+    let mut out = b"%PDF-1.7\n".to_vec();
+    let mut offsets = Vec::new();
+    for (i, body) in objects.iter().enumerate() {
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{} 0 obj\n", i + 1).as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    }
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f\r\n", objects.len() + 1).as_bytes(),
+    );
+    for off in offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n\r\n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            objects.len() + 1
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn disarm_rebuilds_a_pdf_without_its_javascript_and_the_copy_scans_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let inbox = tmp.path().join("in");
+    let safe = tmp.path().join("safe");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(inbox.join("invoice.pdf"), javascript_pdf()).unwrap();
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--json",
+            inbox.join("invoice.pdf").to_str().unwrap(),
+        ],
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_ne!(line["verdict"], "clean", "{line}");
+
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--json",
+            "--disarm",
+            safe.to_str().unwrap(),
+            inbox.to_str().unwrap(),
+        ],
+    );
+    assert!(safe.join("invoice.pdf").exists(), "{}", text(&o));
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(safe.join("invoice.pdf.disarm.json")).unwrap())
+            .unwrap();
+    let removed = sidecar["removed"].to_string();
+    for what in [
+        "PDF /OpenAction (JavaScript action)",
+        "PDF /JavaScript",
+        "PDF action object",
+    ] {
+        assert!(removed.contains(what), "{what} not in {removed}");
+    }
+    let copy = std::fs::read(safe.join("invoice.pdf")).unwrap();
+    let copy_text = String::from_utf8_lossy(&copy);
+    assert!(
+        !copy_text.contains("JavaScript") && !copy_text.contains("evil"),
+        "{copy_text}"
+    );
+    assert!(copy_text.contains("/BaseFont /Helvetica"), "{copy_text}");
+    let o = haetae(
+        &data,
+        &["scan", "--json", safe.join("invoice.pdf").to_str().unwrap()],
+    );
+    let line: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(line["verdict"], "clean", "{line}");
+}
+
 #[test]
 fn disarm_writes_macro_free_copies_with_sidecars_and_the_copies_scan_clean() {
     let tmp = tempfile::tempdir().unwrap();

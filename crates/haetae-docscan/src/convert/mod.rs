@@ -29,13 +29,18 @@
 //! - TIFF: baseline pages (strips; none/`PackBits`/LZW/Deflate; bilevel, grey, palette,
 //!   RGB(A)) decoded and re-encoded uncompressed, one IFD per page with only the picture's
 //!   tags (no EXIF/GPS/XMP/IPTC/ICC/private tags).
+//! - PDF: every object (object streams included, the last definition winning) parsed and
+//!   written anew with a classic cross-reference table, only what the catalog still
+//!   reaches, without JavaScript, open/additional actions, launch/URI/submit/import
+//!   actions, embedded files, XFA and `RichMedia`; Flate streams inflated under the budget
+//!   and deflated anew, other filters copied. Encrypted files answer `Unsupported`.
 //!
 //! Legal variants a rebuild does not handle (BMP with an OS/2 2.x header, 64-bit pixels or
 //! an embedded JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF)
 //! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
 //! taken for broken files.
 //!
-//! Not yet: PDF, OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
+//! Not yet: OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
 //! [`ConvertError::Unsupported`] for them, naming the type.
 
 use crate::container::zip;
@@ -47,6 +52,7 @@ mod bmp;
 mod gif;
 mod jpeg;
 mod ooxml;
+mod pdf;
 mod png;
 mod rtf;
 mod text;
@@ -130,6 +136,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Gif => gif::rebuild(data, limits),
         FileType::Bmp => bmp::rebuild(data, limits),
         FileType::Tiff => tiff::rebuild(data, limits),
+        FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
         other => Err(ConvertError::Unsupported(other)),
     }
