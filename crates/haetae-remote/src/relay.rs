@@ -456,6 +456,30 @@ async fn next_binary(ws: &mut Ws) -> Result<Option<Vec<u8>>, EndReason> {
     }
 }
 
+/// Writes `first` and whatever else is already queued for this side (up to the queue's
+/// size), then flushes once: one write to the socket for a burst of frames instead of one
+/// per frame.
+async fn write_batch(ws: &mut Ws, first: Vec<u8>, queue: &mut mpsc::Receiver<Vec<u8>>) -> bool {
+    if ws
+        .feed(Message::binary(RelayMessage::Peer(first).encode()))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    for _ in 0..queue.max_capacity() {
+        let Ok(next) = queue.try_recv() else { break };
+        if ws
+            .feed(Message::binary(RelayMessage::Peer(next).encode()))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    ws.flush().await.is_ok()
+}
+
 async fn send(ws: &mut Ws, msg: &RelayMessage) -> bool {
     ws.send(Message::binary(msg.encode())).await.is_ok()
 }
@@ -768,8 +792,7 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
                 Some(payload) => {
                     // A client that stops reading holds the session no longer than the
                     // idle timeout.
-                    let msg = RelayMessage::Peer(payload);
-                    match tokio::time::timeout(idle, send(&mut ws, &msg)).await {
+                    match tokio::time::timeout(idle, write_batch(&mut ws, payload, &mut from_peer)).await {
                         Ok(true) => {}
                         Ok(false) => {
                             record.end(EndReason::PeerLeft, side.name());

@@ -558,3 +558,30 @@ async fn both_directions_at_full_speed_do_not_wait_on_each_other() {
         .await
         .expect("traffic in both directions stalled");
 }
+
+#[tokio::test]
+async fn a_browser_from_another_origin_is_refused_at_the_handshake() {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let h = Harness::start(RelayConfig {
+        allowed_origins: vec!["https://support.bank.example".into()],
+        ..RelayConfig::default()
+    })
+    .await;
+    let with_origin = |origin: &str| {
+        let mut req = h.url().into_client_request().unwrap();
+        req.headers_mut().insert("origin", origin.parse().unwrap());
+        req
+    };
+    assert!(
+        tokio_tungstenite::connect_async(with_origin("https://evil.example"))
+            .await
+            .is_err()
+    );
+    assert!(
+        tokio_tungstenite::connect_async(with_origin("https://support.bank.example"))
+            .await
+            .is_ok()
+    );
+    // Native clients send no Origin and are not browsers: accepted.
+    assert!(RelayClient::connect(&h.url()).await.is_ok());
+}
