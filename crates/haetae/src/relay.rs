@@ -12,7 +12,7 @@ use clap::Args;
 use haetae_bus::EmitterOptions;
 use haetae_core::{Config, Event};
 use haetae_remote::codes::{AccessCodes, BUCKET, BUCKET_MAX_AGE, CodePolicy};
-use haetae_remote::relay::{EventOut, RelayConfig, serve};
+use haetae_remote::relay::{EventOut, RelayConfig, RunningRelay, serve};
 
 use crate::gateway::connect_bus;
 use crate::lifecycle::{runtime, wait_for_stop};
@@ -68,32 +68,64 @@ pub fn run(config: &Config, args: &RelayArgs) -> anyhow::Result<ExitCode> {
         let bus = connect_bus(config).await.context(
             "the relay keeps its access codes in the bus's KV; it cannot start without it",
         )?;
-        let kv = bus
-            .kv(BUCKET, BUCKET_MAX_AGE)
-            .await
-            .context("cannot open the access-code bucket")?;
-        let codes = AccessCodes::new(kv, policy, relay_config.relay_id.clone())?;
-        let emitter = Arc::new(
-            bus.event_emitter(EmitterOptions::spooled(
-                config.data_dir.join("spool").join("relay-events"),
-            ))
-            .context("cannot start the event emitter")?,
-        );
-        let sink = Arc::clone(&emitter);
-        let events: EventOut = Arc::new(move |e: Event| {
-            tracing::info!(target: "haetae::events", "{}", e.to_json());
-            sink.emit(e);
-        });
-        let running = serve(args.listen, relay_config, codes, events).await?;
+        let relay = start(config, &bus, args.listen, relay_config, policy).await?;
         eprintln!(
             "haetae relay: listening on {} (WebSocket; bus: {})",
-            running.url(),
+            relay.running.url(),
             bus.backend_name()
         );
         wait_for_stop().await;
         eprintln!("haetae relay: stopping; connected clients are told");
-        running.stop().await;
-        emitter.shutdown(Duration::from_secs(5)).await;
+        relay.stop().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// A relay serving with its event emitter (`haetae relay`, and inside `haetae up`).
+pub(crate) struct Relay {
+    pub(crate) running: RunningRelay,
+    emitter: Arc<haetae_bus::EventEmitter>,
+}
+
+impl Relay {
+    /// Stops the relay (clients are told), then flushes its events.
+    pub(crate) async fn stop(self) {
+        self.running.stop().await;
+        self.emitter.shutdown(Duration::from_secs(5)).await;
+    }
+}
+
+/// Starts a relay on `listen` whose codes live in `bus`'s KV and whose events go to the bus
+/// (spooled under the data folder while the bus is away) and to the log.
+pub(crate) async fn start(
+    config: &Config,
+    bus: &haetae_bus::Bus,
+    listen: SocketAddr,
+    relay_config: RelayConfig,
+    policy: CodePolicy,
+) -> anyhow::Result<Relay> {
+    let kv = bus
+        .kv(BUCKET, BUCKET_MAX_AGE)
+        .await
+        .context("cannot open the access-code bucket")?;
+    let codes = AccessCodes::new(kv, policy, relay_config.relay_id.clone())?;
+    let emitter = Arc::new(
+        bus.event_emitter(EmitterOptions::spooled(
+            config.data_dir.join("spool").join("relay-events"),
+        ))
+        .context("cannot start the event emitter")?,
+    );
+    let sink = Arc::clone(&emitter);
+    let events: EventOut = Arc::new(move |e: Event| {
+        tracing::info!(target: "haetae::events", "{}", e.to_json());
+        sink.emit(e);
+    });
+    let running = match serve(listen, relay_config, codes, events).await {
+        Ok(r) => r,
+        Err(e) => {
+            emitter.shutdown(Duration::from_secs(1)).await;
+            return Err(e.into());
+        }
+    };
+    Ok(Relay { running, emitter })
 }

@@ -1,6 +1,7 @@
-//! `haetae up`: the embedded deployment. One process runs the Security Control Center and a
-//! gateway on one shared bus (in-process by default), so events from the gateway reach the
-//! Center's dashboard and policies published in the Center reach the gateway.
+//! `haetae up`: the embedded deployment. One process runs the Security Control Center, a
+//! gateway and the remote-support relay on one shared bus (in-process by default), so events
+//! from the gateway and the relay reach the Center's dashboard, policies published in the
+//! Center reach the gateway, and access codes live in the bus's KV.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -26,6 +27,10 @@ pub struct UpArgs {
     /// Where the demo bank listens (with --demo).
     #[arg(long, default_value = haetae_control::demo::APP_ADDR)]
     demo_listen: std::net::SocketAddr,
+    /// Where the remote-support relay listens (WebSocket; its access codes live in the same
+    /// bus as everything else).
+    #[arg(long, default_value = "127.0.0.1:7401")]
+    relay_listen: std::net::SocketAddr,
 }
 
 /// Runs `haetae up` until Ctrl-C or SIGTERM.
@@ -42,12 +47,32 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
         )
         .await
         .context("cannot start the Control Center")?;
-        let running = match gateway::start(config, config_path, Shape::Embedded, Some(bus)).await
+        let running = match gateway::start(config, config_path, Shape::Embedded, Some(bus.clone())).await
         {
             Ok(running) => running,
             Err(e) => {
                 center.shutdown().await;
                 return Err(e);
+            }
+        };
+
+        let relay = match crate::relay::start(
+            config,
+            &bus,
+            args.relay_listen,
+            haetae_remote::relay::RelayConfig::default(),
+            haetae_remote::codes::CodePolicy::default(),
+        )
+        .await
+        {
+            Ok(relay) => relay,
+            Err(e) => {
+                running.stop().await;
+                center.shutdown().await;
+                return Err(e.context(format!(
+                    "cannot start the remote-support relay on {} (choose another address with --relay-listen)",
+                    args.relay_listen
+                )));
             }
         };
 
@@ -58,6 +83,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
             let listener = match tokio::net::TcpListener::bind(args.demo_listen).await {
                 Ok(l) => l,
                 Err(e) => {
+                    relay.stop().await;
                     running.stop().await;
                     center.shutdown().await;
                     anyhow::bail!(
@@ -72,6 +98,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
                 Ok(v) => v,
                 Err(e) => {
                     let _ = demo_stop.send(true);
+                    relay.stop().await;
                     running.stop().await;
                     center.shutdown().await;
                     anyhow::bail!("cannot install the demo policy: {}", e.body.error.message);
@@ -97,11 +124,15 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
             "http://{} (admin http://{}/health, /metrics), policy version {}",
             running.gateway.addr, running.gateway.admin_addr, running.policy_version
         );
+        let relay_status = format!(
+            "{} (WebSocket; agent console and customer page not built yet)",
+            relay.running.url()
+        );
         for (part, status) in [
             ("Control Center", center_status.as_str()),
             ("gateway", gateway_status.as_str()),
             ("document inspector", "haetae scan PATH... (command line)"),
-            ("remote-support relay", "not available yet"),
+            ("remote-support relay", relay_status.as_str()),
         ] {
             eprintln!("  {part:<21} {status}");
         }
@@ -130,6 +161,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
         for t in demo_tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
         }
+        relay.stop().await;
         running.stop().await;
         center.shutdown().await;
         Ok(ExitCode::SUCCESS)
