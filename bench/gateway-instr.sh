@@ -21,7 +21,7 @@
 # requests bench/gateway.sh sends with wrk.
 #
 # Prints instructions per request and the ratio to nginx. Knobs (environment): REQUESTS
-# (default 2000), STD (1), KEEP (a directory: the callgrind files are kept there, for
+# (default 2000), STD (1), TARGETS (a subset, e.g. "nginx haetae"), KEEP (a directory: the callgrind files are kept there, for
 # callgrind_annotate), HAETAE and BACKEND (prebuilt binaries; otherwise built, release).
 # Needs valgrind, python3 and nginx (Debian packages valgrind python3 nginx).
 set -euo pipefail
@@ -185,8 +185,12 @@ run() {
 BACKEND_PID=$!
 wait_port "$P_BACKEND"
 
-TARGETS=(nginx haetae haetae+chain)
-[ "$STD" = 1 ] && TARGETS+=(haetae+std)
+if [ -n "${TARGETS:-}" ]; then
+  read -r -a TARGETS <<<"$TARGETS"
+else
+  TARGETS=(nginx haetae haetae+chain)
+  [ "$STD" = 1 ] && TARGETS+=(haetae+std)
+fi
 declare -A PER
 for t in "${TARGETS[@]}"; do
   for kind in get post; do
@@ -197,12 +201,12 @@ for t in "${TARGETS[@]}"; do
   done
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="${2:-0}" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'; }
 echo
 echo "instructions per request — callgrind, 1 worker, $REQUESTS sequential keep-alive requests, $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
 printf '%-14s %12s %8s %14s %8s\n' target GET x_nginx "POST 1KiB" x_nginx
 for t in "${TARGETS[@]}"; do
-  printf '%-14s %12s %8s %14s %8s\n' "$t" "${PER[$t.get]}" "$(ratio "${PER[$t.get]}" "${PER[nginx.get]}")" \
-    "${PER[$t.post]}" "$(ratio "${PER[$t.post]}" "${PER[nginx.post]}")"
+  printf '%-14s %12s %8s %14s %8s\n' "$t" "${PER[$t.get]}" "$(ratio "${PER[$t.get]}" "${PER[nginx.get]:-}")" \
+    "${PER[$t.post]}" "$(ratio "${PER[$t.post]}" "${PER[nginx.post]:-}")"
 done
 echo "x_nginx: instructions relative to nginx (lower is cheaper; issue 6: haetae <= 1.0, haetae+chain <= 1.25 for 0.8x throughput)"
