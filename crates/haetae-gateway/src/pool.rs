@@ -24,6 +24,12 @@ use crate::proxy::ProxyBody;
 /// Idle connections kept per upstream beyond which the oldest are closed.
 const MAX_IDLE_PER_UPSTREAM: usize = 512;
 
+/// A connection idle for less than this is not expected to have been closed by an upstream
+/// keep-alive timeout (nginx's is 75 s, Apache's 5 s, Node's 5 s): an idempotent request
+/// sent on it is not copied for sending again after it was written (a request that was
+/// not written at all is always sent again).
+const STALE_AFTER: Duration = Duration::from_millis(250);
+
 /// How a pooled exchange failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PoolError {
@@ -223,11 +229,12 @@ impl H1Pool {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self) -> Option<Conn> {
+    /// The most recently used open idle connection, and since when it was idle.
+    fn take(&self) -> Option<(Conn, Instant)> {
         let mut idle = self.lock();
         while let Some(i) = idle.pop() {
             if !i.conn.sender.is_closed() {
-                return Some(i.conn);
+                return Some((i.conn, i.since));
             }
         }
         None
@@ -305,18 +312,25 @@ impl H1Pool {
     /// reused connection turns out to be stale (the upstream closed it while idle), and
     /// only when that cannot run it twice: the connection failed before any byte of the
     /// request was written (hyper hands the unsent request back), or, for an idempotent
-    /// request without a body, the upstream closed it without a byte of response. A
+    /// request without a body on a connection idle for at least [`STALE_AFTER`], the
+    /// upstream closed it without a byte of response. A
     /// non-idempotent request (POST, PATCH, ...) whose bytes were written is never sent
     /// again: the upstream may have acted on it, and the client gets 502.
     pub(crate) async fn send(
         self: &Arc<Self>,
         req: Request<ProxyBody>,
     ) -> Result<(Response<Incoming>, Checkin), PoolError> {
-        let Some(conn) = self.take() else {
+        let Some((conn, since)) = self.take() else {
             let conn = self.connect().await?;
             return self.exchange(conn, req).await.map_err(|(e, _)| e);
         };
-        let replay = replayable(&req);
+        // A copy of the head to send again costs a header map clone: kept only when the
+        // connection sat idle long enough for an upstream keep-alive timeout to close it.
+        let replay = if since.elapsed() >= STALE_AFTER {
+            replayable(&req)
+        } else {
+            None
+        };
         conn.heard.store(false, Ordering::Relaxed);
         let heard = Arc::clone(&conn.heard);
         let again = match self.exchange(conn, req).await {

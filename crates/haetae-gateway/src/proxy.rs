@@ -204,8 +204,11 @@ pub(crate) struct ProxyState {
     pub settings: ProxySettings,
 }
 
+/// The forwarding values of one `Host`: `X-Forwarded-Host` and the `Forwarded` element.
+type HostValues = (HeaderValue, Option<HeaderValue>, HeaderValue);
+
 /// Facts about one client connection.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: Option<TlsInfo>,
@@ -215,6 +218,9 @@ pub(crate) struct ConnInfo {
     forwarded: HeaderValue,
     /// The peer is in `trusted_proxies`: its forwarding headers are believed and kept.
     trusted: bool,
+    /// The forwarding values written for the last `Host` on this connection (a client
+    /// sends the same one on every request): `Host`, `X-Forwarded-Host`, `Forwarded`.
+    last_host: std::sync::Mutex<Option<HostValues>>,
 }
 
 impl ConnInfo {
@@ -238,6 +244,7 @@ impl ConnInfo {
             forwarded_for: value(ip.to_string()),
             forwarded: value(format!("for={node};proto={proto}")),
             trusted: trusted.iter().any(|n| n.contains(&ip)),
+            last_host: std::sync::Mutex::new(None),
         }
     }
 }
@@ -342,11 +349,65 @@ fn check_host<B>(req: &Request<B>) -> Result<(), &'static str> {
     if hosts.next().is_some() {
         return Err("more than one Host header");
     }
-    let bytes = host.as_bytes();
-    if bytes.contains(&b'@') || http::uri::Authority::try_from(bytes).is_err() {
+    if !valid_host(host.as_bytes()) {
         return Err("the Host header is not a valid host[:port]");
     }
     Ok(())
+}
+
+/// `uri-host [ ":" port ]` (RFC 9110 §7.2, RFC 3986 §3.2.2): an IP literal in brackets
+/// (hex digits, colons, dots), or a non-empty reg-name / IPv4 address (unreserved
+/// characters, percent signs, sub-delimiters), then optionally `:` and at most 5 digits.
+/// No user info, path, query, spaces or controls. Checked by hand: this runs on every
+/// request.
+fn valid_host(bytes: &[u8]) -> bool {
+    let (host_ok, rest) = if let Some(literal) = bytes.strip_prefix(b"[") {
+        let Some(end) = literal.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let inside = &literal[..end];
+        (
+            !inside.is_empty()
+                && inside
+                    .iter()
+                    .all(|&b| b.is_ascii_hexdigit() || b == b':' || b == b'.'),
+            &literal[end + 1..],
+        )
+    } else {
+        let end = bytes.iter().position(|&b| b == b':').unwrap_or(bytes.len());
+        let name = &bytes[..end];
+        (
+            !name.is_empty()
+                && name.iter().all(|&b| {
+                    b.is_ascii_alphanumeric()
+                        || matches!(
+                            b,
+                            b'-' | b'.'
+                                | b'_'
+                                | b'~'
+                                | b'%'
+                                | b'!'
+                                | b'$'
+                                | b'&'
+                                | b'\''
+                                | b'('
+                                | b')'
+                                | b'*'
+                                | b'+'
+                                | b','
+                                | b';'
+                                | b'='
+                        )
+                }),
+            &bytes[end..],
+        )
+    };
+    host_ok
+        && match rest.split_first() {
+            None => true,
+            Some((b':', port)) => port.len() <= 5 && port.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        }
 }
 
 /// The exchange for a route with filters: every phase, in the documented order.
@@ -1052,16 +1113,9 @@ const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
-/// Writes the forwarding headers. From a peer in `trusted_proxies` the client's own are
-/// believed: the peer is appended to `X-Forwarded-For` (all its field lines joined) and a
-/// `Forwarded` element (RFC 7239) is appended, and `X-Forwarded-Proto` and
-/// `X-Forwarded-Host` are kept when present (they describe the request the trusted proxy
-/// received) and set otherwise. From any other peer they are the client's claims and could
-/// forge the address an upstream logs or trusts: all four are removed and the gateway's own
-/// written — `X-Forwarded-For: <peer>`, `X-Forwarded-Proto`, `X-Forwarded-Host` (the
-/// client's host, without a port; absent when there is none) and one `Forwarded` element.
-fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
-    let proto = if conn.tls.is_some() { "https" } else { "http" };
+/// `X-Forwarded-Host` (the request's host without a port) and the `Forwarded` element
+/// for a request on `conn`.
+fn host_values(parts: &request::Parts, conn: &ConnInfo) -> (Option<HeaderValue>, HeaderValue) {
     // The host as one value: shared with the `Host` header when it carries no port.
     let host: Option<(HeaderValue, &str)> = {
         let full = parts.headers.get(header::HOST);
@@ -1086,8 +1140,39 @@ fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
             })
             .flatten()
     });
-    let host = host.map(|(v, _)| v);
-    let forwarded = forwarded.unwrap_or_else(|| conn.forwarded.clone());
+    (
+        host.map(|(v, _)| v),
+        forwarded.unwrap_or_else(|| conn.forwarded.clone()),
+    )
+}
+
+/// Writes the forwarding headers. From a peer in `trusted_proxies` the client's own are
+/// believed: the peer is appended to `X-Forwarded-For` (all its field lines joined) and a
+/// `Forwarded` element (RFC 7239) is appended, and `X-Forwarded-Proto` and
+/// `X-Forwarded-Host` are kept when present (they describe the request the trusted proxy
+/// received) and set otherwise. From any other peer they are the client's claims and could
+/// forge the address an upstream logs or trusts: all four are removed and the gateway's own
+/// written — `X-Forwarded-For: <peer>`, `X-Forwarded-Proto`, `X-Forwarded-Host` (the
+/// client's host, without a port; absent when there is none) and one `Forwarded` element.
+fn add_forwarding_headers(parts: &mut request::Parts, conn: &ConnInfo) {
+    let proto = if conn.tls.is_some() { "https" } else { "http" };
+    let (host, forwarded) = match parts.headers.get(header::HOST) {
+        Some(h) => {
+            let mut last = conn
+                .last_host
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match &*last {
+                Some((k, host, fwd)) if k == h => (host.clone(), fwd.clone()),
+                _ => {
+                    let (host, fwd) = host_values(parts, conn);
+                    *last = Some((h.clone(), host.clone(), fwd.clone()));
+                    (host, fwd)
+                }
+            }
+        }
+        None => host_values(parts, conn),
+    };
     let headers = &mut parts.headers;
     if !conn.trusted {
         // The usual case: one hash per header, nothing to join.
@@ -1192,6 +1277,42 @@ mod tests {
         h.insert(header::TE, HeaderValue::from_static("trailers"));
         strip_hop_by_hop(&mut h);
         assert!(h.contains_key(header::TE));
+    }
+
+    #[test]
+    fn host_values_are_checked_by_the_rfc_grammar() {
+        for ok in [
+            "bank.example",
+            "bank.example:8443",
+            "bank.example:",
+            "127.0.0.1:80",
+            "[::1]",
+            "[2001:db8::1]:443",
+            "xn--bcher-kva.example",
+            "a_b~c%41",
+        ] {
+            assert!(valid_host(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            ":80",
+            "user@bank.example",
+            "bank example",
+            "bank.example/admin",
+            "bank.example?x",
+            "bank.example#x",
+            "bank.example:80:80",
+            "bank.example:123456",
+            "bank.example:8a",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "[fe80::1%eth0]",
+            "bank\texample",
+            "b\u{e4}nk.example",
+        ] {
+            assert!(!valid_host(bad.as_bytes()), "{bad:?}");
+        }
     }
 
     #[test]

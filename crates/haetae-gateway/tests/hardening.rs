@@ -259,6 +259,11 @@ async fn settle() {
     tokio::time::sleep(Duration::from_millis(200)).await;
 }
 
+/// Longer than the pool's idle time after which a connection may be stale (250 ms).
+async fn idle() {
+    tokio::time::sleep(Duration::from_millis(400)).await;
+}
+
 #[tokio::test]
 async fn a_get_on_a_stale_keep_alive_connection_is_sent_once_more_on_a_new_one() {
     // The first connection answers once, then closes at the next request without a byte
@@ -274,6 +279,7 @@ async fn a_get_on_a_stale_keep_alive_connection_is_sent_once_more_on_a_new_one()
     let gw = TestGateway::start(&policy(backend)).await;
     let (head, body) = exchange(&gw, GET).await;
     assert_eq!((status(&head), body.as_str()), ("200", "conn=0"));
+    idle().await;
     let (head, body) = exchange(&gw, GET).await;
     assert_eq!((status(&head), body.as_str()), ("200", "conn=1"), "{head}");
     settle().await;
@@ -295,6 +301,7 @@ async fn a_post_whose_bytes_were_written_is_never_sent_again() {
     let gw = TestGateway::start(&policy(backend)).await;
     let (head, _) = exchange(&gw, POST).await;
     assert_eq!(status(&head), "200");
+    idle().await;
     let (head, _) = exchange(&gw, POST).await;
     assert_eq!(status(&head), "502", "{head}");
     settle().await;
@@ -316,6 +323,7 @@ async fn a_get_is_not_sent_again_once_response_bytes_arrived_nor_more_than_once(
     .await;
     let gw = TestGateway::start(&policy(backend)).await;
     assert_eq!(status(&exchange(&gw, GET).await.0), "200");
+    idle().await;
     let (head, _) = exchange(&gw, GET).await;
     assert_eq!(status(&head), "502", "{head}");
     settle().await;
@@ -334,6 +342,7 @@ async fn a_get_is_not_sent_again_once_response_bytes_arrived_nor_more_than_once(
     .await;
     let gw = TestGateway::start(&policy(backend)).await;
     assert_eq!(status(&exchange(&gw, GET).await.0), "200");
+    idle().await;
     let (head, _) = exchange(&gw, GET).await;
     assert_eq!(status(&head), "502", "{head}");
     settle().await;
