@@ -50,10 +50,12 @@ use crate::limits::Limits;
 
 mod bmp;
 mod gif;
+mod hwp;
 mod jpeg;
 mod ooxml;
 mod pdf;
 mod png;
+mod rendition;
 mod rtf;
 mod text;
 mod tiff;
@@ -138,6 +140,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
+        FileType::Hwp => hwp::render(data, limits),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

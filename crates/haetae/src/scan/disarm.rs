@@ -1,6 +1,8 @@
 //! `haetae scan --disarm OUTDIR`: a rebuilt copy of each scanned file without its active
 //! content (`haetae_docscan::convert`), with a JSON sidecar of what was removed or why the
-//! conversion failed. Conversion is itself a test: a failed one is reported like a finding
+//! conversion failed. A plain-text rendition (OLE2 DOC/XLS/PPT, HWP 5.0) is written as
+//! `<name>.txt` and its sidecar says `"kind": "text rendition"` (a rebuild says
+//! `"same format"`). Conversion is itself a test: a failed one is reported like a finding
 //! and makes the command exit 1.
 
 use std::path::{Path, PathBuf};
@@ -54,11 +56,28 @@ pub(super) fn one(
         )),
         Ok(data) => match convert::disarm(&data, r.detected_type, limits) {
             Ok(d) => {
-                let out = free_name(dir, &file_name);
+                // A copy in another format (the plain-text rendition of an OLE2 or HWP
+                // document) is named `<name>.txt`, so nothing opens it as the original type.
+                let rendition = d.file_type != r.detected_type;
+                let out_name = if rendition {
+                    format!("{file_name}.txt")
+                } else {
+                    file_name.clone()
+                };
+                let out = free_name(dir, &out_name);
                 std::fs::write(&out, &d.bytes)
                     .with_context(|| format!("cannot write {}", out.display()))?;
                 summary.output = Some(out.display().to_string());
-                summary.kind = "same format".into();
+                summary.kind = if rendition {
+                    summary.note = Some(format!(
+                        "a plain-text rendition of the {:?} document, not a rebuild: its \
+                         layout, pictures and objects are not in it",
+                        r.detected_type
+                    ));
+                    "text rendition".into()
+                } else {
+                    "same format".into()
+                };
                 summary.removed = d
                     .removed
                     .into_iter()
@@ -84,6 +103,8 @@ pub(super) fn one(
         "sha256": r.sha256,
         "detected_type": r.detected_type,
         "output": summary.output,
+        // "same format" (a rebuild) or "text rendition" (the text only, as UTF-8).
+        "kind": (summary.output.is_some()).then_some(&summary.kind),
         "removed": summary.removed.iter().map(|(what, location)| serde_json::json!({"what": what, "location": location})).collect::<Vec<_>>(),
         "failures": summary.failures.iter().map(|(code, location, message)| serde_json::json!({"code": code, "location": location, "message": message})).collect::<Vec<_>>(),
         "note": summary.note,
