@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use haetae_docscan::convert::{self, ConvertError};
 use haetae_docscan::report_html::ConversionSummary;
-use haetae_docscan::{Limits, Report};
+use haetae_docscan::{FileType, Limits, Report};
 
 /// A name in `dir` for `file_name` that does not exist yet (`a.docx`, `a-1.docx`, ...).
 fn free_name(dir: &Path, file_name: &str) -> PathBuf {
@@ -85,9 +85,17 @@ pub(super) fn one(
                     .collect();
             }
             Err(ConvertError::Unsupported(t)) => {
-                summary.note = Some(format!(
-                    "no safe rebuild for {t:?} files yet; the original was not copied"
-                ));
+                summary.note = Some(match t {
+                    // These have a text rendition; it answers Unsupported only for a
+                    // password-, DRM- or distribution-protected (encrypted) document.
+                    FileType::Hwp => format!(
+                        "the {t:?} document is encrypted (password, DRM or distribution \
+                         protection): no text rendition; the original was not copied"
+                    ),
+                    _ => {
+                        format!("no safe rebuild for {t:?} files yet; the original was not copied")
+                    }
+                });
             }
             Err(ConvertError::Failed(failures)) => {
                 summary.failures = failures
