@@ -19,7 +19,8 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     stream holds the first lines of text as Hancom's writer saw them (read with olefile,
     independently of haetae), every word of that preview's first line must be in it, and
     it may be empty (blank lines) only when that preview has no words (a table of empty
-    cells, a drawing);
+    cells, a drawing); a DOC's only when its FIB's ccpText is 64 or less (breaks, an
+    equation's field);
   * scans clean with haetae itself.
 
 Prints a table per type (copies, text renditions, opened, clean, refused by the conversion,
@@ -162,6 +163,14 @@ print(t.replace("\\r", "\\n").split("\\n")[0])
 """
 
 
+DOC_CCP_TEXT = """
+import sys, olefile
+with olefile.OleFileIO(sys.argv[1]) as f:
+    w = f.openstream("WordDocument").read(0x50)
+print(int.from_bytes(w[0x4C:0x50], "little"))
+"""
+
+
 def rendition_problems(path, original, kind, py):
     """What is wrong with a plain-text rendition: not UTF-8, empty, HWP preview text missing."""
     try:
@@ -184,6 +193,15 @@ def rendition_problems(path, original, kind, py):
             return [f"words of the original's preview are missing: {missing[:5]}"]
         return []
     if not text.strip():
+        if kind == "doc":
+            # The FIB's ccpText (olefile, independent of haetae): a short main story is
+            # breaks, an object's field (equation.doc), nothing to show.
+            r = subprocess.run([py, "-c", DOC_CCP_TEXT, original], capture_output=True,
+                               text=True, timeout=120)
+            ccp = int(r.stdout.strip() or -1) if r.returncode == 0 else -1
+            if 0 <= ccp <= 64:
+                return []
+            return [f"the rendition is empty, the original's main story has {ccp} characters"]
         return ["the rendition is empty"]
     return []
 

@@ -49,6 +49,7 @@ use crate::filetype::FileType;
 use crate::limits::Limits;
 
 mod bmp;
+mod doc;
 mod gif;
 mod hwp;
 mod jpeg;
@@ -141,6 +142,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
         FileType::Hwp => hwp::render(data, limits),
+        FileType::Doc => doc::render(data, limits),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

@@ -87,11 +87,15 @@ pub(super) fn one(
             Err(ConvertError::Unsupported(t)) => {
                 summary.note = Some(match t {
                     // These have a text rendition; it answers Unsupported only for a
-                    // password-, DRM- or distribution-protected (encrypted) document.
-                    FileType::Hwp => format!(
-                        "the {t:?} document is encrypted (password, DRM or distribution \
-                         protection): no text rendition; the original was not copied"
-                    ),
+                    // protected (encrypted) document, or a DOC from Word 6/95.
+                    FileType::Hwp => "the HWP document is password-, DRM- or \
+                                      distribution-protected (its text is encrypted): no text \
+                                      rendition; the original was not copied"
+                        .to_owned(),
+                    FileType::Doc => "the Word document is encrypted, or from Word 6/95 (whose \
+                                      layout the rendition does not read): no text rendition; \
+                                      the original was not copied"
+                        .to_owned(),
                     _ => {
                         format!("no safe rebuild for {t:?} files yet; the original was not copied")
                     }
