@@ -60,6 +60,7 @@ mod rendition;
 mod rtf;
 mod text;
 mod tiff;
+mod xls;
 mod zip_write;
 
 /// What a conversion removed and where.
@@ -143,6 +144,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Text => text::rebuild(data),
         FileType::Hwp => hwp::render(data, limits),
         FileType::Doc => doc::render(data, limits),
+        FileType::Xls => xls::render(data, limits),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

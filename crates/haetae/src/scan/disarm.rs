@@ -87,7 +87,7 @@ pub(super) fn one(
             Err(ConvertError::Unsupported(t)) => {
                 summary.note = Some(match t {
                     // These have a text rendition; it answers Unsupported only for a
-                    // protected (encrypted) document, or a DOC from Word 6/95.
+                    // protected (encrypted) document, a DOC from Word 6/95, an XLS before BIFF8.
                     FileType::Hwp => "the HWP document is password-, DRM- or \
                                       distribution-protected (its text is encrypted): no text \
                                       rendition; the original was not copied"
@@ -95,6 +95,10 @@ pub(super) fn one(
                     FileType::Doc => "the Word document is encrypted, or from Word 6/95 (whose \
                                       layout the rendition does not read): no text rendition; \
                                       the original was not copied"
+                        .to_owned(),
+                    FileType::Xls => "the workbook is encrypted (FilePass), or a BIFF5/7 \
+                                      workbook from Excel 95 or older: no text rendition; the \
+                                      original was not copied"
                         .to_owned(),
                     _ => {
                         format!("no safe rebuild for {t:?} files yet; the original was not copied")
