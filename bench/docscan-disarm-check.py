@@ -20,7 +20,7 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     independently of haetae), every word of that preview's first line must be in it, and
     it may be empty (blank lines) only when that preview has no words (a table of empty
     cells, a drawing); a DOC's only when its FIB's ccpText is 64 or less (breaks, an
-    equation's field);
+    equation's field); a PPT's only when it has no text atom outside its masters;
   * scans clean with haetae itself.
 
 Prints a table per type (copies, text renditions, opened, clean, refused by the conversion,
@@ -163,6 +163,28 @@ print(t.replace("\\r", "\\n").split("\\n")[0])
 """
 
 
+# Text atoms (TextChars 0x0FA0, TextBytes 0x0FA8) outside master slides (MainMaster
+# 0x03F8, the master SlideListWithText 0x0FF0 instance 1) of a PPT, with olefile.
+PPT_TEXT_ATOMS = """
+import sys, olefile
+with olefile.OleFileIO(sys.argv[1]) as f:
+    s = f.openstream("PowerPoint Document").read()
+def walk(a, b, depth):
+    n, pos = 0, a
+    while pos + 8 <= b and depth < 64:
+        vi = int.from_bytes(s[pos:pos+2], "little"); t = int.from_bytes(s[pos+2:pos+4], "little")
+        ln = int.from_bytes(s[pos+4:pos+8], "little"); end = min(pos + 8 + ln, b)
+        if vi & 0xF == 0xF:
+            if not (t == 0x03F8 or (t == 0x0FF0 and vi >> 4 == 1)):
+                n += walk(pos + 8, end, depth + 1)
+        elif t in (0x0FA0, 0x0FA8) and ln > 0:
+            n += 1
+        pos = pos + 8 + ln
+    return n
+print(walk(0, len(s), 0))
+"""
+
+
 DOC_CCP_TEXT = """
 import sys, olefile
 with olefile.OleFileIO(sys.argv[1]) as f:
@@ -202,6 +224,13 @@ def rendition_problems(path, original, kind, py):
             if 0 <= ccp <= 64:
                 return []
             return [f"the rendition is empty, the original's main story has {ccp} characters"]
+        if kind == "ppt":
+            r = subprocess.run([py, "-c", PPT_TEXT_ATOMS, original], capture_output=True,
+                               text=True, timeout=120)
+            atoms = int(r.stdout.strip() or -1) if r.returncode == 0 else -1
+            if atoms == 0:
+                return []
+            return [f"the rendition is empty, the original has {atoms} text atoms outside masters"]
         return ["the rendition is empty"]
     return []
 

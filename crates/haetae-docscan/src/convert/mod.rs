@@ -56,6 +56,7 @@ mod jpeg;
 mod ooxml;
 mod pdf;
 mod png;
+mod ppt;
 mod rendition;
 mod rtf;
 mod text;
@@ -145,6 +146,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Hwp => hwp::render(data, limits),
         FileType::Doc => doc::render(data, limits),
         FileType::Xls => xls::render(data, limits),
+        FileType::Ppt => ppt::render(data, limits),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

@@ -100,7 +100,12 @@ pub(super) fn check_time(
 
 /// The finished rendition of a `source`-typed document: `text` as UTF-8, and every stream
 /// the text was not taken from listed as removed (`read` are the streams it was).
-pub(super) fn finish(text: String, cfb: &Cfb, source: FileType, read: &[String]) -> Disarmed {
+/// A document without text gives one empty line: an empty file is no text file to the
+/// scanner (its type is unknown), and the copy must scan clean.
+pub(super) fn finish(mut text: String, cfb: &Cfb, source: FileType, read: &[String]) -> Disarmed {
+    if text.is_empty() {
+        text.push('\n');
+    }
     let mut removed = vec![Removed {
         what: format!(
             "binary {source:?} format (the copy is a plain-text rendition, not a rebuild)"

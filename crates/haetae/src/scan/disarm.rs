@@ -100,6 +100,9 @@ pub(super) fn one(
                                       workbook from Excel 95 or older: no text rendition; the \
                                       original was not copied"
                         .to_owned(),
+                    FileType::Ppt => "the presentation is encrypted: no text rendition; the \
+                                      original was not copied"
+                        .to_owned(),
                     _ => {
                         format!("no safe rebuild for {t:?} files yet; the original was not copied")
                     }
