@@ -40,8 +40,22 @@
 //! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
 //! taken for broken files.
 //!
-//! Not yet: OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
-//! [`ConvertError::Unsupported`] for them, naming the type.
+//! OLE2 (DOC/XLS/PPT) and HWP 5.0 get a plain-text rendition instead of a rebuild (a
+//! faithful re-serialisation of these binary formats is out of reach): the compound file
+//! read with the crate's CFB reader, the text decoded to UTF-8, and
+//! [`Disarmed::file_type`] [`FileType::Text`]; `removed` names the binary format and every
+//! stream the text was not taken from (macros, objects, pictures, scripts).
+//! - HWP 5.0 (`hwp`): the paragraph text (`HWPTAG_PARA_TEXT`) of every `BodyText/SectionN`,
+//!   inflated under the caps, controls skipped whole, one paragraph a line.
+//! - DOC (`doc`): the FIB and the CLX piece table, every story; Word's controls mapped,
+//!   field instructions dropped (their results kept), so DDE/`INCLUDETEXT` do not survive.
+//! - XLS (`xls`): BIFF8 sheets from the SST and the cell records (formula results cached),
+//!   one block per worksheet, tab-separated rows.
+//! - PPT (`ppt`): the text atoms of the `PowerPoint Document` stream, one block per slide.
+//!
+//! Protected (encrypted) documents of these types, Word 6/95 and BIFF5 workbooks answer
+//! [`ConvertError::Unsupported`]; anything unreadable fails with `CONVERT-{HWP,DOC,XLS,PPT}-*`
+//! naming the stream and the record or offset.
 
 use crate::container::zip;
 use crate::context::ScanContext;
