@@ -101,9 +101,9 @@ pub struct Failure {
 /// A rebuilt copy.
 #[derive(Debug, Clone)]
 pub struct Disarmed {
-    /// The copy's bytes (same format as the original).
+    /// The copy's bytes: the original's format for a rebuild, UTF-8 text for a rendition.
     pub bytes: Vec<u8>,
-    /// The format of the copy.
+    /// The format of the copy ([`FileType::Text`] for the OLE2/HWP text renditions).
     pub file_type: FileType,
     /// What was removed.
     pub removed: Vec<Removed>,
