@@ -14,9 +14,17 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     `\\object` in RTF; in PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF,
     /XFA, RichMedia or /Next key and no Launch/URI/SubmitForm/ImportData/... action, and
     the original's page count);
+  * a plain-text rendition (sidecar `"kind": "text rendition"`, written as `<name>.txt`:
+    OLE2 DOC/XLS/PPT and HWP 5.0) is valid UTF-8 and not empty; for HWP, whose `PrvText`
+    stream holds the first lines of text as Hancom's writer saw them (read with olefile,
+    independently of haetae), every word of that preview's first line must be in it, and
+    it may be empty (blank lines) only when that preview has no words (a table of empty
+    cells, a drawing); a DOC's only when its FIB's ccpText is 64 or less (breaks, an
+    equation's field); a PPT's only when it has no text atom outside its masters;
   * scans clean with haetae itself.
 
-Prints a table per type (copies, opened, clean, refused by the conversion, not rebuilt) and
+Prints a table per type (copies, text renditions, opened, clean, refused by the conversion,
+not rebuilt) and
 exits 1 if any copy fails a check. Readers come from PyPI into --venv (created if missing).
 """
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, zipfile
@@ -144,6 +152,89 @@ def same_pixels(original, copy, kind, py):
     return r.returncode == 0
 
 
+# The first line of an HWP's PrvText preview (UTF-16LE), read with olefile.
+HWP_PREVIEW = """
+import sys, olefile
+with olefile.OleFileIO(sys.argv[1]) as f:
+    if not f.exists("PrvText"):
+        sys.exit(0)
+    t = f.openstream("PrvText").read().decode("utf-16-le", "replace")
+print(t.replace("\\r", "\\n").split("\\n")[0])
+"""
+
+
+# Text atoms (TextChars 0x0FA0, TextBytes 0x0FA8) outside master slides (MainMaster
+# 0x03F8, the master SlideListWithText 0x0FF0 instance 1) of a PPT, with olefile.
+PPT_TEXT_ATOMS = """
+import sys, olefile
+with olefile.OleFileIO(sys.argv[1]) as f:
+    s = f.openstream("PowerPoint Document").read()
+def walk(a, b, depth):
+    n, pos = 0, a
+    while pos + 8 <= b and depth < 64:
+        vi = int.from_bytes(s[pos:pos+2], "little"); t = int.from_bytes(s[pos+2:pos+4], "little")
+        ln = int.from_bytes(s[pos+4:pos+8], "little"); end = min(pos + 8 + ln, b)
+        if vi & 0xF == 0xF:
+            if not (t == 0x03F8 or (t == 0x0FF0 and vi >> 4 == 1)):
+                n += walk(pos + 8, end, depth + 1)
+        elif t in (0x0FA0, 0x0FA8) and ln > 0:
+            n += 1
+        pos = pos + 8 + ln
+    return n
+print(walk(0, len(s), 0))
+"""
+
+
+DOC_CCP_TEXT = """
+import sys, olefile
+with olefile.OleFileIO(sys.argv[1]) as f:
+    w = f.openstream("WordDocument").read(0x50)
+print(int.from_bytes(w[0x4C:0x50], "little"))
+"""
+
+
+def rendition_problems(path, original, kind, py):
+    """What is wrong with a plain-text rendition: not UTF-8, empty, HWP preview text missing."""
+    try:
+        text = open(path, "rb").read().decode("utf-8")
+    except UnicodeDecodeError as e:
+        return [f"not UTF-8: {e}"]
+    if kind == "hwp":
+        r = subprocess.run([py, "-c", HWP_PREVIEW, original], capture_output=True,
+                           text=True, timeout=120)
+        if r.returncode != 0:
+            return [f"olefile cannot read the original's PrvText: {r.stderr.strip()[-200:]}"]
+        flat = " ".join(text.split())
+        # PrvText shows controls as <...> placeholders; compare the plain words only.
+        # A placeholder cut by the preview's end leaves a '<' or '>': skip that word.
+        words = [w for w in re.sub(r"<[^>]*>", " ", r.stdout).split() if "<" not in w and ">" not in w]
+        if words and not flat:
+            return ["the rendition is empty, the original's preview is not"]
+        missing = [w for w in words if w not in flat]
+        if missing:
+            return [f"words of the original's preview are missing: {missing[:5]}"]
+        return []
+    if not text.strip():
+        if kind == "doc":
+            # The FIB's ccpText (olefile, independent of haetae): a short main story is
+            # breaks, an object's field (equation.doc), nothing to show.
+            r = subprocess.run([py, "-c", DOC_CCP_TEXT, original], capture_output=True,
+                               text=True, timeout=120)
+            ccp = int(r.stdout.strip() or -1) if r.returncode == 0 else -1
+            if 0 <= ccp <= 64:
+                return []
+            return [f"the rendition is empty, the original's main story has {ccp} characters"]
+        if kind == "ppt":
+            r = subprocess.run([py, "-c", PPT_TEXT_ATOMS, original], capture_output=True,
+                               text=True, timeout=120)
+            atoms = int(r.stdout.strip() or -1) if r.returncode == 0 else -1
+            if atoms == 0:
+                return []
+            return [f"the rendition is empty, the original has {atoms} text atoms outside masters"]
+        return ["the rendition is empty"]
+    return []
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--haetae", required=True)
@@ -158,10 +249,10 @@ def main():
     if not os.path.exists(py):
         subprocess.run([sys.executable, "-m", "venv", a.venv], check=True)
     # A venv from an earlier run may lack a reader added since (pikepdf).
-    if subprocess.run([py, "-c", "import docx, openpyxl, pptx, PIL, pikepdf"],
+    if subprocess.run([py, "-c", "import docx, openpyxl, pptx, PIL, pikepdf, olefile"],
                       capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "python-docx", "openpyxl",
-                        "python-pptx", "Pillow", "pikepdf"], check=True)
+                        "python-pptx", "Pillow", "pikepdf", "olefile"], check=True)
     valid = []
     for line in open(os.path.join(a.corpus, "MANIFEST.tsv"), encoding="utf-8"):
         parts = line.rstrip("\n").split("\t")
@@ -181,6 +272,7 @@ def main():
     stats = defaultdict(Counter)
     bad = []
     copies = []
+    renditions = []
     originals = {}
     for sidecar in sorted(os.listdir(out)):
         if not sidecar.endswith(".disarm.json"):
@@ -189,12 +281,29 @@ def main():
         kind = j["detected_type"]
         if j["output"]:
             stats[kind]["copies"] += 1
+            if j.get("kind") == "text rendition":
+                stats[kind]["renditions"] += 1
+                renditions.append((kind, j["output"]))
+                originals[j["output"]] = j["source"]
+                continue
             copies.append((kind, j["output"]))
             originals[j["output"]] = j["source"]
         elif j["failures"]:
             stats[kind]["refused"] += 1
         else:
             stats[kind]["not rebuilt"] += 1
+    for kind, path in renditions:
+        problems = rendition_problems(path, originals[path], kind, py)
+        if not problems:
+            stats[kind]["opened"] += 1
+        r = subprocess.run([a.haetae, "scan", "--json", path], env=env, capture_output=True, text=True)
+        verdict = json.loads(r.stdout.splitlines()[0])["verdict"] if r.stdout else "unreadable"
+        if verdict == "clean":
+            stats[kind]["clean"] += 1
+        else:
+            problems.append(f"scans {verdict}")
+        if problems:
+            bad.append((path, problems))
     for kind, path in copies:
         problems = []
         if kind in ("docx", "xlsx", "pptx", "hwpx"):
@@ -234,11 +343,11 @@ def main():
         if problems:
             bad.append((path, problems))
     print(f"disarm check over {len(valid)} corpus files labelled {','.join(sorted(labels))}")
-    print("| type | copies | opened by its reader | same pixels as the original | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| type | copies | of which text renditions | opened by its reader (a rendition: UTF-8, text checked) | same pixels as the original | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for kind in sorted(stats):
         s = stats[kind]
-        print(f"| {kind} | {s['copies']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
+        print(f"| {kind} | {s['copies']} | {s['renditions']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
     for path, problems in bad[:40]:
         print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
     if bad:

@@ -500,6 +500,16 @@ impl Store {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
+        // A plain-text rendition (OLE2, HWP) goes beside it as `<name>.txt`: a `.doc` name
+        // over text would mislead every reader.
+        let rendition = copy.file_type != report.detected_type;
+        let target = if rendition {
+            let mut name = path.as_os_str().to_owned();
+            name.push(".txt");
+            PathBuf::from(name)
+        } else {
+            path.to_path_buf()
+        };
         let tmp = dir.join(format!(".haetae-disarm-{}", entry.id));
         let written = (|| -> std::io::Result<()> {
             use std::io::Write;
@@ -510,7 +520,7 @@ impl Store {
             f.write_all(&copy.bytes)?;
             f.sync_all()?;
             // Never over a file that appeared meanwhile.
-            std::fs::hard_link(&tmp, path)?;
+            std::fs::hard_link(&tmp, &target)?;
             std::fs::remove_file(&tmp)
         })();
         if let Err(e) = written {
@@ -520,7 +530,7 @@ impl Store {
                 format!(
                     "the original is in the quarantine as entry {}, but its copy could not be written to {}: {e}",
                     entry.id,
-                    path.display()
+                    target.display()
                 ),
             ));
         }
@@ -528,7 +538,12 @@ impl Store {
         Ok(taken(
             true,
             format!(
-                "replaced by its rebuilt copy (removed: {}); original in the quarantine as entry {}",
+                "{} (removed: {}); original in the quarantine as entry {}",
+                if rendition {
+                    format!("replaced by its text rendition {}", target.display())
+                } else {
+                    "replaced by its rebuilt copy".to_owned()
+                },
                 if removed.is_empty() {
                     "nothing".to_owned()
                 } else {

@@ -607,3 +607,147 @@ fn the_disarm_action_replaces_a_macro_document_by_its_clean_copy_and_keeps_the_o
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(std::fs::read(&back).unwrap(), original);
 }
+
+/// A version-3 compound file with `FileHeader` and `BodyText/Section0` (both in the mini
+/// stream, under 4096 bytes): the smallest HWP 5.0 document, uncompressed.
+fn small_hwp(paragraph: &str) -> Vec<u8> {
+    const END: u32 = 0xFFFF_FFFE;
+    const FREE: u32 = 0xFFFF_FFFF;
+    let mut header = vec![0u8; 256];
+    header[..17].copy_from_slice(b"HWP Document File");
+    header[32..36].copy_from_slice(&0x0500_0006u32.to_le_bytes());
+    // PARA_HEADER (66) then PARA_TEXT (67): the text and the paragraph end (13).
+    let mut section = (66u32 | (22 << 20)).to_le_bytes().to_vec();
+    section.extend_from_slice(&[0; 22]);
+    let units: Vec<u8> = paragraph
+        .encode_utf16()
+        .chain([13])
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let len = u32::try_from(units.len()).unwrap();
+    section.extend_from_slice(&(67u32 | (1 << 10) | (len << 20)).to_le_bytes());
+    section.extend_from_slice(&units);
+    // The mini stream: FileHeader at mini sector 0 (4 sectors), Section0 after it.
+    let mut mini = header.clone();
+    let section_start = u32::try_from(mini.len() / 64).unwrap();
+    mini.extend_from_slice(&section);
+    mini.resize(mini.len().div_ceil(64) * 64, 0);
+    let mini_sectors = u32::try_from(mini.len() / 64).unwrap();
+    let mut minifat: Vec<u32> = (1..=mini_sectors).collect();
+    minifat[3] = END;
+    *minifat.last_mut().unwrap() = END;
+    let mut minifat_bytes: Vec<u8> = minifat.iter().flat_map(|v| v.to_le_bytes()).collect();
+    minifat_bytes.resize(512, 0xFF);
+    // Sectors: 0 FAT, 1 directory, 2 miniFAT, 3.. the mini stream.
+    let stream_sectors = u32::try_from(mini.len().div_ceil(512)).unwrap();
+    let mut fat = vec![0xFFFF_FFFDu32, END, END];
+    fat.extend((4..3 + stream_sectors).chain([END]));
+    fat.resize(128, FREE);
+    let entry = |name: &str, kind: u8, right: u32, child: u32, start: u32, size: usize| {
+        let mut e = vec![0u8; 128];
+        let units: Vec<u16> = name.encode_utf16().chain([0]).collect();
+        for (i, u) in units.iter().enumerate() {
+            e[2 * i..2 * i + 2].copy_from_slice(&u.to_le_bytes());
+        }
+        e[64..66].copy_from_slice(&u16::try_from(units.len() * 2).unwrap().to_le_bytes());
+        e[66] = kind;
+        e[67] = 1;
+        e[68..72].copy_from_slice(&FREE.to_le_bytes());
+        e[72..76].copy_from_slice(&right.to_le_bytes());
+        e[76..80].copy_from_slice(&child.to_le_bytes());
+        e[116..120].copy_from_slice(&start.to_le_bytes());
+        e[120..128].copy_from_slice(&(size as u64).to_le_bytes());
+        e
+    };
+    let mut dir = entry("Root Entry", 5, FREE, 2, 3, mini.len());
+    dir.extend(entry("FileHeader", 2, FREE, FREE, 0, header.len()));
+    dir.extend(entry("BodyText", 1, 1, 3, 0, 0));
+    dir.extend(entry(
+        "Section0",
+        2,
+        FREE,
+        FREE,
+        section_start,
+        section.len(),
+    ));
+    let mut out = vec![0u8; 512];
+    out[..8].copy_from_slice(&[0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1]);
+    out[24..26].copy_from_slice(&0x3Eu16.to_le_bytes());
+    out[26..28].copy_from_slice(&3u16.to_le_bytes());
+    out[28..30].copy_from_slice(&0xFFFEu16.to_le_bytes());
+    out[30..32].copy_from_slice(&9u16.to_le_bytes());
+    out[32..34].copy_from_slice(&6u16.to_le_bytes());
+    out[44..48].copy_from_slice(&1u32.to_le_bytes());
+    out[48..52].copy_from_slice(&1u32.to_le_bytes());
+    out[56..60].copy_from_slice(&4096u32.to_le_bytes());
+    out[60..64].copy_from_slice(&2u32.to_le_bytes());
+    out[64..68].copy_from_slice(&1u32.to_le_bytes());
+    out[68..72].copy_from_slice(&END.to_le_bytes());
+    for i in 0..109 {
+        out[76 + 4 * i..80 + 4 * i].copy_from_slice(&FREE.to_le_bytes());
+    }
+    out[76..80].copy_from_slice(&0u32.to_le_bytes());
+    out.extend(fat.iter().flat_map(|v| v.to_le_bytes()));
+    out.extend(dir);
+    out.extend(minifat_bytes);
+    out.extend(&mini);
+    out.resize(512 + (3 + stream_sectors as usize) * 512, 0);
+    out
+}
+
+#[test]
+fn disarm_writes_an_hwp_as_a_txt_rendition_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let doc = tmp.path().join("송금.hwp");
+    std::fs::write(&doc, small_hwp("송금 확인서 123")).unwrap();
+    let safe = tmp.path().join("safe");
+    let o = haetae(
+        &data,
+        &[
+            "scan",
+            "--disarm",
+            safe.to_str().unwrap(),
+            doc.to_str().unwrap(),
+        ],
+    );
+    // The original is suspicious (this minimal file has no DocInfo stream); its conversion
+    // does not fail.
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(!text(&o).contains("conversion failed"), "{}", text(&o));
+    let copy = safe.join("송금.hwp.txt");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "송금 확인서 123\n");
+    assert!(!safe.join("송금.hwp").exists());
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(safe.join("송금.hwp.disarm.json")).unwrap()).unwrap();
+    assert_eq!(sidecar["kind"], "text rendition", "{sidecar}");
+    assert_eq!(sidecar["output"], copy.to_str().unwrap());
+    assert!(
+        sidecar["note"].as_str().unwrap().contains("not a rebuild"),
+        "{sidecar}"
+    );
+    let o = haetae(&data, &["scan", copy.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "the rendition scans clean: {}",
+        text(&o)
+    );
+    // The disarm action: the original into the quarantine, the rendition beside it as
+    // NAME.txt (never under the .hwp name).
+    let o = haetae(
+        &data,
+        &["scan", "--on-suspicious", "disarm", doc.to_str().unwrap()],
+    );
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("replaced by its text rendition"),
+        "{}",
+        text(&o)
+    );
+    assert!(!doc.exists(), "the original left its place");
+    let beside = tmp.path().join("송금.hwp.txt");
+    assert_eq!(
+        std::fs::read_to_string(&beside).unwrap(),
+        "송금 확인서 123\n"
+    );
+}

@@ -704,7 +704,8 @@ fn parse_entry(id: u32, raw: &[u8], major: u16) -> DirEntry {
 #[cfg(test)]
 pub(crate) mod build {
     /// A file whose root holds these streams (each ≥ 4096 bytes goes in regular sectors,
-    /// smaller ones in the mini stream), as siblings in a right-leaning chain.
+    /// smaller ones in the mini stream), as siblings in a right-leaning chain; a name
+    /// `storage/stream` puts the stream in a storage of the root (one level).
     pub(crate) fn cfb(streams: &[(&str, &[u8])]) -> Vec<u8> {
         const SS: usize = 512;
         let mut sectors: Vec<Vec<u8>> = Vec::new();
@@ -779,7 +780,24 @@ pub(crate) mod build {
             e[120..128].copy_from_slice(&size.to_le_bytes());
             e
         };
-        let first_child = if streams.is_empty() { 0xFFFF_FFFF } else { 1 };
+        // Directory: the root, its children (streams, and a storage for each `a/` prefix),
+        // then each storage's streams; siblings in a right-leaning chain.
+        let mut top: Vec<(String, Option<usize>)> = Vec::new();
+        let mut inner: Vec<Vec<usize>> = Vec::new();
+        for (i, (name, _)) in streams.iter().enumerate() {
+            if let Some((storage, _)) = name.split_once('/') {
+                if let Some(k) = top.iter().position(|(n, s)| s.is_none() && n == storage) {
+                    let slot = top.iter().take(k).filter(|(_, s)| s.is_none()).count();
+                    inner[slot].push(i);
+                } else {
+                    top.push((storage.to_owned(), None));
+                    inner.push(vec![i]);
+                }
+            } else {
+                top.push(((*name).to_owned(), Some(i)));
+            }
+        }
+        let first_child = if top.is_empty() { 0xFFFF_FFFF } else { 1 };
         dir.extend(entry(
             "Root Entry",
             5,
@@ -788,21 +806,48 @@ pub(crate) mod build {
             mini_start,
             mini.len() as u64,
         ));
-        for (i, (name, d)) in streams.iter().enumerate() {
-            let right = if i + 1 < streams.len() {
-                i as u32 + 2
+        let mut next_inner = 1 + top.len() as u32;
+        let mut storage_no = 0usize;
+        let mut inner_dirs = Vec::new();
+        for (k, (name, stream)) in top.iter().enumerate() {
+            let right = if k + 1 < top.len() {
+                k as u32 + 2
             } else {
                 0xFFFF_FFFF
             };
-            dir.extend(entry(
-                name,
-                2,
-                right,
-                0xFFFF_FFFF,
-                starts[i],
-                d.len() as u64,
-            ));
+            if let Some(i) = stream {
+                dir.extend(entry(
+                    name,
+                    2,
+                    right,
+                    0xFFFF_FFFF,
+                    starts[*i],
+                    streams[*i].1.len() as u64,
+                ));
+            } else {
+                let kids = &inner[storage_no];
+                storage_no += 1;
+                dir.extend(entry(name, 1, right, next_inner, 0, 0));
+                for (j, &i) in kids.iter().enumerate() {
+                    let right = if j + 1 < kids.len() {
+                        next_inner + j as u32 + 1
+                    } else {
+                        0xFFFF_FFFF
+                    };
+                    let own = streams[i].0.split_once('/').map_or("", |(_, n)| n);
+                    inner_dirs.extend(entry(
+                        own,
+                        2,
+                        right,
+                        0xFFFF_FFFF,
+                        starts[i],
+                        streams[i].1.len() as u64,
+                    ));
+                }
+                next_inner += kids.len() as u32;
+            }
         }
+        dir.extend(inner_dirs);
         let dir_start = alloc(&dir, &mut sectors, &mut fat);
         // The FAT itself: one sector is enough for these fixtures (128 entries).
         let fat_sector = sectors.len() as u32;

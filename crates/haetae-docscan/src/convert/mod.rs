@@ -40,8 +40,22 @@
 //! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
 //! taken for broken files.
 //!
-//! Not yet: OLE2 (DOC/XLS/PPT) and HWP text renditions: [`disarm`] answers
-//! [`ConvertError::Unsupported`] for them, naming the type.
+//! OLE2 (DOC/XLS/PPT) and HWP 5.0 get a plain-text rendition instead of a rebuild (a
+//! faithful re-serialisation of these binary formats is out of reach): the compound file
+//! read with the crate's CFB reader, the text decoded to UTF-8, and
+//! [`Disarmed::file_type`] [`FileType::Text`]; `removed` names the binary format and every
+//! stream the text was not taken from (macros, objects, pictures, scripts).
+//! - HWP 5.0 (`hwp`): the paragraph text (`HWPTAG_PARA_TEXT`) of every `BodyText/SectionN`,
+//!   inflated under the caps, controls skipped whole, one paragraph a line.
+//! - DOC (`doc`): the FIB and the CLX piece table, every story; Word's controls mapped,
+//!   field instructions dropped (their results kept), so DDE/`INCLUDETEXT` do not survive.
+//! - XLS (`xls`): BIFF8 sheets from the SST and the cell records (formula results cached),
+//!   one block per worksheet, tab-separated rows.
+//! - PPT (`ppt`): the text atoms of the `PowerPoint Document` stream, one block per slide.
+//!
+//! Protected (encrypted) documents of these types, Word 6/95 and BIFF5 workbooks answer
+//! [`ConvertError::Unsupported`]; anything unreadable fails with `CONVERT-{HWP,DOC,XLS,PPT}-*`
+//! naming the stream and the record or offset.
 
 use crate::container::zip;
 use crate::context::ScanContext;
@@ -49,14 +63,19 @@ use crate::filetype::FileType;
 use crate::limits::Limits;
 
 mod bmp;
+mod doc;
 mod gif;
+mod hwp;
 mod jpeg;
 mod ooxml;
 mod pdf;
 mod png;
+mod ppt;
+mod rendition;
 mod rtf;
 mod text;
 mod tiff;
+mod xls;
 mod zip_write;
 
 /// What a conversion removed and where.
@@ -82,9 +101,9 @@ pub struct Failure {
 /// A rebuilt copy.
 #[derive(Debug, Clone)]
 pub struct Disarmed {
-    /// The copy's bytes (same format as the original).
+    /// The copy's bytes: the original's format for a rebuild, UTF-8 text for a rendition.
     pub bytes: Vec<u8>,
-    /// The format of the copy.
+    /// The format of the copy ([`FileType::Text`] for the OLE2/HWP text renditions).
     pub file_type: FileType,
     /// What was removed.
     pub removed: Vec<Removed>,
@@ -138,6 +157,10 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
+        FileType::Hwp => hwp::render(data, limits),
+        FileType::Doc => doc::render(data, limits),
+        FileType::Xls => xls::render(data, limits),
+        FileType::Ppt => ppt::render(data, limits),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

@@ -168,9 +168,14 @@ fn text_is_normalised_to_utf8() {
         Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-TEXT-ENCODING"
     ));
     assert_eq!(
-        disarm(b"\xd0\xcf\x11\xe0", FileType::Doc, &limits).unwrap_err(),
-        ConvertError::Unsupported(FileType::Doc)
+        disarm(b"\xd0\xcf\x11\xe0", FileType::Msi, &limits).unwrap_err(),
+        ConvertError::Unsupported(FileType::Msi)
     );
+    // A type with a text rendition: a truncated compound file is a failure, not a gap.
+    assert!(matches!(
+        disarm(b"\xd0\xcf\x11\xe0", FileType::Doc, &limits),
+        Err(ConvertError::Failed(f)) if f[0].code == "CONVERT-DOC-CFB"
+    ));
 }
 
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {

@@ -1,6 +1,8 @@
 //! `haetae scan --disarm OUTDIR`: a rebuilt copy of each scanned file without its active
 //! content (`haetae_docscan::convert`), with a JSON sidecar of what was removed or why the
-//! conversion failed. Conversion is itself a test: a failed one is reported like a finding
+//! conversion failed. A plain-text rendition (OLE2 DOC/XLS/PPT, HWP 5.0) is written as
+//! `<name>.txt` and its sidecar says `"kind": "text rendition"` (a rebuild says
+//! `"same format"`). Conversion is itself a test: a failed one is reported like a finding
 //! and makes the command exit 1.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use haetae_docscan::convert::{self, ConvertError};
 use haetae_docscan::report_html::ConversionSummary;
-use haetae_docscan::{Limits, Report};
+use haetae_docscan::{FileType, Limits, Report};
 
 /// A name in `dir` for `file_name` that does not exist yet (`a.docx`, `a-1.docx`, ...).
 fn free_name(dir: &Path, file_name: &str) -> PathBuf {
@@ -54,11 +56,28 @@ pub(super) fn one(
         )),
         Ok(data) => match convert::disarm(&data, r.detected_type, limits) {
             Ok(d) => {
-                let out = free_name(dir, &file_name);
+                // A copy in another format (the plain-text rendition of an OLE2 or HWP
+                // document) is named `<name>.txt`, so nothing opens it as the original type.
+                let rendition = d.file_type != r.detected_type;
+                let out_name = if rendition {
+                    format!("{file_name}.txt")
+                } else {
+                    file_name.clone()
+                };
+                let out = free_name(dir, &out_name);
                 std::fs::write(&out, &d.bytes)
                     .with_context(|| format!("cannot write {}", out.display()))?;
                 summary.output = Some(out.display().to_string());
-                summary.kind = "same format".into();
+                summary.kind = if rendition {
+                    summary.note = Some(format!(
+                        "a plain-text rendition of the {:?} document, not a rebuild: its \
+                         layout, pictures and objects are not in it",
+                        r.detected_type
+                    ));
+                    "text rendition".into()
+                } else {
+                    "same format".into()
+                };
                 summary.removed = d
                     .removed
                     .into_iter()
@@ -66,9 +85,28 @@ pub(super) fn one(
                     .collect();
             }
             Err(ConvertError::Unsupported(t)) => {
-                summary.note = Some(format!(
-                    "no safe rebuild for {t:?} files yet; the original was not copied"
-                ));
+                summary.note = Some(match t {
+                    // These have a text rendition; it answers Unsupported only for a
+                    // protected (encrypted) document, a DOC from Word 6/95, an XLS before BIFF8.
+                    FileType::Hwp => "the HWP document is password-, DRM- or \
+                                      distribution-protected (its text is encrypted): no text \
+                                      rendition; the original was not copied"
+                        .to_owned(),
+                    FileType::Doc => "the Word document is encrypted, or from Word 6/95 (whose \
+                                      layout the rendition does not read): no text rendition; \
+                                      the original was not copied"
+                        .to_owned(),
+                    FileType::Xls => "the workbook is encrypted (FilePass), or a BIFF5/7 \
+                                      workbook from Excel 95 or older: no text rendition; the \
+                                      original was not copied"
+                        .to_owned(),
+                    FileType::Ppt => "the presentation is encrypted: no text rendition; the \
+                                      original was not copied"
+                        .to_owned(),
+                    _ => {
+                        format!("no safe rebuild for {t:?} files yet; the original was not copied")
+                    }
+                });
             }
             Err(ConvertError::Failed(failures)) => {
                 summary.failures = failures
@@ -84,6 +122,8 @@ pub(super) fn one(
         "sha256": r.sha256,
         "detected_type": r.detected_type,
         "output": summary.output,
+        // "same format" (a rebuild) or "text rendition" (the text only, as UTF-8).
+        "kind": (summary.output.is_some()).then_some(&summary.kind),
         "removed": summary.removed.iter().map(|(what, location)| serde_json::json!({"what": what, "location": location})).collect::<Vec<_>>(),
         "failures": summary.failures.iter().map(|(code, location, message)| serde_json::json!({"code": code, "location": location, "message": message})).collect::<Vec<_>>(),
         "note": summary.note,

@@ -1,0 +1,399 @@
+//! HWP 5.0 to a plain-text rendition: the paragraph text of every `BodyText/SectionN`
+//! stream, one paragraph a line.
+//!
+//! The `FileHeader` says whether the streams are raw-deflate compressed; a password-,
+//! DRM- or distribution-protected document (whose body is encrypted) answers
+//! [`ConvertError::Unsupported`], as an encrypted PDF does: it is not a broken file, and
+//! its text cannot be read without the key. Each section is inflated under the ratio cap
+//! and the memory budget, its records walked (tag 10 bits, level 10 bits, size 12 bits,
+//! 0xFFF meaning a 32-bit size follows), and every `HWPTAG_PARA_TEXT` (67) decoded as
+//! UTF-16LE: the inline and extended controls (1–9, 11, 12, 14–23: a table, a picture, a
+//! field, a footnote...) occupy 8 code units and are skipped whole, 9 (tab, an inline
+//! control) becomes a tab, 10 a line break, 13 ends the paragraph, 24 is a hyphen and
+//! 30/31 are spaces. A paragraph without a text record (an empty line) still gives a line.
+//! The records are walked here rather than through the verifier's
+//! [`parse_records`](crate::formats::hwp::parse_records), which stops at the scan's entry
+//! budget: a rendition must have every paragraph or fail. Failures are `CONVERT-HWP-*`
+//! with the stream and the record's offset in the inflated stream.
+
+use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
+use super::{ConvertError, Disarmed};
+use crate::bytes::{le32, slice};
+use crate::container::inflate::{Framing, InflateError, inflate_partial};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+use crate::limits::Limits;
+
+const PREFIX: &str = "CONVERT-HWP";
+const SIGNATURE: &[u8] = b"HWP Document File";
+/// `HWPTAG_PARA_HEADER` (`HWPTAG_BEGIN` + 50).
+const TAG_PARA_HEADER: u32 = 0x10 + 50;
+/// `HWPTAG_PARA_TEXT` (`HWPTAG_BEGIN` + 51).
+const TAG_PARA_TEXT: u32 = 0x10 + 51;
+/// Most sections read (`Section0` .. `Section9999`).
+const MAX_SECTIONS: usize = 10_000;
+
+/// The text rendition of an HWP 5.0 document.
+pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let Some(header) = rendition::stream(data, &cfb, "FileHeader", &mut ctx, PREFIX)? else {
+        return Err(ConvertError::at(
+            "CONVERT-HWP-FILEHEADER",
+            "stream FileHeader".into(),
+            "the document has no FileHeader stream".into(),
+        ));
+    };
+    if header.len() < 40 || !header.starts_with(SIGNATURE) {
+        return Err(ConvertError::at(
+            "CONVERT-HWP-FILEHEADER",
+            "stream FileHeader".into(),
+            format!(
+                "a FileHeader of {} bytes without the \"HWP Document File\" signature and flags",
+                header.len()
+            ),
+        ));
+    }
+    let flags = le32(&header, 36).unwrap_or(0);
+    // Bit 1 password, bit 2 distribution document, bit 4 DRM.
+    if flags & (2 | 4 | 0x10) != 0 {
+        return Err(ConvertError::Unsupported(FileType::Hwp));
+    }
+    let compressed = flags & 1 != 0;
+    let mut text = String::new();
+    let mut read = vec!["FileHeader".to_owned()];
+    for n in 0..MAX_SECTIONS {
+        let path = format!("BodyText/Section{n}");
+        let Some(raw) = rendition::stream(data, &cfb, &path, &mut ctx, PREFIX)? else {
+            break;
+        };
+        let content = if compressed {
+            inflate(&raw, &path, &ctx)?
+        } else {
+            raw
+        };
+        section_text(&content, &path, &mut text, &mut ctx)?;
+        read.push(path);
+    }
+    if read.len() == 1 {
+        return Err(ConvertError::at(
+            "CONVERT-HWP-BODYTEXT",
+            "storage BodyText".into(),
+            "the document has no BodyText/Section0 stream".into(),
+        ));
+    }
+    Ok(rendition::finish(text, &cfb, FileType::Hwp, &read))
+}
+
+fn inflate(raw: &[u8], path: &str, ctx: &ScanContext) -> Result<Vec<u8>, ConvertError> {
+    let cap = ctx.inflate_cap(raw.len()) as u64;
+    let (out, result) = inflate_partial(raw, Framing::Raw, cap);
+    match result {
+        Ok(_) => Ok(out),
+        Err(InflateError::OverCap { .. }) => Err(ConvertError::at(
+            "CONVERT-HWP-DEFLATE-RATIO",
+            format!("stream {path}"),
+            format!(
+                "the section inflates past {cap} bytes from {} (the ratio or memory cap)",
+                raw.len()
+            ),
+        )),
+        Err(e) => Err(ConvertError::at(
+            "CONVERT-HWP-DEFLATE",
+            format!("stream {path}"),
+            format!("the compressed section is broken: {e}"),
+        )),
+    }
+}
+
+/// Appends the paragraphs of one inflated section to `text`.
+fn section_text(
+    content: &[u8],
+    path: &str,
+    text: &mut String,
+    ctx: &mut ScanContext,
+) -> Result<(), ConvertError> {
+    let mut pos = 0usize;
+    // A paragraph header whose text record has not come yet.
+    let mut open_paragraph = false;
+    while pos < content.len() {
+        let at = format!("stream {path}, record at offset {pos}");
+        check_time(ctx, PREFIX, &at)?;
+        let Some(h) = le32(content, pos) else {
+            return Err(ConvertError::at(
+                "CONVERT-HWP-RECORD",
+                at,
+                "the section ends inside a record header".into(),
+            ));
+        };
+        let tag = h & 0x3FF;
+        let mut size = (h >> 20) as usize;
+        let mut body_at = pos + 4;
+        if size == 0xFFF {
+            let Some(ext) = le32(content, body_at) else {
+                return Err(ConvertError::at(
+                    "CONVERT-HWP-RECORD",
+                    at,
+                    "the section ends inside an extended record size".into(),
+                ));
+            };
+            size = ext as usize;
+            body_at += 4;
+        }
+        let Some(body) = slice(content, body_at, size) else {
+            return Err(ConvertError::at(
+                "CONVERT-HWP-RECORD",
+                at,
+                format!(
+                    "a record of {size} bytes runs past the end of the section ({} bytes left)",
+                    content.len().saturating_sub(body_at)
+                ),
+            ));
+        };
+        match tag {
+            TAG_PARA_HEADER => {
+                if open_paragraph {
+                    text.push('\n');
+                }
+                open_paragraph = true;
+            }
+            TAG_PARA_TEXT => {
+                para_text(body, text).map_err(|unit| {
+                    ConvertError::at(
+                        "CONVERT-HWP-PARA-TEXT",
+                        at.clone(),
+                        format!(
+                            "the control at code unit {unit} needs 8 units and the paragraph text ends first"
+                        ),
+                    )
+                })?;
+                open_paragraph = false;
+            }
+            _ => {}
+        }
+        check_size(text, ctx, PREFIX, &at)?;
+        pos = body_at + size;
+    }
+    if open_paragraph {
+        text.push('\n');
+    }
+    Ok(())
+}
+
+/// Decodes one `HWPTAG_PARA_TEXT` body as a line of `text`; `Err` is the code unit of a
+/// control cut short.
+fn para_text(body: &[u8], text: &mut String) -> Result<(), usize> {
+    let units: Vec<u16> = utf16_units(body).collect();
+    let mut run: Vec<u16> = Vec::new();
+    let mut i = 0usize;
+    let mut ended = false;
+    while let Some(&u) = units.get(i) {
+        if u >= 32 {
+            run.push(u);
+            i += 1;
+            continue;
+        }
+        push_utf16(text, run.drain(..));
+        match u {
+            1..=9 | 11 | 12 | 14..=23 => {
+                if i + 8 > units.len() {
+                    return Err(i);
+                }
+                if u == 9 {
+                    text.push('\t');
+                }
+                i += 8;
+                continue;
+            }
+            10 => text.push('\n'),
+            13 => {
+                ended = true;
+                break;
+            }
+            24 => text.push('-'),
+            30 | 31 => text.push(' '),
+            _ => {}
+        }
+        i += 1;
+    }
+    if !ended {
+        push_utf16(text, run.drain(..));
+    }
+    text.push('\n');
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::cfb::build::cfb;
+
+    fn record(tag: u32, level: u32, body: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if body.len() >= 0xFFF {
+            out.extend_from_slice(&(tag | (level << 10) | (0xFFF << 20)).to_le_bytes());
+            out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        } else {
+            let size = u32::try_from(body.len()).unwrap();
+            out.extend_from_slice(&(tag | (level << 10) | (size << 20)).to_le_bytes());
+        }
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn utf16(s: &str) -> Vec<u8> {
+        s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    }
+
+    /// An 8-unit control `code` (its payload a fake control id).
+    fn control(code: u16) -> Vec<u8> {
+        let mut units = vec![code];
+        units.extend_from_slice(&[0x6c74, 0x2062, 0, 0, 0, 0, code]);
+        units.iter().flat_map(|u| u.to_le_bytes()).collect()
+    }
+
+    fn paragraph(parts: &[&[u8]]) -> Vec<u8> {
+        let mut body = parts.concat();
+        body.extend_from_slice(&13u16.to_le_bytes());
+        let mut out = record(TAG_PARA_HEADER, 0, &[0; 22]);
+        out.extend(record(TAG_PARA_TEXT, 1, &body));
+        out.extend(record(0x10 + 52, 1, &[0; 8])); // PARA_CHAR_SHAPE
+        out
+    }
+
+    fn file_header(flags: u32) -> Vec<u8> {
+        let mut h = vec![0u8; 256];
+        h[..SIGNATURE.len()].copy_from_slice(SIGNATURE);
+        h[32..36].copy_from_slice(&0x0500_0006u32.to_le_bytes());
+        h[36..40].copy_from_slice(&flags.to_le_bytes());
+        h
+    }
+
+    fn hwp(flags: u32, sections: &[Vec<u8>]) -> Vec<u8> {
+        let header = file_header(flags);
+        let names: Vec<String> = (0..sections.len())
+            .map(|n| format!("BodyText/Section{n}"))
+            .collect();
+        let mut streams: Vec<(&str, &[u8])> = vec![("FileHeader", &header)];
+        streams.push(("DocInfo", b"\0\0\0\0"));
+        for (name, s) in names.iter().zip(sections) {
+            streams.push((name, s));
+        }
+        streams.push(("Scripts/DefaultJScript", b"evil()"));
+        cfb(&streams)
+    }
+
+    fn deflate(data: &[u8]) -> Vec<u8> {
+        miniz_oxide::deflate::compress_to_vec(data, 6)
+    }
+
+    fn text_of(data: &[u8]) -> String {
+        let d = render(data, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        String::from_utf8(d.bytes).unwrap()
+    }
+
+    fn failure_code(data: &[u8]) -> (String, String) {
+        match render(data, &Limits::default()) {
+            Err(ConvertError::Failed(f)) => (f[0].code.clone(), f[0].location.clone()),
+            other => panic!("expected a failure, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn compressed_sections_give_one_line_per_paragraph() {
+        let mut s0 = paragraph(&[&utf16("송금 확인서")]);
+        // A table (extended control 11) inside the line, then a tab (inline control 9).
+        s0.extend(paragraph(&[
+            &utf16("계좌"),
+            &control(11),
+            &utf16("번호"),
+            &control(9),
+            &utf16("123"),
+        ]));
+        // An empty paragraph: a header and no text record.
+        s0.extend(record(TAG_PARA_HEADER, 0, &[0; 22]));
+        s0.extend(paragraph(&[&utf16("a"), &10u16.to_le_bytes(), &utf16("b")]));
+        let s1 = paragraph(&[&utf16("두 번째 구역")]);
+        let data = hwp(1, &[deflate(&s0), deflate(&s1)]);
+        assert_eq!(
+            text_of(&data),
+            "송금 확인서\n계좌번호\t123\n\na\nb\n두 번째 구역\n"
+        );
+        let d = render(&data, &Limits::default()).unwrap();
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.location == "stream Scripts/DefaultJScript"),
+            "{:?}",
+            d.removed
+        );
+        assert!(!d.removed.iter().any(|r| r.location.contains("Section")));
+    }
+
+    #[test]
+    fn uncompressed_section_and_extended_size_record() {
+        let long = "가".repeat(3000);
+        let s0 = paragraph(&[&utf16(&long)]);
+        assert!(s0.len() > 0xFFF + 30);
+        let data = hwp(0, &[s0]);
+        assert_eq!(text_of(&data), format!("{long}\n"));
+    }
+
+    #[test]
+    fn protected_documents_are_unsupported() {
+        for flags in [1 | 2, 1 | 4, 1 | 0x10] {
+            let data = hwp(flags, &[deflate(&paragraph(&[&utf16("x")]))]);
+            assert_eq!(
+                render(&data, &Limits::default()).unwrap_err(),
+                ConvertError::Unsupported(FileType::Hwp)
+            );
+        }
+    }
+
+    #[test]
+    fn failures_name_code_stream_and_offset() {
+        // A control cut short.
+        let mut cut = record(TAG_PARA_HEADER, 0, &[0; 22]);
+        let mut body = utf16("ab");
+        body.extend_from_slice(&control(11)[..6]);
+        cut.extend(record(TAG_PARA_TEXT, 1, &body));
+        let (code, at) = failure_code(&hwp(0, &[cut]));
+        assert_eq!(code, "CONVERT-HWP-PARA-TEXT");
+        assert_eq!(at, "stream BodyText/Section0, record at offset 26");
+        // A record running past the end.
+        let mut past = paragraph(&[&utf16("x")]);
+        past.extend_from_slice(&(TAG_PARA_TEXT | (100 << 20)).to_le_bytes());
+        past.extend_from_slice(&[0; 10]);
+        let at_offset = paragraph(&[&utf16("x")]).len();
+        let (code, at) = failure_code(&hwp(0, &[past]));
+        assert_eq!(code, "CONVERT-HWP-RECORD");
+        assert_eq!(
+            at,
+            format!("stream BodyText/Section0, record at offset {at_offset}")
+        );
+        // Broken deflate data.
+        let (code, at) = failure_code(&hwp(1, &[vec![0xFF; 40]]));
+        assert_eq!(code, "CONVERT-HWP-DEFLATE");
+        assert_eq!(at, "stream BodyText/Section0");
+        // No body at all, no signature.
+        assert_eq!(failure_code(&hwp(1, &[])).0, "CONVERT-HWP-BODYTEXT");
+        let bad = cfb(&[("FileHeader", b"HWP Document"), ("BodyText/Section0", b"")]);
+        assert_eq!(failure_code(&bad).0, "CONVERT-HWP-FILEHEADER");
+        assert_eq!(failure_code(b"not a compound file").0, "CONVERT-HWP-CFB");
+    }
+
+    #[test]
+    fn a_bomb_stops_at_the_memory_cap() {
+        let s0 = paragraph(&[&utf16(&"x".repeat(2000))]).repeat(200);
+        let data = hwp(1, &[deflate(&s0)]);
+        let limits = Limits {
+            memory_bytes: 200_000,
+            ..Limits::default()
+        };
+        match render(&data, &limits) {
+            Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-HWP-DEFLATE-RATIO"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! `PowerPoint` 97–2003 (`.ppt`, MS-PPT) to a plain-text rendition: the text atoms of the
+//! `PowerPoint Document` stream, one block per slide (blocks separated by a blank line).
+//!
+//! The stream's records (8-byte headers: version and instance, type, length; version 0xF
+//! a container) are walked in order, containers recursively, each held inside its
+//! parent. `TextCharsAtom` (UTF-16LE) and `TextBytesAtom` (one byte a character) give the
+//! text: 13 and 11 become newlines. A block starts at each slide of the slide list
+//! (`SlidePersistAtom` in the `SlideListWithText` of slides: its placeholder text), at
+//! each `Slide` container (its own text boxes) and at each `Notes` container; master
+//! slides (template prompts) and the master list are not rendered (a title master is a
+//! `Slide` container, so its prompts do appear). The stream is read as
+//! it is, not through the persist directory: after incremental saves it may hold
+//! superseded copies of a slide, whose text then appears too — more text than the
+//! current version, never less.
+//!
+//! An encrypted presentation (the `Current User` atom's encrypted header token, or an
+//! `EncryptedSummary` stream) answers
+//! [`ConvertError::Unsupported`]. Failures are `CONVERT-PPT-*` with the record type and
+//! its offset in the stream.
+
+use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
+use super::{ConvertError, Disarmed};
+use crate::bytes::{le16, le32, slice};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+use crate::limits::Limits;
+
+const PREFIX: &str = "CONVERT-PPT";
+const STREAM: &str = "PowerPoint Document";
+const SLIDE: u16 = 0x03EE;
+const NOTES: u16 = 0x03F0;
+const MAIN_MASTER: u16 = 0x03F8;
+const SLIDE_PERSIST_ATOM: u16 = 0x03F3;
+const SLIDE_LIST_WITH_TEXT: u16 = 0x0FF0;
+const TEXT_CHARS_ATOM: u16 = 0x0FA0;
+const TEXT_BYTES_ATOM: u16 = 0x0FA8;
+/// `CurrentUserAtom.headerToken` of an encrypted document.
+const ENCRYPTED_TOKEN: u32 = 0xF3D1_C4DF;
+/// Deepest container nesting followed.
+const MAX_DEPTH: usize = 64;
+
+/// The text rendition of a `PowerPoint` 97–2003 presentation.
+pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    // The Current User atom's headerToken says an encrypted document (MS-PPT 2.3.2).
+    let current_user = rendition::stream(data, &cfb, "Current User", &mut ctx, PREFIX)?;
+    let token = current_user.as_deref().and_then(|c| le32(c, 12));
+    if cfb.find("EncryptedSummary").is_some() || token == Some(ENCRYPTED_TOKEN) {
+        return Err(ConvertError::Unsupported(FileType::Ppt));
+    }
+    let Some(stream) = rendition::stream(data, &cfb, STREAM, &mut ctx, PREFIX)? else {
+        return Err(ConvertError::at(
+            "CONVERT-PPT-STREAM",
+            "file".into(),
+            "the compound file has no \"PowerPoint Document\" stream".into(),
+        ));
+    };
+    let mut out = Blocks::default();
+    walk(&stream, 0, stream.len(), 0, false, &mut out, &mut ctx)?;
+    let mut text = out.text;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    Ok(rendition::finish(
+        text,
+        &cfb,
+        FileType::Ppt,
+        &[STREAM.to_owned()],
+    ))
+}
+
+/// The text so far, in blocks.
+#[derive(Default)]
+struct Blocks {
+    text: String,
+    /// The current block has text.
+    open: bool,
+}
+
+impl Blocks {
+    fn new_block(&mut self) {
+        if self.open {
+            if !self.text.ends_with('\n') {
+                self.text.push('\n');
+            }
+            self.text.push('\n');
+            self.open = false;
+        }
+    }
+
+    fn push_text(&mut self, s: &str) {
+        if self.open && !self.text.ends_with('\n') {
+            self.text.push('\n');
+        }
+        for c in s.chars() {
+            match c {
+                '\r' | '\u{b}' => self.text.push('\n'),
+                '\t' => self.text.push('\t'),
+                c if u32::from(c) < 32 => {}
+                c => self.text.push(c),
+            }
+        }
+        self.open = true;
+    }
+}
+
+/// Walks the records in `data[start..end]`; `in_master` while inside a master slide or the
+/// master slide list (not rendered).
+fn walk(
+    data: &[u8],
+    start: usize,
+    end: usize,
+    depth: usize,
+    in_master: bool,
+    out: &mut Blocks,
+    ctx: &mut ScanContext,
+) -> Result<(), ConvertError> {
+    let mut pos = start;
+    while pos < end {
+        let at = format!("stream {STREAM}, offset {pos}");
+        check_time(ctx, PREFIX, &at)?;
+        let (Some(ver_inst), Some(kind), Some(len)) =
+            (le16(data, pos), le16(data, pos + 2), le32(data, pos + 4))
+        else {
+            return Err(ConvertError::at(
+                "CONVERT-PPT-RECORD",
+                at,
+                "the stream ends inside a record header".into(),
+            ));
+        };
+        let body_at = pos + 8;
+        let len = len as usize;
+        let at = format!("stream {STREAM}, record {kind:#06x} at offset {pos}");
+        if body_at > end || len > end - body_at {
+            return Err(ConvertError::at(
+                "CONVERT-PPT-RECORD",
+                at,
+                format!(
+                    "a record of {len} bytes runs past its container ({} bytes left)",
+                    end.saturating_sub(body_at)
+                ),
+            ));
+        }
+        let body = slice(data, body_at, len).unwrap_or_default();
+        let instance = ver_inst >> 4;
+        if ver_inst & 0xF == 0xF {
+            if depth >= MAX_DEPTH {
+                return Err(ConvertError::at(
+                    "CONVERT-PPT-DEPTH",
+                    at,
+                    format!("containers nested more than {MAX_DEPTH} deep"),
+                ));
+            }
+            let master =
+                in_master || kind == MAIN_MASTER || (kind == SLIDE_LIST_WITH_TEXT && instance == 1);
+            if matches!(kind, SLIDE | NOTES) && !master {
+                out.new_block();
+            }
+            walk(data, body_at, body_at + len, depth + 1, master, out, ctx)?;
+        } else if !in_master {
+            match kind {
+                SLIDE_PERSIST_ATOM => out.new_block(),
+                TEXT_CHARS_ATOM => {
+                    let mut s = String::new();
+                    push_utf16(&mut s, utf16_units(body));
+                    out.push_text(&s);
+                }
+                TEXT_BYTES_ATOM => {
+                    let s: String = body.iter().copied().map(char::from).collect();
+                    out.push_text(&s);
+                }
+                _ => {}
+            }
+            check_size(&out.text, ctx, PREFIX, &at)?;
+        }
+        pos = body_at + len;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::cfb::build::cfb;
+
+    fn atom(kind: u16, instance: u16, body: &[u8]) -> Vec<u8> {
+        let mut out = (instance << 4).to_le_bytes().to_vec();
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn container(kind: u16, instance: u16, children: &[Vec<u8>]) -> Vec<u8> {
+        let body = children.concat();
+        let mut out = ((instance << 4) | 0xF).to_le_bytes().to_vec();
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&u32::try_from(body.len()).unwrap().to_le_bytes());
+        out.extend(body);
+        out
+    }
+
+    fn chars(s: &str) -> Vec<u8> {
+        atom(
+            TEXT_CHARS_ATOM,
+            0,
+            &s.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    fn bytes(s: &str) -> Vec<u8> {
+        atom(TEXT_BYTES_ATOM, 0, s.as_bytes())
+    }
+
+    fn presentation() -> Vec<u8> {
+        let persist = atom(SLIDE_PERSIST_ATOM, 0, &[0; 20]);
+        let document = container(
+            0x03E8,
+            0,
+            &[
+                container(
+                    SLIDE_LIST_WITH_TEXT,
+                    1,
+                    &[persist.clone(), chars("Click to edit Master title style")],
+                ),
+                container(
+                    SLIDE_LIST_WITH_TEXT,
+                    0,
+                    &[
+                        persist.clone(),
+                        chars("송금 안내"),
+                        bytes("Line one\rLine two"),
+                        persist,
+                        chars("Second slide"),
+                    ],
+                ),
+            ],
+        );
+        let master = container(MAIN_MASTER, 0, &[chars("Master footer")]);
+        // A slide whose drawing holds a text box (OfficeArt containers, version 0xF).
+        let slide = container(
+            SLIDE,
+            0,
+            &[container(
+                0xF002,
+                0,
+                &[container(0xF00D, 0, &[chars("A text box")])],
+            )],
+        );
+        let stream = [document, master, slide].concat();
+        cfb(&[
+            (STREAM, &stream),
+            ("Current User", &[0; 20]),
+            ("VBA/dir", b"x"),
+        ])
+    }
+
+    #[test]
+    fn slides_give_blocks_and_masters_are_left_out() {
+        let d = render(&presentation(), &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert_eq!(
+            String::from_utf8(d.bytes).unwrap(),
+            "송금 안내\nLine one\nLine two\n\nSecond slide\n\nA text box\n"
+        );
+        assert!(d.removed.iter().any(|r| r.location == "stream VBA/dir"));
+    }
+
+    #[test]
+    fn encrypted_is_unsupported_and_broken_records_fail() {
+        let enc = cfb(&[(STREAM, &chars("x")), ("EncryptedSummary", b"x")]);
+        assert_eq!(
+            render(&enc, &Limits::default()).unwrap_err(),
+            ConvertError::Unsupported(FileType::Ppt)
+        );
+        let mut user = atom(0x0FF6, 0, &[0; 20]);
+        user[12..16].copy_from_slice(&ENCRYPTED_TOKEN.to_le_bytes());
+        let enc = cfb(&[(STREAM, &[0xFF; 16]), ("Current User", &user)]);
+        assert_eq!(
+            render(&enc, &Limits::default()).unwrap_err(),
+            ConvertError::Unsupported(FileType::Ppt)
+        );
+        // A child longer than its container.
+        let mut inner = chars("abc");
+        inner[4] = 200;
+        let bad = container(SLIDE, 0, &[inner]);
+        match render(&cfb(&[(STREAM, &bad)]), &Limits::default()) {
+            Err(ConvertError::Failed(f)) => {
+                assert_eq!(f[0].code, "CONVERT-PPT-RECORD");
+                assert_eq!(
+                    f[0].location,
+                    "stream PowerPoint Document, record 0x0fa0 at offset 8"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match render(&cfb(&[("Other", b"x")]), &Limits::default()) {
+            Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-PPT-STREAM"),
+            other => panic!("{other:?}"),
+        }
+    }
+}

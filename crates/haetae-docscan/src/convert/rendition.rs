@@ -1,0 +1,142 @@
+//! What the OLE2 text renditions (HWP 5.0, DOC, XLS, PPT) share: the compound file opened
+//! with the crate's strict CFB reader, streams read under the memory budget, UTF-16LE
+//! decoding, and the finished rendition — UTF-8 text whose `removed` list names every
+//! stream of the original that the text does not carry (macros, objects, pictures,
+//! scripts): a rendition is not a rebuild of the binary format.
+
+use super::{ConvertError, Disarmed, Removed};
+use crate::container::cfb::{Cfb, EntryKind};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+
+/// Most streams named one by one in the `removed` list; the rest are counted.
+const MAX_LISTED: usize = 64;
+
+/// Parses the compound file, or fails with `{prefix}-CFB`.
+pub(super) fn open(data: &[u8], ctx: &mut ScanContext, prefix: &str) -> Result<Cfb, ConvertError> {
+    Cfb::parse(data, ctx).ok_or_else(|| {
+        ConvertError::at(
+            &format!("{prefix}-CFB"),
+            "file".into(),
+            "no readable compound-file header and directory".into(),
+        )
+    })
+}
+
+/// Reads the stream at `path` (`None` when there is none), or fails with `{prefix}-STREAM`
+/// when its sector chain cannot be followed or it does not fit the memory budget.
+pub(super) fn stream(
+    data: &[u8],
+    cfb: &Cfb,
+    path: &str,
+    ctx: &mut ScanContext,
+    prefix: &str,
+) -> Result<Option<Vec<u8>>, ConvertError> {
+    let Some(e) = cfb.find(path) else {
+        return Ok(None);
+    };
+    if e.kind != EntryKind::Stream {
+        return Ok(None);
+    }
+    let Some(content) = cfb.read_stream(data, e, ctx) else {
+        return Err(ConvertError::at(
+            &format!("{prefix}-STREAM"),
+            format!("stream {path}"),
+            format!(
+                "the stream's {} bytes cannot be read (broken sector chain or over the memory budget)",
+                e.size
+            ),
+        ));
+    };
+    ctx.release(content.len() as u64);
+    Ok(Some(content))
+}
+
+/// Decodes UTF-16LE code units (unpaired surrogates become U+FFFD) onto `out`.
+pub(super) fn push_utf16(out: &mut String, units: impl IntoIterator<Item = u16>) {
+    out.extend(char::decode_utf16(units).map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER)));
+}
+
+/// The little-endian code units of `bytes` (an odd last byte is ignored).
+pub(super) fn utf16_units(bytes: &[u8]) -> impl Iterator<Item = u16> + '_ {
+    bytes
+        .chunks_exact(2)
+        .map(|p| u16::from_le_bytes(p.try_into().unwrap_or_default()))
+}
+
+/// Fails with `{prefix}-SIZE` once the text passes the memory budget.
+pub(super) fn check_size(
+    text: &str,
+    ctx: &ScanContext,
+    prefix: &str,
+    at: &str,
+) -> Result<(), ConvertError> {
+    let budget = ctx.limits().memory_bytes;
+    if text.len() as u64 > budget {
+        return Err(ConvertError::at(
+            &format!("{prefix}-SIZE"),
+            at.to_owned(),
+            format!("the text passes the memory budget of {budget} bytes"),
+        ));
+    }
+    Ok(())
+}
+
+/// Fails with `{prefix}-TIME` when the time budget is spent.
+pub(super) fn check_time(
+    ctx: &mut ScanContext,
+    prefix: &str,
+    at: &str,
+) -> Result<(), ConvertError> {
+    if ctx.out_of_time() {
+        return Err(ConvertError::at(
+            &format!("{prefix}-TIME"),
+            at.to_owned(),
+            format!("the time budget of {:?} ran out", ctx.limits().time),
+        ));
+    }
+    Ok(())
+}
+
+/// The finished rendition of a `source`-typed document: `text` as UTF-8, and every stream
+/// the text was not taken from listed as removed (`read` are the streams it was).
+/// A document without text gives one empty line: an empty file is no text file to the
+/// scanner (its type is unknown), and the copy must scan clean.
+pub(super) fn finish(mut text: String, cfb: &Cfb, source: FileType, read: &[String]) -> Disarmed {
+    if text.is_empty() {
+        text.push('\n');
+    }
+    let mut removed = vec![Removed {
+        what: format!(
+            "binary {source:?} format (the copy is a plain-text rendition, not a rebuild)"
+        ),
+        location: "file".into(),
+    }];
+    let dropped: Vec<&str> = cfb
+        .entries
+        .iter()
+        .filter(|e| e.kind == EntryKind::Stream && e.reachable)
+        .filter(|e| !read.iter().any(|r| r.eq_ignore_ascii_case(&e.path)))
+        .map(|e| e.path.as_str())
+        .collect();
+    for path in dropped.iter().take(MAX_LISTED) {
+        removed.push(Removed {
+            what: "stream not in the text rendition".into(),
+            location: format!("stream {path}"),
+        });
+    }
+    if dropped.len() > MAX_LISTED {
+        removed.push(Removed {
+            what: format!(
+                "{} more streams not in the text rendition",
+                dropped.len() - MAX_LISTED
+            ),
+            location: "file".into(),
+        });
+    }
+    Disarmed {
+        bytes: text.into_bytes(),
+        file_type: FileType::Text,
+        removed,
+    }
+}

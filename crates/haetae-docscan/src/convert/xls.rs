@@ -1,0 +1,789 @@
+//! Excel 97–2003 (`.xls`, BIFF8, MS-XLS) to a plain-text rendition: one block per
+//! worksheet, its name on the first line, then its rows, the cells of a row separated by
+//! tabs (an empty cell keeps its tab, so columns line up), a blank line between sheets.
+//!
+//! The `Workbook` stream's globals give the sheets (`BoundSheet8`: name, type, offset of
+//! the sheet's BOF) and the shared strings (`SST`, whose strings may be split over
+//! `Continue` records, a split inside the characters starting with a new flags byte). A
+//! cell is a `LabelSst` (a shared string), `Label`, `Number`, `RK`, `MulRk`, `BoolErr` or
+//! a `Formula`'s cached result (a number, a boolean, an error, or the `String` record
+//! after it); the formula itself is not rendered. Numbers are written as Excel stores
+//! them (a date is its serial number; no number formats are applied). Chart sheets and
+//! Excel 4.0 macro sheets are not rendered and are listed as removed; so are the VBA
+//! project and every other stream.
+//!
+//! A workbook encrypted with a password (`FilePass`) answers
+//! [`ConvertError::Unsupported`], as does a BIFF5/7 workbook (a `Book` stream, or a BOF
+//! version other than BIFF8's 0x0600). Failures are `CONVERT-XLS-*` with the record type
+//! and its offset in the `Workbook` stream.
+
+use super::rendition::{self, check_size, check_time};
+use super::{ConvertError, Disarmed, Removed};
+use crate::bytes::{le16, le32, slice};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+use crate::limits::Limits;
+
+const PREFIX: &str = "CONVERT-XLS";
+const BOF: u16 = 0x0809;
+const EOF: u16 = 0x000A;
+const FILEPASS: u16 = 0x002F;
+const BOUNDSHEET: u16 = 0x0085;
+const SST: u16 = 0x00FC;
+const CONTINUE: u16 = 0x003C;
+const LABELSST: u16 = 0x00FD;
+const LABEL: u16 = 0x0204;
+const NUMBER: u16 = 0x0203;
+const RK: u16 = 0x027E;
+const MULRK: u16 = 0x00BD;
+const BOOLERR: u16 = 0x0205;
+const FORMULA: u16 = 0x0006;
+const STRING: u16 = 0x0207;
+
+fn fail(code: &str, at: impl Into<String>, message: impl Into<String>) -> ConvertError {
+    ConvertError::at(code, at.into(), message.into())
+}
+
+/// One record: type, offset of its header, body.
+struct Record<'a> {
+    kind: u16,
+    offset: usize,
+    body: &'a [u8],
+}
+
+impl Record<'_> {
+    fn at(&self) -> String {
+        format!(
+            "stream Workbook, record {:#06x} at offset {}",
+            self.kind, self.offset
+        )
+    }
+}
+
+/// The record at `pos`, or a failure naming where the stream ends inside it.
+fn record(wb: &[u8], pos: usize) -> Result<Record<'_>, ConvertError> {
+    let (Some(kind), Some(len)) = (le16(wb, pos), le16(wb, pos + 2)) else {
+        return Err(fail(
+            "CONVERT-XLS-RECORD",
+            format!("stream Workbook, offset {pos}"),
+            "the stream ends inside a record header",
+        ));
+    };
+    let body = slice(wb, pos + 4, usize::from(len)).ok_or_else(|| {
+        fail(
+            "CONVERT-XLS-RECORD",
+            format!("stream Workbook, record {kind:#06x} at offset {pos}"),
+            format!("a record of {len} bytes runs past the end of the stream"),
+        )
+    })?;
+    Ok(Record {
+        kind,
+        offset: pos,
+        body,
+    })
+}
+
+/// A sheet of the workbook.
+struct Sheet {
+    name: String,
+    offset: usize,
+    kind: u8,
+}
+
+/// The text rendition of a BIFF8 workbook.
+pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let Some(wb) = rendition::stream(data, &cfb, "Workbook", &mut ctx, PREFIX)? else {
+        if cfb.find("Book").is_some() {
+            return Err(ConvertError::Unsupported(FileType::Xls));
+        }
+        return Err(fail(
+            "CONVERT-XLS-WORKBOOK",
+            "file",
+            "the compound file has no Workbook stream",
+        ));
+    };
+    let first = record(&wb, 0)?;
+    if first.kind != BOF || le16(first.body, 2) != Some(0x0005) {
+        return Err(fail(
+            "CONVERT-XLS-BOF",
+            first.at(),
+            "the stream does not start with the workbook globals' BOF",
+        ));
+    }
+    if le16(first.body, 0) != Some(0x0600) {
+        return Err(ConvertError::Unsupported(FileType::Xls));
+    }
+    // The globals: sheets and shared strings.
+    let mut sheets = Vec::new();
+    let mut sst: Vec<String> = Vec::new();
+    let mut pos = 4 + first.body.len();
+    loop {
+        let r = record(&wb, pos)?;
+        check_time(&mut ctx, PREFIX, &r.at())?;
+        pos += 4 + r.body.len();
+        match r.kind {
+            EOF => break,
+            FILEPASS => return Err(ConvertError::Unsupported(FileType::Xls)),
+            BOUNDSHEET => sheets.push(bound_sheet(&r)?),
+            SST => {
+                let mut segments = vec![r.body];
+                while let Ok(next) = record(&wb, pos) {
+                    if next.kind != CONTINUE {
+                        break;
+                    }
+                    segments.push(next.body);
+                    pos += 4 + next.body.len();
+                }
+                sst = shared_strings(&segments, &r.at(), &ctx)?;
+            }
+            _ => {}
+        }
+    }
+    let mut text = String::new();
+    let mut removed = Vec::new();
+    for sheet in &sheets {
+        if sheet.kind != 0 {
+            removed.push(Removed {
+                what: match sheet.kind {
+                    1 => "Excel 4.0 macro sheet (not rendered)".to_owned(),
+                    2 => "chart sheet (not rendered)".to_owned(),
+                    _ => "sheet of another type (not rendered)".to_owned(),
+                },
+                location: format!("sheet {}", sheet.name),
+            });
+            continue;
+        }
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text.push_str(&sheet.name);
+        text.push('\n');
+        let mut cells = sheet_cells(&wb, sheet, &sst, &mut ctx)?;
+        cells.sort_by_key(|c| (c.0, c.1));
+        let mut row: Option<u16> = None;
+        let mut col = 0u16;
+        for (r, c, value) in cells {
+            if row != Some(r) {
+                if row.is_some() {
+                    text.push('\n');
+                }
+                row = Some(r);
+                col = 0;
+            }
+            while col < c {
+                text.push('\t');
+                col += 1;
+            }
+            text.push_str(&value);
+        }
+        if row.is_some() {
+            text.push('\n');
+        }
+        check_size(&text, &ctx, PREFIX, &format!("sheet {}", sheet.name))?;
+    }
+    let mut d = rendition::finish(text, &cfb, FileType::Xls, &["Workbook".to_owned()]);
+    d.removed.extend(removed);
+    Ok(d)
+}
+
+fn bound_sheet(r: &Record) -> Result<Sheet, ConvertError> {
+    let (Some(offset), Some(&kind), Some(&cch), Some(&flags)) =
+        (le32(r.body, 0), r.body.get(5), r.body.get(6), r.body.get(7))
+    else {
+        return Err(fail(
+            "CONVERT-XLS-BOUNDSHEET",
+            r.at(),
+            "a BoundSheet8 record too short for its fields",
+        ));
+    };
+    let name = chars(
+        r.body.get(8..).unwrap_or_default(),
+        usize::from(cch),
+        flags & 1 != 0,
+    )
+    .map(|(s, _)| s)
+    .ok_or_else(|| {
+        fail(
+            "CONVERT-XLS-BOUNDSHEET",
+            r.at(),
+            "the sheet name runs past the record",
+        )
+    })?;
+    Ok(Sheet {
+        name,
+        offset: offset as usize,
+        kind,
+    })
+}
+
+/// `n` characters from `bytes` (UTF-16LE when `high`, else one byte a character), and
+/// the bytes they took; `None` when `bytes` is too short.
+fn chars(bytes: &[u8], n: usize, high: bool) -> Option<(String, usize)> {
+    if high {
+        let raw = slice(bytes, 0, n.checked_mul(2)?)?;
+        let mut s = String::new();
+        rendition::push_utf16(&mut s, rendition::utf16_units(raw));
+        Some((s, raw.len()))
+    } else {
+        let raw = slice(bytes, 0, n)?;
+        Some((raw.iter().copied().map(char::from).collect(), n))
+    }
+}
+
+/// A reader over the SST record and its `Continue` records.
+struct Segments<'a, 'b> {
+    segments: &'b [&'a [u8]],
+    index: usize,
+    pos: usize,
+}
+
+impl Segments<'_, '_> {
+    fn current(&self) -> &[u8] {
+        self.segments
+            .get(self.index)
+            .and_then(|s| s.get(self.pos..))
+            .unwrap_or_default()
+    }
+
+    fn at_end(&self) -> bool {
+        self.current().is_empty()
+            && self
+                .segments
+                .get(self.index + 1..)
+                .unwrap_or_default()
+                .iter()
+                .all(|s| s.is_empty())
+    }
+
+    fn next_segment(&mut self) -> bool {
+        if self.index + 1 >= self.segments.len() {
+            return false;
+        }
+        self.index += 1;
+        self.pos = 0;
+        true
+    }
+
+    /// `n` bytes of fields (which may straddle a `Continue`).
+    fn bytes(&mut self, n: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(n.min(1024));
+        while out.len() < n {
+            if self.current().is_empty() && !self.next_segment() {
+                return None;
+            }
+            let take = (n - out.len()).min(self.current().len());
+            out.extend_from_slice(self.current().get(..take)?);
+            self.pos += take;
+        }
+        Some(out)
+    }
+
+    fn skip(&mut self, n: usize) -> Option<()> {
+        let mut left = n;
+        while left > 0 {
+            if self.current().is_empty() && !self.next_segment() {
+                return None;
+            }
+            let take = left.min(self.current().len());
+            self.pos += take;
+            left -= take;
+        }
+        Some(())
+    }
+
+    /// `n` characters; a `Continue` inside them starts with a new flags byte.
+    fn chars(&mut self, n: usize, mut high: bool) -> Option<String> {
+        let mut out = String::new();
+        let mut left = n;
+        while left > 0 {
+            if self.current().is_empty() {
+                if !self.next_segment() {
+                    return None;
+                }
+                high = self.bytes(1)?.first()? & 1 != 0;
+                continue;
+            }
+            let width = if high { 2 } else { 1 };
+            let fit = (self.current().len() / width).min(left);
+            if fit == 0 {
+                return None;
+            }
+            let (s, used) = chars(self.current(), fit, high)?;
+            out.push_str(&s);
+            self.pos += used;
+            left -= fit;
+        }
+        Some(out)
+    }
+}
+
+fn shared_strings(
+    segments: &[&[u8]],
+    at: &str,
+    ctx: &ScanContext,
+) -> Result<Vec<String>, ConvertError> {
+    let unique = le32(segments.first().copied().unwrap_or_default(), 4).unwrap_or(0) as usize;
+    let mut reader = Segments {
+        segments,
+        index: 0,
+        pos: 8,
+    };
+    let mut out = Vec::with_capacity(unique.min(65_536));
+    let mut total = 0usize;
+    for i in 0..unique {
+        let broken = || {
+            fail(
+                "CONVERT-XLS-SST",
+                at.to_owned(),
+                format!("shared string {i} of {unique} runs past the SST and its Continue records"),
+            )
+        };
+        // Fewer strings than cstUnique says, ending at a string boundary: Excel reads
+        // such files (a cell naming a missing string still fails, CONVERT-XLS-SST-INDEX).
+        if reader.at_end() {
+            break;
+        }
+        let head = reader.bytes(3).ok_or_else(broken)?;
+        let cch = usize::from(le16(&head, 0).ok_or_else(broken)?);
+        let flags = head.get(2).copied().ok_or_else(broken)?;
+        let runs = if flags & 0x08 != 0 {
+            let b = reader.bytes(2).ok_or_else(broken)?;
+            usize::from(le16(&b, 0).ok_or_else(broken)?)
+        } else {
+            0
+        };
+        let ext = if flags & 0x04 != 0 {
+            let b = reader.bytes(4).ok_or_else(broken)?;
+            le32(&b, 0).ok_or_else(broken)? as usize
+        } else {
+            0
+        };
+        let s = reader.chars(cch, flags & 1 != 0).ok_or_else(broken)?;
+        reader.skip(runs * 4 + ext).ok_or_else(broken)?;
+        total += s.len();
+        if total as u64 > ctx.limits().memory_bytes {
+            return Err(fail(
+                "CONVERT-XLS-SIZE",
+                at.to_owned(),
+                "the shared strings pass the memory budget",
+            ));
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// An RK number.
+fn rk(v: u32) -> f64 {
+    let n = if v & 2 != 0 {
+        f64::from(i32::from_le_bytes(v.to_le_bytes()) >> 2)
+    } else {
+        f64::from_bits(u64::from(v & 0xFFFF_FFFC) << 32)
+    };
+    if v & 1 != 0 { n / 100.0 } else { n }
+}
+
+fn number(n: f64) -> String {
+    format!("{n}")
+}
+
+fn bool_err(value: u8, error: bool) -> String {
+    if !error {
+        return if value == 0 { "FALSE" } else { "TRUE" }.to_owned();
+    }
+    match value {
+        0x00 => "#NULL!",
+        0x07 => "#DIV/0!",
+        0x0F => "#VALUE!",
+        0x17 => "#REF!",
+        0x1D => "#NAME?",
+        0x24 => "#NUM!",
+        0x2A => "#N/A",
+        _ => "#ERROR",
+    }
+    .to_owned()
+}
+
+/// The cells of one worksheet: (row, column, text).
+fn sheet_cells(
+    wb: &[u8],
+    sheet: &Sheet,
+    sst: &[String],
+    ctx: &mut ScanContext,
+) -> Result<Vec<(u16, u16, String)>, ConvertError> {
+    let bof = record(wb, sheet.offset).map_err(|_| {
+        fail(
+            "CONVERT-XLS-BOUNDSHEET",
+            format!("sheet {}", sheet.name),
+            format!(
+                "its BOF offset {} is past the end of the Workbook stream",
+                sheet.offset
+            ),
+        )
+    })?;
+    if bof.kind != BOF {
+        return Err(fail(
+            "CONVERT-XLS-BOUNDSHEET",
+            format!("sheet {}", sheet.name),
+            format!("no BOF record at its offset {}", sheet.offset),
+        ));
+    }
+    let mut cells = Vec::new();
+    let mut bytes = 0usize;
+    let mut pos = sheet.offset + 4 + bof.body.len();
+    // The cell of a string-valued formula, waiting for its String record.
+    let mut pending: Option<(u16, u16)> = None;
+    let mut nested = 0u32;
+    loop {
+        let r = record(wb, pos)?;
+        let at = r.at();
+        check_time(ctx, PREFIX, &at)?;
+        pos += 4 + r.body.len();
+        let b = r.body;
+        let short = || {
+            fail(
+                "CONVERT-XLS-CELL",
+                at.clone(),
+                "a cell record too short for its fields",
+            )
+        };
+        let rc = || Some((le16(b, 0)?, le16(b, 2)?));
+        let cell: Option<(u16, u16, String)> = match r.kind {
+            EOF if nested == 0 => break,
+            EOF => {
+                nested -= 1;
+                None
+            }
+            // An embedded chart's substream (BOF .. EOF) inside the sheet: not rendered.
+            BOF => {
+                nested += 1;
+                if nested > 16 {
+                    return Err(fail(
+                        "CONVERT-XLS-RECORD",
+                        at,
+                        "substreams nested more than 16 deep in a sheet",
+                    ));
+                }
+                None
+            }
+            _ if nested > 0 => None,
+            LABELSST => {
+                let (row, col) = rc().ok_or_else(short)?;
+                let i = le32(b, 6).ok_or_else(short)?;
+                let s = sst.get(i as usize).ok_or_else(|| {
+                    fail(
+                        "CONVERT-XLS-SST-INDEX",
+                        at.clone(),
+                        format!("shared string {i} of {}", sst.len()),
+                    )
+                })?;
+                Some((row, col, s.clone()))
+            }
+            LABEL => {
+                let (row, col) = rc().ok_or_else(short)?;
+                let cch = le16(b, 6).ok_or_else(short)?;
+                let flags = *b.get(8).ok_or_else(short)?;
+                let (s, _) = chars(
+                    b.get(9..).unwrap_or_default(),
+                    usize::from(cch),
+                    flags & 1 != 0,
+                )
+                .ok_or_else(short)?;
+                Some((row, col, s))
+            }
+            NUMBER => {
+                let (row, col) = rc().ok_or_else(short)?;
+                let v = slice(b, 6, 8).ok_or_else(short)?;
+                Some((
+                    row,
+                    col,
+                    number(f64::from_le_bytes(v.try_into().unwrap_or_default())),
+                ))
+            }
+            RK => {
+                let (row, col) = rc().ok_or_else(short)?;
+                Some((row, col, number(rk(le32(b, 6).ok_or_else(short)?))))
+            }
+            MULRK => {
+                let (row, first) = rc().ok_or_else(short)?;
+                let n = b.len().saturating_sub(6) / 6;
+                for k in 0..n {
+                    let v = le32(b, 4 + k * 6 + 2).ok_or_else(short)?;
+                    let col = first.saturating_add(u16::try_from(k).unwrap_or(u16::MAX));
+                    cells.push((row, col, number(rk(v))));
+                }
+                None
+            }
+            BOOLERR => {
+                let (row, col) = rc().ok_or_else(short)?;
+                let (Some(&v), Some(&e)) = (b.get(6), b.get(7)) else {
+                    return Err(short());
+                };
+                Some((row, col, bool_err(v, e != 0)))
+            }
+            FORMULA => {
+                let (row, col) = rc().ok_or_else(short)?;
+                let v = slice(b, 6, 8).ok_or_else(short)?;
+                if v.get(6..8) == Some(&[0xFF, 0xFF]) {
+                    match v.first() {
+                        Some(0) => {
+                            pending = Some((row, col));
+                            None
+                        }
+                        Some(1) => {
+                            Some((row, col, bool_err(v.get(2).copied().unwrap_or(0), false)))
+                        }
+                        Some(2) => Some((row, col, bool_err(v.get(2).copied().unwrap_or(0), true))),
+                        _ => None,
+                    }
+                } else {
+                    Some((
+                        row,
+                        col,
+                        number(f64::from_le_bytes(v.try_into().unwrap_or_default())),
+                    ))
+                }
+            }
+            STRING => {
+                if let Some((row, col)) = pending.take() {
+                    let cch = le16(b, 0).ok_or_else(short)?;
+                    let flags = *b.get(2).ok_or_else(short)?;
+                    // A long result continues in Continue records; its first part is kept.
+                    let avail = b.len().saturating_sub(3) / if flags & 1 != 0 { 2 } else { 1 };
+                    let n = usize::from(cch).min(avail);
+                    let (s, _) = chars(b.get(3..).unwrap_or_default(), n, flags & 1 != 0)
+                        .ok_or_else(short)?;
+                    Some((row, col, s))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        };
+        if let Some(c) = cell {
+            bytes += c.2.len() + 8;
+            cells.push(c);
+        }
+        if bytes as u64 > ctx.limits().memory_bytes {
+            return Err(fail(
+                "CONVERT-XLS-SIZE",
+                at,
+                "the sheet's cells pass the memory budget",
+            ));
+        }
+    }
+    Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::container::cfb::build::cfb;
+
+    fn rec(kind: u16, body: &[u8]) -> Vec<u8> {
+        let mut out = kind.to_le_bytes().to_vec();
+        out.extend_from_slice(&u16::try_from(body.len()).unwrap().to_le_bytes());
+        out.extend_from_slice(body);
+        out
+    }
+
+    fn bof(dt: u16) -> Vec<u8> {
+        let mut b = 0x0600u16.to_le_bytes().to_vec();
+        b.extend_from_slice(&dt.to_le_bytes());
+        b.extend_from_slice(&[0; 12]);
+        rec(BOF, &b)
+    }
+
+    fn cell(row: u16, col: u16) -> Vec<u8> {
+        let mut b = row.to_le_bytes().to_vec();
+        b.extend_from_slice(&col.to_le_bytes());
+        b.extend_from_slice(&15u16.to_le_bytes());
+        b
+    }
+
+    /// An SST whose first string is split over a Continue inside its characters (the
+    /// Continue switching from one byte a character to UTF-16), its second rich.
+    fn sst() -> Vec<u8> {
+        // cstUnique says 4; the records hold 3 (Excel reads that).
+        let mut body = 3u32.to_le_bytes().to_vec();
+        body.extend_from_slice(&4u32.to_le_bytes());
+        body.extend_from_slice(&5u16.to_le_bytes());
+        body.push(0);
+        body.extend_from_slice(b"Acc");
+        let mut out = rec(SST, &body);
+        let mut cont = vec![1u8];
+        cont.extend("ou".encode_utf16().flat_map(u16::to_le_bytes));
+        // "계좌", UTF-16, rich (1 run), with 4 bytes of extended data.
+        cont.extend_from_slice(&2u16.to_le_bytes());
+        cont.push(0x01 | 0x08 | 0x04);
+        cont.extend_from_slice(&1u16.to_le_bytes());
+        cont.extend_from_slice(&4u32.to_le_bytes());
+        cont.extend("계좌".encode_utf16().flat_map(u16::to_le_bytes));
+        cont.extend_from_slice(&[0; 4 + 4]);
+        cont.extend_from_slice(&1u16.to_le_bytes());
+        cont.push(0);
+        cont.push(b'z');
+        out.extend(rec(CONTINUE, &cont));
+        out
+    }
+
+    fn workbook(filepass: bool) -> Vec<u8> {
+        let sheet_records = |cells: &[Vec<u8>]| {
+            let mut s = bof(0x10);
+            for c in cells {
+                s.extend_from_slice(c);
+            }
+            s.extend(rec(EOF, &[]));
+            s
+        };
+        let mut labelsst = cell(0, 0);
+        labelsst.extend_from_slice(&0u32.to_le_bytes());
+        let mut label = cell(0, 2);
+        label.extend_from_slice(&3u16.to_le_bytes());
+        label.push(0);
+        label.extend_from_slice(b"abc");
+        let mut num = cell(1, 0);
+        num.extend_from_slice(&1.5f64.to_le_bytes());
+        let mut rk_cell = cell(1, 1);
+        rk_cell.extend_from_slice(&((12_345u32 << 2) | 2 | 1).to_le_bytes()); // 123.45
+        let mut mulrk = 2u16.to_le_bytes().to_vec();
+        mulrk.extend_from_slice(&1u16.to_le_bytes());
+        for v in [7u32, 8] {
+            mulrk.extend_from_slice(&15u16.to_le_bytes());
+            mulrk.extend_from_slice(&((v << 2) | 2).to_le_bytes());
+        }
+        mulrk.extend_from_slice(&2u16.to_le_bytes());
+        let mut formula = cell(3, 0);
+        formula.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xFF, 0xFF]);
+        formula.extend_from_slice(&[0; 6]);
+        let mut string = 4u16.to_le_bytes().to_vec();
+        string.push(0);
+        string.extend_from_slice(b"=str");
+        let mut boolean = cell(3, 1);
+        boolean.extend_from_slice(&[1, 0]);
+        let first = sheet_records(&[
+            rec(LABELSST, &labelsst),
+            rec(LABEL, &label),
+            rec(NUMBER, &num),
+            rec(RK, &rk_cell),
+            rec(MULRK, &mulrk),
+            rec(FORMULA, &formula),
+            rec(STRING, &string),
+            rec(BOOLERR, &boolean),
+        ]);
+        // An embedded chart inside the second sheet, with a label of its own.
+        let mut chart = bof(0x20);
+        let mut chart_label = cell(9, 9);
+        chart_label.extend_from_slice(&5u16.to_le_bytes());
+        chart_label.push(0);
+        chart_label.extend_from_slice(b"chart");
+        chart.extend(rec(LABEL, &chart_label));
+        chart.extend(rec(EOF, &[]));
+        let mut second_cell = cell(0, 0);
+        second_cell.extend_from_slice(&1u32.to_le_bytes());
+        let mut third = cell(1, 0);
+        third.extend_from_slice(&2u32.to_le_bytes());
+        let second = sheet_records(&[rec(LABELSST, &second_cell), chart, rec(LABELSST, &third)]);
+        let macro_sheet = sheet_records(&[]);
+        let boundsheet = |offset: u32, kind: u8, name: &str| {
+            let mut b = offset.to_le_bytes().to_vec();
+            b.push(0);
+            b.push(kind);
+            b.push(u8::try_from(name.len()).unwrap());
+            b.push(0);
+            b.extend_from_slice(name.as_bytes());
+            rec(BOUNDSHEET, &b)
+        };
+        // The globals' length does not depend on the offsets: build twice.
+        let globals = |offsets: [u32; 3]| {
+            let mut g = bof(0x05);
+            if filepass {
+                g.extend(rec(FILEPASS, &[0; 6]));
+            }
+            g.extend(boundsheet(offsets[0], 0, "Sheet1"));
+            g.extend(boundsheet(offsets[1], 1, "Macro1"));
+            g.extend(boundsheet(offsets[2], 0, "Second"));
+            g.extend(sst());
+            g.extend(rec(EOF, &[]));
+            g
+        };
+        let len = u32::try_from(globals([0; 3]).len()).unwrap();
+        let first_len = u32::try_from(first.len()).unwrap();
+        let macro_len = u32::try_from(macro_sheet.len()).unwrap();
+        let mut wb = globals([len, len + first_len, len + first_len + macro_len]);
+        wb.extend(first);
+        wb.extend(macro_sheet);
+        wb.extend(second);
+        cfb(&[("Workbook", &wb), ("_VBA_PROJECT_CUR/VBA", b"x")])
+    }
+
+    #[test]
+    fn sheets_rows_and_every_cell_kind() {
+        let d = render(&workbook(false), &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert_eq!(
+            String::from_utf8(d.bytes).unwrap(),
+            "Sheet1\nAccou\t\tabc\n1.5\t123.45\n\t7\t8\n=str\tTRUE\n\nSecond\n계좌\nz\n"
+        );
+        assert!(d.removed.iter().any(|r| r.location == "sheet Macro1"));
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.location == "stream _VBA_PROJECT_CUR/VBA")
+        );
+    }
+
+    #[test]
+    fn encrypted_is_unsupported() {
+        assert_eq!(
+            render(&workbook(true), &Limits::default()).unwrap_err(),
+            ConvertError::Unsupported(FileType::Xls)
+        );
+    }
+
+    #[test]
+    fn broken_workbooks_name_the_record() {
+        let failure = |data: &[u8]| match render(data, &Limits::default()) {
+            Err(ConvertError::Failed(f)) => (f[0].code.clone(), f[0].location.clone()),
+            other => panic!("{other:?}"),
+        };
+        // A LabelSst past the SST.
+        let mut wb = bof(0x05);
+        let sheet_at = u32::try_from(wb.len() + 4 + 9 + 4).unwrap();
+        let mut b = sheet_at.to_le_bytes().to_vec();
+        b.extend_from_slice(&[0, 0, 1, 0, b'S']);
+        wb.extend(rec(BOUNDSHEET, &b));
+        wb.extend(rec(EOF, &[]));
+        assert_eq!(wb.len(), sheet_at as usize);
+        wb.extend(bof(0x10));
+        let mut c = cell(0, 0);
+        c.extend_from_slice(&9u32.to_le_bytes());
+        let at = wb.len();
+        wb.extend(rec(LABELSST, &c));
+        wb.extend(rec(EOF, &[]));
+        let (code, location) = failure(&cfb(&[("Workbook", &wb)]));
+        assert_eq!(code, "CONVERT-XLS-SST-INDEX");
+        assert_eq!(
+            location,
+            format!("stream Workbook, record 0x00fd at offset {at}")
+        );
+        // Cut inside that record.
+        wb.truncate(at + 6);
+        assert_eq!(failure(&cfb(&[("Workbook", &wb)])).0, "CONVERT-XLS-RECORD");
+        // An SST string running past its records.
+        let mut bad = bof(0x05);
+        let mut s = 1u32.to_le_bytes().to_vec();
+        s.extend_from_slice(&1u32.to_le_bytes());
+        s.extend_from_slice(&[50, 0, 0, b'x']);
+        bad.extend(rec(SST, &s));
+        bad.extend(rec(EOF, &[]));
+        assert_eq!(failure(&cfb(&[("Workbook", &bad)])).0, "CONVERT-XLS-SST");
+        assert_eq!(failure(&cfb(&[("Other", b"x")])).0, "CONVERT-XLS-WORKBOOK");
+        assert_eq!(
+            render(&cfb(&[("Book", b"x")]), &Limits::default()).unwrap_err(),
+            ConvertError::Unsupported(FileType::Xls)
+        );
+    }
+}
