@@ -64,7 +64,7 @@ function startUpstream() {
 async function startUp() {
   const [center, gateway, admin] = [await freePort(), await freePort(), await freePort()];
   dataDir = mkdtempSync(join(tmpdir(), 'haetae-up-browser-'));
-  haetae = spawn(HAETAE, ['up', '--relay-listen', '127.0.0.1:0'], {
+  haetae = spawn(HAETAE, ['up'], {
     env: {
       ...process.env,
       HAETAE_DATA_DIR: dataDir,

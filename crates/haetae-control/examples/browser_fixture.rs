@@ -26,6 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .unwrap_or_else(|_| "browser test password".into()),
         ),
         tls: None,
+        relay_handoff: None,
     };
     let center = ControlCenter::start(options, bus.clone()).await?;
     println!("LISTENING http://{}", center.local_addr());

@@ -39,6 +39,32 @@ pub struct ControlOptions {
     pub admin_password: Option<String>,
     /// PEM certificate chain and private key: serve HTTPS (and mark cookies `Secure`).
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// Connections whose request is `GET /relay` (a WebSocket to the remote-support relay)
+    /// go here instead of to the Center, so that `haetae up` serves both on one address.
+    /// Plain HTTP only: with `tls` set the Center keeps every connection.
+    pub relay_handoff: Option<RelayHandoff>,
+}
+
+/// Where the Center hands the relay's connections (see [`ControlOptions::relay_handoff`]).
+pub type RelayHandoff = tokio::sync::mpsc::Sender<(tokio::net::TcpStream, SocketAddr)>;
+
+/// The request line prefix of a relay connection.
+const RELAY_PREFIX: &[u8] = b"GET /relay";
+
+/// Whether a connection whose first bytes are `head` is for the relay: `Some(true)` for
+/// `GET /relay` followed by a space, `?` or `/`; `Some(false)` as soon as it cannot be;
+/// `None` while `head` is too short to tell.
+#[must_use]
+pub fn is_relay_request(head: &[u8]) -> Option<bool> {
+    let n = head.len().min(RELAY_PREFIX.len());
+    if head[..n] != RELAY_PREFIX[..n] {
+        return Some(false);
+    }
+    match head.get(RELAY_PREFIX.len()) {
+        None => None,
+        Some(b' ' | b'?' | b'/') => Some(true),
+        Some(_) => Some(false),
+    }
 }
 
 impl ControlOptions {
@@ -59,6 +85,7 @@ impl ControlOptions {
                 .tls_cert
                 .clone()
                 .zip(config.control.tls_key.clone()),
+            relay_handoff: None,
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -217,6 +244,116 @@ impl axum::serve::Listener for TlsListener {
     }
 }
 
+/// Plain HTTP connections for `axum::serve`, except those whose first request is for the
+/// relay (`GET /relay`), which go to the relay's channel. Each connection's first bytes are
+/// read (peeked, not consumed) in its own task, bounded in number and time like TLS
+/// handshakes; a connection that says nothing within the time goes to the Center, whose
+/// own header timeout then applies.
+struct DemuxListener {
+    ready: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, SocketAddr)>,
+    local: SocketAddr,
+    acceptor_task: JoinHandle<()>,
+}
+
+impl DemuxListener {
+    fn new(tcp: tokio::net::TcpListener, relay: RelayHandoff) -> std::io::Result<DemuxListener> {
+        let local = tcp.local_addr()?;
+        let (tx, ready) = tokio::sync::mpsc::channel(64);
+        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
+        let acceptor_task = tokio::spawn(async move {
+            loop {
+                let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else {
+                    return;
+                };
+                let (stream, peer) = match tcp.accept().await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "Control Center: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let tx = tx.clone();
+                let relay = relay.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let for_relay = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_relay(&stream))
+                        .await
+                        .unwrap_or(false);
+                    if for_relay {
+                        let _ = relay.send((stream, peer)).await;
+                    } else {
+                        let _ = tx.send((stream, peer)).await;
+                    }
+                });
+            }
+        });
+        Ok(DemuxListener {
+            ready,
+            local,
+            acceptor_task,
+        })
+    }
+}
+
+/// Peeks at a connection's first bytes until [`is_relay_request`] can tell.
+async fn peek_relay(stream: &tokio::net::TcpStream) -> bool {
+    let mut head = [0u8; RELAY_PREFIX.len() + 1];
+    loop {
+        match stream.peek(&mut head).await {
+            // Closed, or an error: the Center's server sees it and drops the connection.
+            Ok(0) | Err(_) => return false,
+            Ok(n) => match is_relay_request(&head[..n]) {
+                Some(answer) => return answer,
+                // A prefix of the relay's request line: wait for more bytes (peek returns
+                // at once while the same bytes are waiting).
+                None => tokio::time::sleep(Duration::from_millis(5)).await,
+            },
+        }
+    }
+}
+
+impl Drop for DemuxListener {
+    fn drop(&mut self) {
+        self.acceptor_task.abort();
+    }
+}
+
+impl axum::serve::Listener for DemuxListener {
+    type Io = tokio::net::TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.ready.recv().await {
+            Some(conn) => conn,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+}
+
+#[cfg(test)]
+mod relay_prefix_tests {
+    use super::is_relay_request;
+
+    #[test]
+    fn only_get_relay_goes_to_the_relay() {
+        assert_eq!(is_relay_request(b"GET /relay HTTP/1.1\r\n"), Some(true));
+        assert_eq!(is_relay_request(b"GET /relay?x=1 "), Some(true));
+        assert_eq!(is_relay_request(b"GET /relay/ "), Some(true));
+        assert_eq!(is_relay_request(b"GET /relays "), Some(false));
+        assert_eq!(is_relay_request(b"GET / HTTP/1.1"), Some(false));
+        assert_eq!(is_relay_request(b"POST /relay "), Some(false));
+        assert_eq!(is_relay_request(b"\x16\x03\x01"), Some(false));
+        assert_eq!(is_relay_request(b"GET /rel"), None);
+        assert_eq!(is_relay_request(b"GET /relay"), None);
+        assert_eq!(is_relay_request(b""), None);
+    }
+}
+
 /// The first admin created on this start (only on the very first start of a database).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InitialAdmin {
@@ -312,6 +449,7 @@ impl ControlCenter {
 
         let app = http::router(state.clone());
         let mut server_stop = stop_rx.clone();
+        let relay_handoff = options.relay_handoff.clone();
         let server = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = server_stop.wait_for(|s| *s).await;
@@ -325,11 +463,21 @@ impl ControlCenter {
                     }
                     Err(e) => Err(e),
                 },
-                None => {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                }
+                None => match relay_handoff {
+                    Some(relay) => match DemuxListener::new(listener, relay) {
+                        Ok(demux) => {
+                            axum::serve(demux, app)
+                                .with_graceful_shutdown(shutdown)
+                                .await
+                        }
+                        Err(e) => Err(e),
+                    },
+                    None => {
+                        axum::serve(listener, app)
+                            .with_graceful_shutdown(shutdown)
+                            .await
+                    }
+                },
             };
             if let Err(e) = result {
                 tracing::error!(error = %e, "the Control Center's HTTP server stopped");

@@ -26,4 +26,6 @@ pub mod policy;
 pub mod qr;
 pub mod ui;
 
-pub use center::{ControlCenter, ControlHandle, ControlOptions, InitialAdmin, StartError};
+pub use center::{
+    ControlCenter, ControlHandle, ControlOptions, InitialAdmin, RelayHandoff, StartError,
+};

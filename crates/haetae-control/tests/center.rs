@@ -14,6 +14,7 @@ fn options(dir: &std::path::Path, password: Option<&str>) -> ControlOptions {
         secure_cookies: false,
         admin_password: password.map(str::to_owned),
         tls: None,
+        relay_handoff: None,
     }
 }
 

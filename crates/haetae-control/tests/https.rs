@@ -53,6 +53,7 @@ fn options(dir: &std::path::Path, cert: &str, key: &str) -> ControlOptions {
         secure_cookies: false,
         admin_password: Some("https test password 1".into()),
         tls: Some((dir.join("cert.pem"), dir.join("key.pem"))),
+        relay_handoff: None,
     }
 }
 

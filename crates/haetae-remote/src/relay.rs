@@ -293,6 +293,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct RunningRelay {
     addr: SocketAddr,
+    path: &'static str,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -307,7 +308,7 @@ impl RunningRelay {
     /// The `ws://` URL clients connect to.
     #[must_use]
     pub fn url(&self) -> String {
-        format!("ws://{}/", self.addr)
+        format!("ws://{}{}", self.addr, self.path)
     }
 
     /// Stops accepting, tells every connected client (`Bye { Shutdown }`) and returns when
@@ -339,6 +340,65 @@ pub async fn serve(
         addr: listen,
         source,
     })?;
+    Ok(start(
+        addr,
+        "/",
+        Incoming::Listener(listener),
+        config,
+        codes,
+        events,
+    ))
+}
+
+/// Starts a relay on connections another server accepted and handed over (the Control
+/// Center's listener passes those whose request is `GET /relay`, so `haetae up` serves the
+/// Center and the relay on one address). `addr` is that server's address, for [`RunningRelay::url`].
+/// The relay stops when `stop` is called or every sender of `handed` is gone.
+///
+/// # Errors
+/// [`RelayError::Config`].
+pub fn serve_handed(
+    addr: SocketAddr,
+    handed: mpsc::Receiver<(TcpStream, SocketAddr)>,
+    config: RelayConfig,
+    codes: AccessCodes,
+    events: EventOut,
+) -> Result<RunningRelay, RelayError> {
+    config.validate()?;
+    Ok(start(
+        addr,
+        "/relay",
+        Incoming::Handed(handed),
+        config,
+        codes,
+        events,
+    ))
+}
+
+/// Where connections come from.
+enum Incoming {
+    Listener(TcpListener),
+    Handed(mpsc::Receiver<(TcpStream, SocketAddr)>),
+}
+
+impl Incoming {
+    /// The next connection; `None` when handed connections can no longer come.
+    async fn next(&mut self) -> Option<std::io::Result<(TcpStream, SocketAddr)>> {
+        match self {
+            Incoming::Listener(l) => Some(l.accept().await),
+            Incoming::Handed(rx) => rx.recv().await.map(Ok),
+        }
+    }
+}
+
+fn start(
+    addr: SocketAddr,
+    path: &'static str,
+    incoming: Incoming,
+    config: RelayConfig,
+    codes: AccessCodes,
+    events: EventOut,
+) -> RunningRelay {
     let (stop_tx, stop_rx) = watch::channel(false);
     // Every event names this relay (`haetae.instance`).
     let instance = config.relay_id.clone();
@@ -353,16 +413,17 @@ pub async fn serve(
         stop: stop_rx.clone(),
     });
     let slots = Arc::new(tokio::sync::Semaphore::new(shared.config.max_connections));
-    let task = tokio::spawn(accept_loop(listener, shared, slots, stop_rx));
-    Ok(RunningRelay {
+    let task = tokio::spawn(accept_loop(incoming, shared, slots, stop_rx));
+    RunningRelay {
         addr,
+        path,
         stop: stop_tx,
         task,
-    })
+    }
 }
 
 async fn accept_loop(
-    listener: TcpListener,
+    mut incoming: Incoming,
     shared: Arc<Shared>,
     slots: Arc<tokio::sync::Semaphore>,
     mut stop: watch::Receiver<bool>,
@@ -370,8 +431,9 @@ async fn accept_loop(
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
+            accepted = incoming.next() => match accepted {
+                None => return,
+                Some(Ok((stream, peer))) => {
                     // Over the connection limit: closed at once (dropping the stream).
                     let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
                         continue;
@@ -383,7 +445,7 @@ async fn accept_loop(
                         drop(slot);
                     });
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     tracing::warn!(error = %e, "relay: accept failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }

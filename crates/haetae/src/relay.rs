@@ -12,7 +12,7 @@ use clap::Args;
 use haetae_bus::EmitterOptions;
 use haetae_core::{Config, Event};
 use haetae_remote::codes::{AccessCodes, BUCKET, BUCKET_MAX_AGE, CodePolicy};
-use haetae_remote::relay::{EventOut, RelayConfig, RunningRelay, serve};
+use haetae_remote::relay::{EventOut, RelayConfig, RunningRelay, serve, serve_handed};
 
 use crate::gateway::connect_bus;
 use crate::lifecycle::{runtime, wait_for_stop};
@@ -68,7 +68,14 @@ pub fn run(config: &Config, args: &RelayArgs) -> anyhow::Result<ExitCode> {
         let bus = connect_bus(config).await.context(
             "the relay keeps its access codes in the bus's KV; it cannot start without it",
         )?;
-        let relay = start(config, &bus, args.listen, relay_config, policy).await?;
+        let relay = start(
+            config,
+            &bus,
+            RelayAt::Listen(args.listen),
+            relay_config,
+            policy,
+        )
+        .await?;
         eprintln!(
             "haetae relay: listening on {} (WebSocket; bus: {})",
             relay.running.url(),
@@ -95,12 +102,23 @@ impl Relay {
     }
 }
 
-/// Starts a relay on `listen` whose codes live in `bus`'s KV and whose events go to the bus
-/// (spooled under the data folder while the bus is away) and to the log.
+/// Where a relay takes its connections from.
+pub(crate) enum RelayAt {
+    /// Its own listener.
+    Listen(SocketAddr),
+    /// Connections the Control Center hands over (`GET /relay` on the Center's address).
+    Center(
+        SocketAddr,
+        tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, SocketAddr)>,
+    ),
+}
+
+/// Starts a relay whose codes live in `bus`'s KV and whose events go to the bus (spooled
+/// under the data folder while the bus is away) and to the log.
 pub(crate) async fn start(
     config: &Config,
     bus: &haetae_bus::Bus,
-    listen: SocketAddr,
+    at: RelayAt,
     relay_config: RelayConfig,
     policy: CodePolicy,
 ) -> anyhow::Result<Relay> {
@@ -120,7 +138,11 @@ pub(crate) async fn start(
         tracing::info!(target: "haetae::events", "{}", e.to_json());
         sink.emit(e);
     });
-    let running = match serve(listen, relay_config, codes, events).await {
+    let started = match at {
+        RelayAt::Listen(listen) => serve(listen, relay_config, codes, events).await,
+        RelayAt::Center(addr, handed) => serve_handed(addr, handed, relay_config, codes, events),
+    };
+    let running = match started {
         Ok(r) => r,
         Err(e) => {
             emitter.shutdown(Duration::from_secs(1)).await;

@@ -16,6 +16,11 @@ use haetae_core::Config;
 use crate::gateway::{self, Shape};
 use crate::lifecycle::{runtime, wait_for_stop};
 
+/// The relay's own address when it cannot share the Center's (the Center on HTTPS).
+const DEFAULT_RELAY_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 7401),
+);
+
 /// `haetae up` flags.
 #[derive(Debug, Args)]
 pub struct UpArgs {
@@ -27,10 +32,11 @@ pub struct UpArgs {
     /// Where the demo bank listens (with --demo).
     #[arg(long, default_value = haetae_control::demo::APP_ADDR)]
     demo_listen: std::net::SocketAddr,
-    /// Where the remote-support relay listens (WebSocket; its access codes live in the same
-    /// bus as everything else).
-    #[arg(long, default_value = "127.0.0.1:7401")]
-    relay_listen: std::net::SocketAddr,
+    /// Run the remote-support relay on its own address instead of at `/relay` on the Control
+    /// Center's (with the Center on HTTPS it gets its own address anyway: 127.0.0.1:7401
+    /// unless this says otherwise).
+    #[arg(long)]
+    relay_listen: Option<std::net::SocketAddr>,
 }
 
 /// Runs `haetae up` until Ctrl-C or SIGTERM.
@@ -41,12 +47,22 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
                 "haetae up needs a message bus: check [bus] in the configuration (the embedded default needs nothing)"
             );
         };
-        let center = ControlCenter::start(
-            ControlOptions::from_config(config, std::env::vars()),
-            bus.clone(),
-        )
-        .await
-        .context("cannot start the Control Center")?;
+        let mut options = ControlOptions::from_config(config, std::env::vars());
+        // The relay shares the Center's address (plain HTTP): connections asking for
+        // `GET /relay` are handed to it.
+        let (handoff, handed) = tokio::sync::mpsc::channel(64);
+        let share = args.relay_listen.is_none() && options.tls.is_none();
+        if share {
+            options.relay_handoff = Some(handoff);
+        }
+        let center = ControlCenter::start(options, bus.clone())
+            .await
+            .context("cannot start the Control Center")?;
+        let relay_at = if share {
+            crate::relay::RelayAt::Center(center.local_addr(), handed)
+        } else {
+            crate::relay::RelayAt::Listen(args.relay_listen.unwrap_or(DEFAULT_RELAY_LISTEN))
+        };
         let running = match gateway::start(config, config_path, Shape::Embedded, Some(bus.clone())).await
         {
             Ok(running) => running,
@@ -59,7 +75,7 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
         let relay = match crate::relay::start(
             config,
             &bus,
-            args.relay_listen,
+            relay_at,
             haetae_remote::relay::RelayConfig::default(),
             haetae_remote::codes::CodePolicy::default(),
         )
@@ -69,10 +85,9 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
             Err(e) => {
                 running.stop().await;
                 center.shutdown().await;
-                return Err(e.context(format!(
-                    "cannot start the remote-support relay on {} (choose another address with --relay-listen)",
-                    args.relay_listen
-                )));
+                return Err(e.context(
+                    "cannot start the remote-support relay (choose another address with --relay-listen)",
+                ));
             }
         };
 

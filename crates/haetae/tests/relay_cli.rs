@@ -73,3 +73,79 @@ async fn the_relay_pairs_an_agent_and_a_customer_by_code() {
     assert!(history.contains("agent-cli"));
     assert!(!history.contains(&code));
 }
+
+/// `haetae up` serves the relay at `/relay` on the Control Center's address: a WebSocket
+/// there pairs an agent and a customer, and the Center keeps answering HTTP on the same port.
+#[tokio::test]
+async fn haetae_up_serves_the_relay_on_the_centers_address() {
+    let free = || {
+        TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap()
+    };
+    let (center, gateway, admin) = (free(), free(), free());
+    let data = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_haetae"))
+        .arg("up")
+        .env("HAETAE_DATA_DIR", data.path())
+        .env_remove("HAETAE_CONFIG")
+        .env("HAETAE_CONTROL__LISTEN", format!("127.0.0.1:{center}"))
+        .env("HAETAE_GATEWAY__LISTEN", format!("127.0.0.1:{gateway}"))
+        .env("HAETAE_GATEWAY__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
+        .env("HAETAE_ADMIN_PASSWORD", "relay up test password 1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let url = format!("ws://127.0.0.1:{center}/relay");
+    let mut announced = false;
+    while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
+        if line.contains("remote-support relay") && line.contains(&url) {
+            announced = true;
+        }
+        if line.contains("running; Ctrl-C stops") {
+            break;
+        }
+    }
+    assert!(announced, "haetae up did not announce the relay at {url}");
+
+    let (mut agent, code, _) = RelayClient::open_as_agent(&url, "agent-up").await.unwrap();
+    let (mut customer, sid) = RelayClient::join_as_customer(&url, &code).await.unwrap();
+    assert_eq!(agent.wait_paired().await.unwrap(), sid);
+    customer
+        .send(&RelayMessage::Peer(vec![7, 7, 7]))
+        .await
+        .unwrap();
+    assert_eq!(agent.recv_peer_bytes().await.unwrap(), vec![7, 7, 7]);
+    agent.bye().await;
+
+    // The Center still answers plain HTTP on the same port (a path that starts like the
+    // relay's is the Center's).
+    for (path, want) in [("/api/v1/openapi.json", "200"), ("/relays", "404")] {
+        let status = tokio::task::spawn_blocking(move || {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", center)).unwrap();
+            write!(
+                s,
+                "GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n"
+            )
+            .unwrap();
+            let mut head = [0u8; 12];
+            s.read_exact(&mut head).unwrap();
+            String::from_utf8_lossy(&head[9..12]).into_owned()
+        })
+        .await
+        .unwrap();
+        assert_eq!(status, want, "GET {path} on the Center");
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

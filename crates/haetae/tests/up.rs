@@ -199,10 +199,9 @@ fn a_policy_published_in_the_center_is_enforced_by_the_gateway_and_its_events_co
     let center: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let gateway: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let relay: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let data = TempDir(std::env::temp_dir().join(format!("haetae-up-test-{}", std::process::id())));
     let child = Command::new(env!("CARGO_BIN_EXE_haetae"))
-        .args(["up", "--relay-listen", &relay.to_string()])
+        .arg("up")
         .env("HAETAE_DATA_DIR", &data.0)
         .env("HAETAE_CONTROL__LISTEN", center.to_string())
         .env("HAETAE_GATEWAY__LISTEN", gateway.to_string())
@@ -216,8 +215,6 @@ fn a_policy_published_in_the_center_is_enforced_by_the_gateway_and_its_events_co
     let _up = Up { child, _data: data };
     wait_until_listening(center);
     wait_until_listening(gateway);
-    // The remote-support relay runs in the same process, on its own address.
-    wait_until_listening(relay);
 
     // With no policy yet, the gateway answers unmatched requests itself.
     assert_eq!(http(gateway, "GET", "/bank/balance", &[], None).status, 404);
@@ -343,14 +340,7 @@ fn up_with_demo_shows_blocks_events_and_alerts_within_a_minute() {
     let data =
         TempDir(std::env::temp_dir().join(format!("haetae-up-demo-test-{}", std::process::id())));
     let child = Command::new(env!("CARGO_BIN_EXE_haetae"))
-        .args([
-            "up",
-            "--demo",
-            "--demo-listen",
-            &demo.to_string(),
-            "--relay-listen",
-            "127.0.0.1:0",
-        ])
+        .args(["up", "--demo", "--demo-listen", &demo.to_string()])
         .env("HAETAE_DATA_DIR", &data.0)
         .env("HAETAE_CONTROL__LISTEN", center.to_string())
         .env("HAETAE_GATEWAY__LISTEN", gateway.to_string())

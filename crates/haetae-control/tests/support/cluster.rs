@@ -365,6 +365,7 @@ impl Cluster {
             secure_cookies: false,
             admin_password: Some(ADMIN_PASSWORD.into()),
             tls: None,
+            relay_handoff: None,
         };
         let bus = self.nats.bus("control").await;
         let handle = ControlCenter::start(options, bus)
