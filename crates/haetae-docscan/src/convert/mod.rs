@@ -13,6 +13,15 @@
 //!   hyperlinks to web and mail addresses; macro-enabled content types turned into their
 //!   macro-free ones; DDE field instructions and DDE links blanked. A part that declares a
 //!   DTD (entity expansion) fails the rebuild.
+//! - ODF (ODT/ODS/ODP/ODG): the package rebuilt with `mimetype` first and stored, and
+//!   only `content.xml`, `styles.xml`, `meta.xml`, `settings.xml`, `META-INF/manifest.xml`
+//!   and the `Pictures/` the content or styles use; Basic macros (`Basic/`), `Scripts/`,
+//!   embedded objects (`Object N/`, OLE `Object N`), `ObjectReplacements/` and every other
+//!   entry dropped; `<office:scripts>`, event listeners, inline OLE data, and `xlink:href`
+//!   targets that are `macro:`/`vnd.sun.star.script:`/`javascript:` links, embedded-object
+//!   links or links to a dropped entry taken out (the links blanked); the manifest
+//!   re-written without the dropped entries. A DTD fails the rebuild as in OOXML; an
+//!   encrypted package answers `Unsupported`.
 //! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
 //! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
 //!   bytes removed.
@@ -67,6 +76,7 @@ mod doc;
 mod gif;
 mod hwp;
 mod jpeg;
+mod odf;
 mod ooxml;
 mod pdf;
 mod png;
@@ -148,6 +158,17 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
                 ));
             };
             ooxml::rebuild(data, &archive, file_type, &mut ctx)
+        }
+        FileType::Odf => {
+            let mut ctx = ScanContext::new(limits, data.len());
+            let Some(archive) = zip::parse(data, &mut ctx) else {
+                return Err(ConvertError::at(
+                    "CONVERT-ZIP",
+                    "file".into(),
+                    "no readable ZIP directory".into(),
+                ));
+            };
+            odf::rebuild(data, &archive, &mut ctx)
         }
         FileType::Rtf => rtf::rebuild(data),
         FileType::Png => png::rebuild(data, limits),

@@ -96,7 +96,7 @@ fn resolve(source_dir: &str, target: &str) -> String {
 }
 
 /// The value of `name="..."` (or single quotes) in one tag.
-fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
+pub(super) fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
     let mut rest = tag;
     while let Some(i) = rest.find(name) {
         let before = rest[..i].chars().last();
@@ -119,7 +119,7 @@ fn attr<'t>(tag: &'t str, name: &str) -> Option<&'t str> {
 
 /// The elements `<NAME .../>` or `<NAME ...>...</NAME>` of `xml`, as byte ranges with their
 /// start tag.
-fn elements<'x>(xml: &'x str, name: &str) -> Vec<(usize, usize, &'x str)> {
+pub(super) fn elements<'x>(xml: &'x str, name: &str) -> Vec<(usize, usize, &'x str)> {
     let open = format!("<{name}");
     let close = format!("</{name}>");
     let mut out = Vec::new();
@@ -151,7 +151,7 @@ fn elements<'x>(xml: &'x str, name: &str) -> Vec<(usize, usize, &'x str)> {
 
 /// `xml` with each byte range replaced by its text, in document order; a range that
 /// overlaps an earlier one is skipped.
-fn splice(xml: &str, mut edits: Vec<(usize, usize, &str)>) -> String {
+pub(super) fn splice(xml: &str, mut edits: Vec<(usize, usize, &str)>) -> String {
     edits.sort_unstable_by_key(|&(s, _, _)| s);
     let mut out = String::with_capacity(xml.len());
     let mut at = 0;

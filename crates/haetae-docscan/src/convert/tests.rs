@@ -292,3 +292,197 @@ fn a_png_chunk_with_a_wrong_crc_fails_the_conversion() {
         other => panic!("{other:?}"),
     }
 }
+
+const ODT_MANIFEST: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0" manifest:version="1.2"><manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/><manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/><manifest:file-entry manifest:full-path="styles.xml" manifest:media-type="text/xml"/><manifest:file-entry manifest:full-path="Pictures/logo.png" manifest:media-type="image/png"/><manifest:file-entry manifest:full-path="Pictures/unused.png" manifest:media-type="image/png"/><manifest:file-entry manifest:full-path="Basic/Standard/Module1.xml" manifest:media-type="text/xml"/><manifest:file-entry manifest:full-path="Object 1/content.xml" manifest:media-type="text/xml"/><manifest:file-entry manifest:full-path="Object 1/" manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/><manifest:file-entry manifest:full-path="ObjectReplacements/Object 1" manifest:media-type="application/x-openoffice-gdimetafile"/></manifest:manifest>"#;
+const ODT_CONTENT: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" office:version="1.2"><office:scripts><office:event-listeners><script:event-listener script:language="ooo:script" script:event-name="dom:load" xlink:href="vnd.sun.star.script:Standard.Module1.Main?language=Basic&amp;location=document"/></office:event-listeners></office:scripts><office:body><office:text><text:p>송금 확인서</text:p><text:p><text:a xlink:type="simple" xlink:href="&#109;acro:///Standard.Module1.Main">click</text:a> <text:a xlink:href="https://bank.example/">site</text:a></text:p><draw:frame draw:name="Object1"><draw:object xlink:href="./Object 1" xlink:type="simple"/><draw:image xlink:href="./ObjectReplacements/Object 1"/></draw:frame><draw:frame><draw:image xlink:href="Pictures/logo.png"/></draw:frame></office:text></office:body></office:document-content>"#;
+const ODT_STYLES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<office:document-styles xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:xlink="http://www.w3.org/1999/xlink" xmlns:script="urn:oasis:names:tc:opendocument:xmlns:script:1.0" office:version="1.2"><office:styles><office:event-listeners><script:event-listener script:event-name="dom:click" xlink:href='javascript:alert(1)'/></office:event-listeners></office:styles></office:document-styles>"#;
+
+fn odt(mimetype_stored: bool, content: &str) -> Vec<u8> {
+    let parts: [(&str, &[u8], bool); 10] = [
+        (
+            "mimetype",
+            b"application/vnd.oasis.opendocument.text",
+            mimetype_stored,
+        ),
+        ("content.xml", content.as_bytes(), false),
+        ("styles.xml", ODT_STYLES.as_bytes(), false),
+        ("Pictures/logo.png", b"\x89PNG not really", false),
+        ("Pictures/unused.png", b"\x89PNG not really either", false),
+        (
+            "Basic/Standard/Module1.xml",
+            b"<script:module>Sub Main\nShell(\"calc\")\nEnd Sub</script:module>",
+            false,
+        ),
+        ("Object 1/content.xml", b"<office:document-content/>", false),
+        (
+            "ObjectReplacements/Object 1",
+            b"\x01\x00\x00\x00 metafile",
+            false,
+        ),
+        ("Configurations2/accelerator/current.xml", b"", false),
+        ("META-INF/manifest.xml", ODT_MANIFEST.as_bytes(), false),
+    ];
+    let entries: Vec<NewEntry<'_>> = parts
+        .iter()
+        .map(|&(name, data, stored)| NewEntry { name, data, stored })
+        .collect();
+    zip_write::write(&entries).unwrap()
+}
+
+#[test]
+fn an_odt_loses_its_macros_listeners_and_objects_and_keeps_its_text() {
+    let limits = Limits::default();
+    let data = odt(true, ODT_CONTENT);
+    let original = scan_bytes(&data, Some("transfer.odt"), &limits);
+    assert_eq!(original.detected_type, FileType::Odf);
+    let d = disarm(&data, FileType::Odf, &limits).unwrap();
+    assert_eq!(d.file_type, FileType::Odf);
+    let has = |what: &str, location: &str| {
+        d.removed
+            .iter()
+            .any(|r| r.what == what && r.location.contains(location))
+    };
+    for (what, location) in [
+        ("macro library", "Basic/Standard/Module1.xml"),
+        ("embedded object", "Object 1/content.xml"),
+        (
+            "embedded object replacement image",
+            "ObjectReplacements/Object 1",
+        ),
+        ("picture the content does not use", "Pictures/unused.png"),
+        (
+            "part the content does not need",
+            "Configurations2/accelerator/current.xml",
+        ),
+        ("script block", "content.xml <office:scripts>"),
+        ("event listeners", "styles.xml <office:event-listeners>"),
+        ("script link (blanked)", "content.xml <text:a> -> macro:///"),
+        (
+            "embedded object link (blanked)",
+            "content.xml <draw:object> -> ./Object 1",
+        ),
+        (
+            "link to a removed part (blanked)",
+            "<draw:image> -> ./ObjectReplacements/Object 1",
+        ),
+    ] {
+        assert!(
+            has(what, location),
+            "{what} at {location} not in {:?}",
+            d.removed
+        );
+    }
+    assert!(!d.removed.iter().any(|r| r.location.contains("logo.png")));
+
+    let mut ctx = ScanContext::new(&limits, d.bytes.len());
+    let rebuilt = zip::parse(&d.bytes, &mut ctx).unwrap();
+    let names: Vec<&str> = rebuilt.entries.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "mimetype",
+            "content.xml",
+            "styles.xml",
+            "Pictures/logo.png",
+            "META-INF/manifest.xml"
+        ]
+    );
+    assert_eq!(rebuilt.entries[0].method, 0, "mimetype is stored");
+    assert_eq!(
+        &d.bytes[30..38],
+        b"mimetype",
+        "mimetype is the first local entry"
+    );
+    let read = |name: &str| {
+        let mut ctx = ScanContext::new(&limits, d.bytes.len());
+        let e = rebuilt.entry(name).unwrap();
+        String::from_utf8(zip::read(&d.bytes, e, &mut ctx).unwrap().into_owned()).unwrap()
+    };
+    let content = read("content.xml");
+    for gone in [
+        "office:scripts",
+        "event-listener",
+        "vnd.sun.star.script",
+        "&#109;acro",
+        "Object 1",
+    ] {
+        assert!(!content.contains(gone), "{gone} in {content}");
+    }
+    for kept in [
+        "송금 확인서",
+        "https://bank.example/",
+        "Pictures/logo.png",
+        "<draw:object xlink:href=\"\"",
+    ] {
+        assert!(content.contains(kept), "{kept} not in {content}");
+    }
+    let styles = read("styles.xml");
+    assert!(
+        !styles.contains("javascript") && styles.contains("<office:styles>"),
+        "{styles}"
+    );
+    let manifest = read("META-INF/manifest.xml");
+    for gone in ["Basic/", "Object 1", "unused.png"] {
+        assert!(!manifest.contains(gone), "{gone} in {manifest}");
+    }
+    assert!(
+        manifest.contains(r#"manifest:full-path="/""#) && manifest.contains("Pictures/logo.png")
+    );
+
+    // The copy is read as ODF again and scans clean.
+    let again = scan_bytes(&d.bytes, Some("transfer.odt"), &limits);
+    assert_eq!(again.detected_type, FileType::Odf);
+    assert_eq!(again.verdict, Verdict::Clean, "{:?}", again.findings);
+}
+
+#[test]
+fn an_odt_part_with_a_dtd_fails_the_rebuild_with_its_place() {
+    let bomb = r#"<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><office:document-content>&lol;</office:document-content>"#;
+    let Err(ConvertError::Failed(f)) = disarm(&odt(true, bomb), FileType::Odf, &Limits::default())
+    else {
+        panic!("a DTD must fail the rebuild");
+    };
+    assert_eq!(f[0].code, "CONVERT-XML-DTD");
+    assert_eq!(f[0].location, "content.xml");
+}
+
+#[test]
+fn an_odt_without_a_mimetype_fails_and_an_encrypted_one_is_unsupported() {
+    let entries = [NewEntry {
+        name: "content.xml",
+        data: ODT_CONTENT.as_bytes(),
+        stored: false,
+    }];
+    let data = zip_write::write(&entries).unwrap();
+    let Err(ConvertError::Failed(f)) = disarm(&data, FileType::Odf, &Limits::default()) else {
+        panic!("no mimetype must fail");
+    };
+    assert_eq!(f[0].code, "CONVERT-ODF-MIMETYPE");
+
+    let manifest = r#"<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0"><manifest:file-entry manifest:full-path="content.xml"><manifest:encryption-data manifest:checksum="x"/></manifest:file-entry></manifest:manifest>"#;
+    let entries = [
+        NewEntry {
+            name: "mimetype",
+            data: b"application/vnd.oasis.opendocument.text",
+            stored: true,
+        },
+        NewEntry {
+            name: "content.xml",
+            data: b"\x8f\x12 ciphertext",
+            stored: false,
+        },
+        NewEntry {
+            name: "META-INF/manifest.xml",
+            data: manifest.as_bytes(),
+            stored: false,
+        },
+    ];
+    let data = zip_write::write(&entries).unwrap();
+    assert_eq!(
+        disarm(&data, FileType::Odf, &Limits::default()).unwrap_err(),
+        ConvertError::Unsupported(FileType::Odf)
+    );
+}

@@ -1,0 +1,337 @@
+//! `OpenDocument` packages (ODT/ODS/ODP/ODG) rebuilt with only the parts the content needs:
+//! no Basic macros, scripts, embedded (OLE) objects or their replacement images; script
+//! blocks, event listeners and script links taken out of the XML; the manifest re-written.
+
+use std::collections::HashSet;
+
+use super::ooxml::{attr, elements, splice};
+use super::zip_write::{self, NewEntry};
+use super::{ConvertError, Disarmed, Failure, Removed};
+use crate::container::zip::{self, ZipArchive};
+use crate::context::ScanContext;
+use crate::filetype::FileType;
+
+const MANIFEST: &str = "META-INF/manifest.xml";
+
+/// The XML parts kept (when present).
+const KEPT_XML: [&str; 5] = [
+    "content.xml",
+    "styles.xml",
+    "meta.xml",
+    "settings.xml",
+    MANIFEST,
+];
+
+/// Link schemes that run code when followed.
+const SCRIPT_SCHEMES: [&str; 3] = ["macro:", "vnd.sun.star.script:", "javascript:"];
+
+/// Elements removed whole from the XML parts, with what they are.
+const DROPPED_ELEMENTS: [(&str, &str); 4] = [
+    ("office:scripts", "script block"),
+    ("office:event-listeners", "event listeners"),
+    ("script:event-listener", "event listener"),
+    ("presentation:event-listener", "event listener"),
+];
+
+/// Why an entry other than the kept XML parts and used pictures is dropped.
+fn dropped_why(name: &str) -> &'static str {
+    if name.starts_with("Basic/") {
+        "macro library"
+    } else if name.starts_with("Scripts/") {
+        "script"
+    } else if name.starts_with("ObjectReplacements/") {
+        "embedded object replacement image"
+    } else if name.starts_with("Object ") && !name.contains('/') {
+        "embedded OLE object"
+    } else if name.starts_with("Object ") {
+        "embedded object"
+    } else if name.starts_with("Pictures/") {
+        "picture the content does not use"
+    } else {
+        "part the content does not need"
+    }
+}
+
+/// `value` with the XML character and predefined entity references decoded, for comparing
+/// (a scheme written as `&#109;acro:` is still `macro:`).
+fn unescape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let Some(semi) = after.find(';').filter(|&s| s <= 10) else {
+            out.push('&');
+            rest = after;
+            continue;
+        };
+        let reference = &after[..semi];
+        let decoded = match reference {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            r => r
+                .strip_prefix("#x")
+                .or_else(|| r.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| r.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        if let Some(c) = decoded {
+            out.push(c);
+            rest = &after[semi + 1..];
+        } else {
+            out.push('&');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The package path an `xlink:href` names (`./Object 1` -> `Object 1`), if it is inside
+/// the package.
+fn package_path(href: &str) -> String {
+    let mut p = href.trim();
+    while let Some(rest) = p.strip_prefix("./") {
+        p = rest;
+    }
+    p.trim_end_matches('/').to_owned()
+}
+
+/// Every `xlink:href` attribute of `xml`: the value's byte range, its decoded value and the
+/// name of the element that carries it.
+fn hrefs(xml: &str) -> Vec<(usize, usize, String, &str)> {
+    const NAME: &str = "xlink:href";
+    let mut out = Vec::new();
+    let mut from = 0;
+    while let Some(i) = xml[from..].find(NAME) {
+        let at = from + i;
+        from = at + NAME.len();
+        if !xml[..at].chars().last().is_some_and(char::is_whitespace) {
+            continue;
+        }
+        let after = xml[from..].trim_start();
+        let Some(v) = after.strip_prefix('=') else {
+            continue;
+        };
+        let v = v.trim_start();
+        let Some(q) = v.chars().next().filter(|&q| q == '"' || q == '\'') else {
+            continue;
+        };
+        let start = xml.len() - v.len() + 1;
+        let Some(len) = xml[start..].find(q) else {
+            break;
+        };
+        let element = xml[..at].rfind('<').map_or("", |lt| {
+            let tag = &xml[lt + 1..at];
+            tag.split(|c: char| c.is_whitespace()).next().unwrap_or("")
+        });
+        out.push((
+            start,
+            start + len,
+            unescape(&xml[start..start + len]),
+            element,
+        ));
+        from = start + len;
+    }
+    out
+}
+
+/// Takes the script blocks, event listeners, script links and links to embedded objects or
+/// removed parts out of one XML part.
+fn clean_xml(
+    name: &str,
+    xml: &str,
+    dropped: &HashSet<String>,
+    removed: &mut Vec<Removed>,
+) -> String {
+    let mut edits: Vec<(usize, usize, &str)> = Vec::new();
+    for (element, what) in DROPPED_ELEMENTS {
+        for (s, e, _) in elements(xml, element) {
+            edits.push((s, e, ""));
+            removed.push(Removed {
+                what: what.into(),
+                location: format!("{name} <{element}> at byte {s}"),
+            });
+        }
+    }
+    // Inline OLE data (`<draw:object-ole><office:binary-data>`).
+    for (s, e, _) in elements(xml, "draw:object-ole") {
+        for (bs, be, _) in elements(xml.get(s..e).unwrap_or_default(), "office:binary-data") {
+            edits.push((s + bs, s + be, ""));
+            removed.push(Removed {
+                what: "inline OLE object data".into(),
+                location: format!("{name} <draw:object-ole> at byte {s}"),
+            });
+        }
+    }
+    for (s, e, value, element) in hrefs(xml) {
+        if value.is_empty() {
+            continue;
+        }
+        let lower = value.trim().to_ascii_lowercase();
+        let why = if SCRIPT_SCHEMES.iter().any(|p| lower.starts_with(p)) {
+            Some("script link (blanked)")
+        } else if element == "draw:object" || element == "draw:object-ole" {
+            Some("embedded object link (blanked)")
+        } else {
+            let path = package_path(&value);
+            let prefix = format!("{path}/");
+            (!path.is_empty() && dropped.iter().any(|d| *d == path || d.starts_with(&prefix)))
+                .then_some("link to a removed part (blanked)")
+        };
+        if let Some(why) = why {
+            edits.push((s, e, ""));
+            removed.push(Removed {
+                what: why.into(),
+                location: format!(
+                    "{name} <{element}> -> {}",
+                    value.chars().take(200).collect::<String>()
+                ),
+            });
+        }
+    }
+    splice(xml, edits)
+}
+
+/// Re-writes `META-INF/manifest.xml` with only the kept entries (and the package root).
+fn rewrite_manifest(xml: &str, kept: &HashSet<String>) -> String {
+    let mut cut = Vec::new();
+    for (s, e, tag) in elements(xml, "manifest:file-entry") {
+        let path = attr(tag, "manifest:full-path").unwrap_or("");
+        let path = unescape(path);
+        if path != "/" && !kept.contains(&path) {
+            cut.push((s, e, ""));
+        }
+    }
+    splice(xml, cut)
+}
+
+/// Rebuilds the package.
+pub(super) fn rebuild(
+    data: &[u8],
+    archive: &ZipArchive,
+    ctx: &mut ScanContext,
+) -> Result<Disarmed, ConvertError> {
+    let mut failures = Vec::new();
+    let files: Vec<_> = archive.entries.iter().filter(|e| !e.is_dir()).collect();
+    if !files.iter().any(|e| e.name == "mimetype") {
+        return Err(ConvertError::at(
+            "CONVERT-ODF-MIMETYPE",
+            "mimetype".into(),
+            "the package has no mimetype entry".into(),
+        ));
+    }
+    let mut read = |e: &zip::ZipEntry, failures: &mut Vec<Failure>| {
+        let before = ctx.findings().len();
+        let content = zip::read(data, e, ctx);
+        if content.is_none() {
+            let message = ctx
+                .findings()
+                .get(before..)
+                .and_then(|f| f.last())
+                .map_or_else(
+                    || "the entry cannot be read".to_owned(),
+                    |f| f.message.clone(),
+                );
+            failures.push(Failure {
+                code: "CONVERT-ZIP-ENTRY".into(),
+                location: e.name.clone(),
+                message,
+            });
+        }
+        content
+    };
+    // The XML parts first: they say which pictures are used.
+    let mut texts: Vec<(String, String)> = Vec::new();
+    for e in files.iter().filter(|e| KEPT_XML.contains(&e.name.as_str())) {
+        let Some(content) = read(e, &mut failures) else {
+            continue;
+        };
+        let Ok(text) = String::from_utf8(content.into_owned()) else {
+            failures.push(Failure {
+                code: "CONVERT-XML-ENCODING".into(),
+                location: e.name.clone(),
+                message: "an XML part that is not UTF-8".into(),
+            });
+            continue;
+        };
+        if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+            failures.push(Failure {
+                code: "CONVERT-XML-DTD".into(),
+                location: e.name.clone(),
+                message: "the part declares a DTD or entities (entity expansion); it cannot be rebuilt safely".into(),
+            });
+            continue;
+        }
+        if e.name == MANIFEST && text.contains("manifest:encryption-data") {
+            return Err(ConvertError::Unsupported(FileType::Odf));
+        }
+        texts.push((e.name.clone(), text));
+    }
+    let used_picture = |name: &str| {
+        texts
+            .iter()
+            .filter(|(n, _)| n == "content.xml" || n == "styles.xml")
+            .any(|(_, t)| t.contains(name))
+    };
+    let mut removed = Vec::new();
+    let mut dropped: HashSet<String> = HashSet::new();
+    let mut kept: HashSet<String> = HashSet::new();
+    for e in &files {
+        let name = e.name.as_str();
+        let keep = name == "mimetype"
+            || KEPT_XML.contains(&name)
+            || (name.starts_with("Pictures/") && used_picture(name));
+        if keep {
+            kept.insert(e.name.clone());
+        } else {
+            dropped.insert(e.name.clone());
+            removed.push(Removed {
+                what: dropped_why(name).into(),
+                location: e.name.clone(),
+            });
+        }
+    }
+    let mut parts: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    for (name, text) in &texts {
+        let out = if name == MANIFEST {
+            rewrite_manifest(text, &kept)
+        } else {
+            clean_xml(name, text, &dropped, &mut removed)
+        };
+        parts.push((name.clone(), out.into_bytes(), false));
+    }
+    for e in files
+        .iter()
+        .filter(|e| kept.contains(&e.name) && !KEPT_XML.contains(&e.name.as_str()))
+    {
+        if let Some(content) = read(e, &mut failures) {
+            parts.push((e.name.clone(), content.into_owned(), e.name == "mimetype"));
+        }
+    }
+    if !failures.is_empty() {
+        return Err(ConvertError::Failed(failures));
+    }
+    // ODF: `mimetype` first and stored, then the rest in the original's order.
+    let order = |n: &str| files.iter().position(|e| e.name == n).unwrap_or(usize::MAX);
+    parts.sort_by_key(|(name, _, _)| (name != "mimetype", order(name)));
+    let entries: Vec<NewEntry<'_>> = parts
+        .iter()
+        .map(|(name, data, stored)| NewEntry {
+            name,
+            data,
+            stored: *stored,
+        })
+        .collect();
+    let bytes = zip_write::write(&entries)
+        .map_err(|message| ConvertError::at("CONVERT-ZIP-WRITE", "package".into(), message))?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Odf,
+        removed,
+    })
+}
