@@ -8,9 +8,12 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
   * opens in its own format's reader: python-docx, openpyxl, python-pptx (PyPI) for OOXML,
     Pillow for PNG/JPEG/GIF/BMP/TIFF (decoded in full, and every frame/page must decode to
     the original's pixels), a UTF-8 decode for text, balanced groups for RTF, zipfile + an
-    XML parse of every part for HWPX, pikepdf for PDF;
+    XML parse of every part for HWPX, zipfile (mimetype first and stored) + an XML parse of
+    content.xml for ODF, pikepdf for PDF;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
-    vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External", no
+    vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External"; in ODF
+    no Basic/, Scripts/, Object N or ObjectReplacements/ entry, no script block, event
+    listener, macro:/vnd.sun.star.script:/javascript: link or object link; no
     `\\object` in RTF; in PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF,
     /XFA, RichMedia or /Next key and no Launch/URI/SubmitForm/ImportData/... action, and
     the original's page count);
@@ -30,6 +33,7 @@ exits 1 if any copy fails a check. Readers come from PyPI into --venv (created i
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, zipfile
 from collections import Counter, defaultdict
 import xml.dom.minidom
+import xml.etree.ElementTree
 
 FORBIDDEN_PARTS = ("vbaproject.bin", "vbadata.xml", "/embeddings/", "/activex/",
                    "scripts/", "customui/")
@@ -63,6 +67,37 @@ def zip_problems(path):
     return out
 
 
+ODF_FORBIDDEN = ("Basic/", "Scripts/", "Object ", "ObjectReplacements/")
+XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
+SCRIPT_SCHEMES = ("macro:", "vnd.sun.star.script:", "javascript:")
+
+
+def odf_problems(path):
+    """An ODF copy: no macro, script or object entry, no script element or script link."""
+    out = []
+    with zipfile.ZipFile(path) as z:
+        for name in z.namelist():
+            if name.startswith(ODF_FORBIDDEN):
+                out.append(f"part {name} remains")
+            if not name.endswith(".xml"):
+                continue
+            try:
+                root = xml.etree.ElementTree.fromstring(z.read(name))
+            except xml.etree.ElementTree.ParseError as e:
+                out.append(f"{name} is not well-formed XML: {e}")
+                continue
+            for el in root.iter():
+                local = el.tag.rsplit("}", 1)[-1]
+                if local in ("scripts", "event-listeners", "event-listener"):
+                    out.append(f"{name} keeps a <{local}>")
+                href = el.get(XLINK_HREF, "").strip().lower()
+                if href.startswith(SCRIPT_SCHEMES):
+                    out.append(f"{name} keeps a script link {href[:80]!r}")
+                if local in ("object", "object-ole") and href:
+                    out.append(f"{name} keeps an object link {href[:80]!r}")
+    return out
+
+
 def open_with_reader(path, kind, py):
     """Opens the copy with its format's reader in the venv's python; '' or the error."""
     code = {
@@ -74,6 +109,10 @@ def open_with_reader(path, kind, py):
         "gif": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "bmp": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "tiff": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        # ODF: the mimetype entry first and stored, as ODF requires, and content.xml parses.
+        "odf": "import zipfile,sys,xml.etree.ElementTree as E; z=zipfile.ZipFile(sys.argv[1]); i=z.infolist()[0]; "
+               "assert i.filename=='mimetype' and i.compress_type==0, 'mimetype is not first and stored'; "
+               "E.fromstring(z.read('content.xml'))",
         "pdf": "import pikepdf,sys; p=pikepdf.open(sys.argv[1]); [pg.obj for pg in p.pages]",
     }.get(kind)
     if code is None:
@@ -308,6 +347,8 @@ def main():
         problems = []
         if kind in ("docx", "xlsx", "pptx", "hwpx"):
             problems += zip_problems(path)
+        elif kind == "odf":
+            problems += odf_problems(path)
         elif kind == "rtf":
             data = open(path, "rb").read()
             # An unescaped control word: an odd number of backslashes before it.

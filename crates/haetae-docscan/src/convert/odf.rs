@@ -150,8 +150,16 @@ fn clean_xml(
 ) -> String {
     let mut edits: Vec<(usize, usize, &str)> = Vec::new();
     for (element, what) in DROPPED_ELEMENTS {
-        for (s, e, _) in elements(xml, element) {
+        for (s, e, tag) in elements(xml, element) {
             edits.push((s, e, ""));
+            // An empty block (`<office:scripts/>`, as every office suite writes) held nothing.
+            let inner = xml.get(s + tag.len()..e).unwrap_or_default();
+            let inner = inner
+                .strip_suffix(&format!("</{element}>"))
+                .unwrap_or(inner);
+            if tag.ends_with("/>") || inner.trim().is_empty() {
+                continue;
+            }
             removed.push(Removed {
                 what: what.into(),
                 location: format!("{name} <{element}> at byte {s}"),

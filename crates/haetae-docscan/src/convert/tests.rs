@@ -486,3 +486,20 @@ fn an_odt_without_a_mimetype_fails_and_an_encrypted_one_is_unsupported() {
         ConvertError::Unsupported(FileType::Odf)
     );
 }
+
+#[test]
+fn an_empty_script_block_is_taken_out_without_a_report() {
+    let content = r#"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"><office:scripts/><office:body><office:text/></office:body></office:document-content>"#;
+    let limits = Limits::default();
+    let d = disarm(&odt(true, content), FileType::Odf, &limits).unwrap();
+    assert!(
+        !d.removed.iter().any(|r| r.what == "script block"),
+        "{:?}",
+        d.removed
+    );
+    let mut ctx = ScanContext::new(&limits, d.bytes.len());
+    let rebuilt = zip::parse(&d.bytes, &mut ctx).unwrap();
+    let e = rebuilt.entry("content.xml").unwrap();
+    let text = zip::read(&d.bytes, e, &mut ctx).unwrap();
+    assert!(!String::from_utf8_lossy(&text).contains("office:scripts"));
+}
