@@ -25,13 +25,68 @@ const KEPT_XML: [&str; 5] = [
 /// Link schemes that run code when followed.
 const SCRIPT_SCHEMES: [&str; 3] = ["macro:", "vnd.sun.star.script:", "javascript:"];
 
-/// Elements removed whole from the XML parts, with what they are.
-const DROPPED_ELEMENTS: [(&str, &str); 4] = [
-    ("office:scripts", "script block"),
-    ("office:event-listeners", "event listeners"),
-    ("script:event-listener", "event listener"),
-    ("presentation:event-listener", "event listener"),
+const OFFICE_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:office:1.0";
+const SCRIPT_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:script:1.0";
+const PRESENTATION_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0";
+const DRAW_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0";
+const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+
+/// Elements removed whole from the XML parts (namespace, usual prefix, local name), with
+/// what they are.
+const DROPPED_ELEMENTS: [(&str, &str, &str, &str); 4] = [
+    (OFFICE_NS, "office", "scripts", "script block"),
+    (OFFICE_NS, "office", "event-listeners", "event listeners"),
+    (SCRIPT_NS, "script", "event-listener", "event listener"),
+    (
+        PRESENTATION_NS,
+        "presentation",
+        "event-listener",
+        "event listener",
+    ),
 ];
+
+/// The qualified names `local` has in `xml` for namespace `ns`: under its usual prefix and
+/// under every prefix (or the default namespace) the part binds to `ns`, so that a renamed
+/// prefix (`xmlns:x="http://www.w3.org/1999/xlink" x:href=...`) does not hide a name.
+fn qualified(xml: &str, ns: &str, usual: &str, local: &str) -> Vec<String> {
+    let mut out = vec![format!("{usual}:{local}")];
+    let mut from = 0;
+    while let Some(i) = xml[from..].find("xmlns") {
+        let at = from + i + "xmlns".len();
+        from = at;
+        let rest = &xml[at..];
+        let (prefix, rest) = match rest.strip_prefix(':') {
+            Some(r) => {
+                let end = r
+                    .find(|c: char| c == '=' || c.is_whitespace())
+                    .unwrap_or(r.len());
+                (&r[..end], &r[end..])
+            }
+            None => ("", rest),
+        };
+        let Some(v) = rest.trim_start().strip_prefix('=') else {
+            continue;
+        };
+        let v = v.trim_start();
+        let Some(q) = v.chars().next().filter(|&q| q == '"' || q == '\'') else {
+            continue;
+        };
+        let Some(value) = v[1..].find(q).map(|end| &v[1..=end]) else {
+            break;
+        };
+        if unescape(value).trim() == ns {
+            let name = if prefix.is_empty() {
+                local.to_owned()
+            } else {
+                format!("{prefix}:{local}")
+            };
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
 
 /// Why an entry other than the kept XML parts and used pictures is dropped.
 fn dropped_why(name: &str) -> &'static str {
@@ -101,15 +156,14 @@ fn package_path(href: &str) -> String {
     p.trim_end_matches('/').to_owned()
 }
 
-/// Every `xlink:href` attribute of `xml`: the value's byte range, its decoded value and the
+/// Every `name` (`xlink:href`) attribute of `xml`: the value's byte range, its decoded value and the
 /// name of the element that carries it.
-fn hrefs(xml: &str) -> Vec<(usize, usize, String, &str)> {
-    const NAME: &str = "xlink:href";
+fn hrefs<'x>(xml: &'x str, name: &str) -> Vec<(usize, usize, String, &'x str)> {
     let mut out = Vec::new();
     let mut from = 0;
-    while let Some(i) = xml[from..].find(NAME) {
+    while let Some(i) = xml[from..].find(name) {
         let at = from + i;
-        from = at + NAME.len();
+        from = at + name.len();
         if !xml[..at].chars().last().is_some_and(char::is_whitespace) {
             continue;
         }
@@ -149,41 +203,52 @@ fn clean_xml(
     removed: &mut Vec<Removed>,
 ) -> String {
     let mut edits: Vec<(usize, usize, &str)> = Vec::new();
-    for (element, what) in DROPPED_ELEMENTS {
-        for (s, e, tag) in elements(xml, element) {
-            edits.push((s, e, ""));
-            // An empty block (`<office:scripts/>`, as every office suite writes) held nothing.
-            let inner = xml.get(s + tag.len()..e).unwrap_or_default();
-            let inner = inner
-                .strip_suffix(&format!("</{element}>"))
-                .unwrap_or(inner);
-            if tag.ends_with("/>") || inner.trim().is_empty() {
-                continue;
+    for (ns, usual, local, what) in DROPPED_ELEMENTS {
+        for element in qualified(xml, ns, usual, local) {
+            for (s, e, tag) in elements(xml, &element) {
+                edits.push((s, e, ""));
+                // An empty block (`<office:scripts/>`, as every office suite writes) held nothing.
+                let inner = xml.get(s + tag.len()..e).unwrap_or_default();
+                let inner = inner
+                    .strip_suffix(&format!("</{element}>"))
+                    .unwrap_or(inner);
+                if tag.ends_with("/>") || inner.trim().is_empty() {
+                    continue;
+                }
+                removed.push(Removed {
+                    what: what.into(),
+                    location: format!("{name} <{element}> at byte {s}"),
+                });
             }
-            removed.push(Removed {
-                what: what.into(),
-                location: format!("{name} <{element}> at byte {s}"),
-            });
         }
     }
     // Inline OLE data (`<draw:object-ole><office:binary-data>`).
-    for (s, e, _) in elements(xml, "draw:object-ole") {
-        for (bs, be, _) in elements(xml.get(s..e).unwrap_or_default(), "office:binary-data") {
-            edits.push((s + bs, s + be, ""));
-            removed.push(Removed {
-                what: "inline OLE object data".into(),
-                location: format!("{name} <draw:object-ole> at byte {s}"),
-            });
+    let binary_data = qualified(xml, OFFICE_NS, "office", "binary-data");
+    for ole in qualified(xml, DRAW_NS, "draw", "object-ole") {
+        for (s, e, _) in elements(xml, &ole) {
+            for data in &binary_data {
+                for (bs, be, _) in elements(xml.get(s..e).unwrap_or_default(), data) {
+                    edits.push((s + bs, s + be, ""));
+                    removed.push(Removed {
+                        what: "inline OLE object data".into(),
+                        location: format!("{name} <{ole}> at byte {s}"),
+                    });
+                }
+            }
         }
     }
-    for (s, e, value, element) in hrefs(xml) {
+    let links: Vec<_> = qualified(xml, XLINK_NS, "xlink", "href")
+        .iter()
+        .flat_map(|attr_name| hrefs(xml, attr_name))
+        .collect();
+    for (s, e, value, element) in links {
         if value.is_empty() {
             continue;
         }
         let lower = value.trim().to_ascii_lowercase();
         let why = if SCRIPT_SCHEMES.iter().any(|p| lower.starts_with(p)) {
             Some("script link (blanked)")
-        } else if element == "draw:object" || element == "draw:object-ole" {
+        } else if matches!(element.rsplit(':').next(), Some("object" | "object-ole")) {
             Some("embedded object link (blanked)")
         } else {
             let path = package_path(&value);

@@ -503,3 +503,30 @@ fn an_empty_script_block_is_taken_out_without_a_report() {
     let text = zip::read(&d.bytes, e, &mut ctx).unwrap();
     assert!(!String::from_utf8_lossy(&text).contains("office:scripts"));
 }
+
+#[test]
+fn renamed_namespace_prefixes_do_not_hide_listeners_or_script_links() {
+    let content = r#"<?xml version="1.0" encoding="UTF-8"?><o:document-content xmlns:o="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:L="http://www.w3.org/1999/xlink" xmlns:t="urn:oasis:names:tc:opendocument:xmlns:text:1.0"><o:scripts><o:event-listeners><ev xmlns="urn:oasis:names:tc:opendocument:xmlns:script:1.0"/><event-listener xmlns="urn:oasis:names:tc:opendocument:xmlns:script:1.0" L:href="macro:x"/></o:event-listeners></o:scripts><o:body><o:text><t:p><t:a L:href='vnd.sun.star.script:A.B.C?location=document'>go</t:a>kept</t:p></o:text></o:body></o:document-content>"#;
+    let limits = Limits::default();
+    let d = disarm(&odt(true, content), FileType::Odf, &limits).unwrap();
+    let mut ctx = ScanContext::new(&limits, d.bytes.len());
+    let rebuilt = zip::parse(&d.bytes, &mut ctx).unwrap();
+    let e = rebuilt.entry("content.xml").unwrap();
+    let text = String::from_utf8(zip::read(&d.bytes, e, &mut ctx).unwrap().into_owned()).unwrap();
+    for gone in [
+        "o:scripts",
+        "event-listener",
+        "macro:",
+        "vnd.sun.star.script",
+    ] {
+        assert!(!text.contains(gone), "{gone} in {text}");
+    }
+    assert!(text.contains("<t:a L:href=''>go</t:a>kept"), "{text}");
+    assert!(
+        d.removed
+            .iter()
+            .any(|r| r.what == "script link (blanked)" && r.location.contains("<t:a>")),
+        "{:?}",
+        d.removed
+    );
+}
