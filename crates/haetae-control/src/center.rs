@@ -167,22 +167,23 @@ fn tls_acceptor(
     Ok(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)))
 }
 
-/// HTTPS connections for `axum::serve`: TCP accepts in one task, each TLS handshake in its
+/// Connections for `axum::serve` that take a first step before the Center serves them (a TLS
+/// handshake; a look at the request line): TCP accepts in one task, each first step in its
 /// own (bounded in number and time), so a slow or silent client never holds up the others.
-struct TlsListener {
-    ready: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        SocketAddr,
-    )>,
+/// A step that answers `None` keeps the connection from the Center (a failed handshake, a
+/// connection handed to the relay).
+struct PreparedListener<Io> {
+    ready: tokio::sync::mpsc::Receiver<(Io, SocketAddr)>,
     local: SocketAddr,
     acceptor_task: JoinHandle<()>,
 }
 
-impl TlsListener {
-    fn new(
-        tcp: tokio::net::TcpListener,
-        acceptor: tokio_rustls::TlsAcceptor,
-    ) -> std::io::Result<TlsListener> {
+impl<Io: Send + 'static> PreparedListener<Io> {
+    fn new<F, Fut>(tcp: tokio::net::TcpListener, prepare: F) -> std::io::Result<Self>
+    where
+        F: Fn(tokio::net::TcpStream, SocketAddr) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Option<Io>> + Send + 'static,
+    {
         let local = tcp.local_addr()?;
         let (tx, ready) = tokio::sync::mpsc::channel(64);
         let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
@@ -199,21 +200,17 @@ impl TlsListener {
                         continue;
                     }
                 };
-                let acceptor = acceptor.clone();
+                let step = prepare(stream, peer);
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    if let Some(io) = step.await {
+                        let _ = tx.send((io, peer)).await;
                     }
                 });
             }
         });
-        Ok(TlsListener {
+        Ok(PreparedListener {
             ready,
             local,
             acceptor_task,
@@ -221,79 +218,51 @@ impl TlsListener {
     }
 }
 
-impl Drop for TlsListener {
-    fn drop(&mut self) {
-        self.acceptor_task.abort();
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The accepting task ended (its listener failed for good): serve nothing more.
-            None => std::future::pending().await,
+/// HTTPS: each connection's TLS handshake, within [`HANDSHAKE_TIMEOUT`].
+fn tls_listener(
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+) -> std::io::Result<PreparedListener<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    PreparedListener::new(tcp, move |stream, peer| {
+        let acceptor = acceptor.clone();
+        async move {
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => Some(tls),
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    None
+                }
+            }
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        Ok(self.local)
-    }
+    })
 }
 
-/// Plain HTTP connections for `axum::serve`, except those whose first request is for the
-/// relay (`GET /relay`), which go to the relay's channel. Each connection's first bytes are
-/// read (peeked, not consumed) in its own task, bounded in number and time like TLS
-/// handshakes; a connection that says nothing within the time goes to the Center, whose
-/// own header timeout then applies.
-struct DemuxListener {
-    ready: tokio::sync::mpsc::Receiver<(tokio::net::TcpStream, SocketAddr)>,
-    local: SocketAddr,
-    acceptor_task: JoinHandle<()>,
-}
-
-impl DemuxListener {
-    fn new(tcp: tokio::net::TcpListener, relay: RelayHandoff) -> std::io::Result<DemuxListener> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = tokio::sync::mpsc::channel(64);
-        let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
-        let acceptor_task = tokio::spawn(async move {
-            loop {
-                let Ok(permit) = std::sync::Arc::clone(&permits).acquire_owned().await else {
-                    return;
-                };
-                let (stream, peer) = match tcp.accept().await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "Control Center: accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let tx = tx.clone();
-                let relay = relay.clone();
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let for_relay = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_relay(&stream))
-                        .await
-                        .unwrap_or(false);
-                    if for_relay {
-                        let _ = relay.send((stream, peer)).await;
-                    } else {
-                        let _ = tx.send((stream, peer)).await;
-                    }
-                });
+/// Plain HTTP, except connections whose first request is for the relay (`GET /relay`),
+/// which go to the relay's channel. The first bytes are peeked, not consumed; a connection
+/// that says nothing within [`HANDSHAKE_TIMEOUT`] goes to the Center, whose own header
+/// timeout then applies.
+fn demux_listener(
+    tcp: tokio::net::TcpListener,
+    relay: RelayHandoff,
+) -> std::io::Result<PreparedListener<tokio::net::TcpStream>> {
+    PreparedListener::new(tcp, move |stream, peer| {
+        let relay = relay.clone();
+        async move {
+            let for_relay = tokio::time::timeout(HANDSHAKE_TIMEOUT, peek_relay(&stream))
+                .await
+                .unwrap_or(false);
+            if for_relay {
+                let _ = relay.send((stream, peer)).await;
+                None
+            } else {
+                Some(stream)
             }
-        });
-        Ok(DemuxListener {
-            ready,
-            local,
-            acceptor_task,
-        })
-    }
+        }
+    })
 }
 
 /// Peeks at a connection's first bytes until [`is_relay_request`] can tell.
@@ -313,19 +282,23 @@ async fn peek_relay(stream: &tokio::net::TcpStream) -> bool {
     }
 }
 
-impl Drop for DemuxListener {
+impl<Io> Drop for PreparedListener<Io> {
     fn drop(&mut self) {
         self.acceptor_task.abort();
     }
 }
 
-impl axum::serve::Listener for DemuxListener {
-    type Io = tokio::net::TcpStream;
+impl<Io> axum::serve::Listener for PreparedListener<Io>
+where
+    Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    type Io = Io;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         match self.ready.recv().await {
             Some(conn) => conn,
+            // The accepting task ended (its listener failed for good): serve nothing more.
             None => std::future::pending().await,
         }
     }
@@ -455,7 +428,7 @@ impl ControlCenter {
                 let _ = server_stop.wait_for(|s| *s).await;
             };
             let result = match tls {
-                Some(acceptor) => match TlsListener::new(listener, acceptor) {
+                Some(acceptor) => match tls_listener(listener, acceptor) {
                     Ok(tls_listener) => {
                         axum::serve(tls_listener, app)
                             .with_graceful_shutdown(shutdown)
@@ -464,7 +437,7 @@ impl ControlCenter {
                     Err(e) => Err(e),
                 },
                 None => match relay_handoff {
-                    Some(relay) => match DemuxListener::new(listener, relay) {
+                    Some(relay) => match demux_listener(listener, relay) {
                         Ok(demux) => {
                             axum::serve(demux, app)
                                 .with_graceful_shutdown(shutdown)

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::ooxml::{attr, elements, splice};
+use super::ooxml::{attr, elements, splice, xml_part};
 use super::zip_write::{self, NewEntry};
 use super::{ConvertError, Disarmed, Failure, Removed};
 use crate::container::zip::{self, ZipArchive};
@@ -324,22 +324,13 @@ pub(super) fn rebuild(
         let Some(content) = read(e, &mut failures) else {
             continue;
         };
-        let Ok(text) = String::from_utf8(content.into_owned()) else {
-            failures.push(Failure {
-                code: "CONVERT-XML-ENCODING".into(),
-                location: e.name.clone(),
-                message: "an XML part that is not UTF-8".into(),
-            });
-            continue;
+        let text = match xml_part(&e.name, &content) {
+            Ok(text) => text.to_owned(),
+            Err(f) => {
+                failures.push(f);
+                continue;
+            }
         };
-        if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-            failures.push(Failure {
-                code: "CONVERT-XML-DTD".into(),
-                location: e.name.clone(),
-                message: "the part declares a DTD or entities (entity expansion); it cannot be rebuilt safely".into(),
-            });
-            continue;
-        }
         if e.name == MANIFEST && text.contains("manifest:encryption-data") {
             return Err(ConvertError::Unsupported(FileType::Odf));
         }

@@ -383,22 +383,13 @@ pub(super) fn rebuild(
         let lower = e.name.to_ascii_lowercase();
         let is_xml = lower.ends_with(".xml") || lower.ends_with(".rels") || lower.ends_with(".hpf");
         let bytes = if is_xml {
-            let Ok(text) = std::str::from_utf8(&content) else {
-                failures.push(Failure {
-                    code: "CONVERT-XML-ENCODING".into(),
-                    location: e.name.clone(),
-                    message: "an XML part that is not UTF-8".into(),
-                });
-                continue;
+            let text = match xml_part(&e.name, &content) {
+                Ok(text) => text,
+                Err(f) => {
+                    failures.push(f);
+                    continue;
+                }
             };
-            if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
-                failures.push(Failure {
-                    code: "CONVERT-XML-DTD".into(),
-                    location: e.name.clone(),
-                    message: "the part declares a DTD or entities (entity expansion); it cannot be rebuilt safely".into(),
-                });
-                continue;
-            }
             let rewritten = if lower.ends_with(".rels") {
                 rewrite_rels(&e.name, text, &dropped, &mut removed)
             } else if lower == "[content_types].xml" {
@@ -441,4 +432,24 @@ pub(super) fn rebuild(
         file_type,
         removed,
     })
+}
+
+/// An XML part's text, or why it cannot be rebuilt: not UTF-8, or it declares a DTD or
+/// entities (entity expansion).
+pub(super) fn xml_part<'a>(name: &str, bytes: &'a [u8]) -> Result<&'a str, Failure> {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err(Failure {
+            code: "CONVERT-XML-ENCODING".into(),
+            location: name.to_owned(),
+            message: "an XML part that is not UTF-8".into(),
+        });
+    };
+    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+        return Err(Failure {
+            code: "CONVERT-XML-DTD".into(),
+            location: name.to_owned(),
+            message: "the part declares a DTD or entities (entity expansion); it cannot be rebuilt safely".into(),
+        });
+    }
+    Ok(text)
 }
