@@ -4,30 +4,17 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use haetae_remote::client::RelayClient;
 use haetae_remote::protocol::RelayMessage;
 
-#[tokio::test]
-async fn the_relay_pairs_an_agent_and_a_customer_by_code() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
-    let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haetae"))
-        .args([
-            "relay",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--code-digits",
-            "8",
-        ])
-        .env("HAETAE_DATA_DIR", data.path())
-        .env_remove("HAETAE_CONFIG")
+/// Starts `cmd` with stdout discarded and its stderr lines forwarded to the returned channel
+/// (read on a thread, so waiting on a line can time out).
+fn spawn_with_stderr_lines(cmd: &mut Command) -> (Child, mpsc::Receiver<String>) {
+    let mut child = cmd
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -39,6 +26,27 @@ async fn the_relay_pairs_an_agent_and_a_customer_by_code() {
             let _ = lines_tx.send(line);
         }
     });
+    (child, lines)
+}
+
+#[tokio::test]
+async fn the_relay_pairs_an_agent_and_a_customer_by_code() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haetae"));
+    cmd.args([
+        "relay",
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--code-digits",
+        "8",
+    ])
+    .env("HAETAE_DATA_DIR", data.path())
+    .env_remove("HAETAE_CONFIG");
+    let (mut child, lines) = spawn_with_stderr_lines(&mut cmd);
     let mut listening = false;
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
         if line.contains("listening on ws://127.0.0.1") {
@@ -86,25 +94,15 @@ async fn haetae_up_serves_the_relay_on_the_centers_address() {
     };
     let (center, gateway, admin) = (free(), free(), free());
     let data = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_haetae"))
-        .arg("up")
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_haetae"));
+    cmd.arg("up")
         .env("HAETAE_DATA_DIR", data.path())
         .env_remove("HAETAE_CONFIG")
         .env("HAETAE_CONTROL__LISTEN", format!("127.0.0.1:{center}"))
         .env("HAETAE_GATEWAY__LISTEN", format!("127.0.0.1:{gateway}"))
         .env("HAETAE_GATEWAY__ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
-        .env("HAETAE_ADMIN_PASSWORD", "relay up test password 1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+        .env("HAETAE_ADMIN_PASSWORD", "relay up test password 1");
+    let (mut child, lines) = spawn_with_stderr_lines(&mut cmd);
     let url = format!("ws://127.0.0.1:{center}/relay");
     let mut announced = false;
     while let Ok(line) = lines.recv_timeout(Duration::from_secs(30)) {
