@@ -17,3 +17,21 @@ esac
 # vectors, in Node's WebCrypto: keys, SAS, handshake and sealed frames, every message; and the
 # fail-closed rules (replay, reorder, bit flip, retyped, reflected frames).
 node --test tests/browser/remote-proto.test.mjs
+
+# Two Chromium instances against the real `haetae up` (agent console in the Control Center,
+# customer page at /r/CODE, relay at /relay): code, consent, SAS, tab capture with WebCodecs,
+# the counter read back from the agent's canvas, chat both ways, pointer, a tampered frame
+# failing closed. Skipped, visibly, without a Chromium.
+BROWSER=${HAETAE_TEST_BROWSER:-/usr/bin/chromium}
+if [ -x "$BROWSER" ]; then
+  if [ ! -d node_modules/playwright-core ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  cargo build --locked -p haetae
+  echo "::: 50-remote: two-browser remote support test"
+  HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
+    node --test --test-concurrency=1 tests/browser/remote.test.mjs
+  echo "50-remote: screenshots in target/browser-screenshots/remote-*.png"
+else
+  echo "50-remote: SKIPPED the two-browser test: $BROWSER not found (install the Debian package 'chromium')" >&2
+fi

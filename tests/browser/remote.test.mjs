@@ -1,0 +1,361 @@
+// Remote support end to end in two real Chromium instances against the real `haetae up`
+// (Control Center + relay at /relay on the same address): the agent logs in and issues a
+// code; the customer opens /r/CODE, consents, both see the same check number (SAS), the
+// agent clicks "matches"; the customer shares its own tab (--auto-accept-this-tab-capture,
+// preferCurrentTab; no --use-fake-ui-for-media-stream); the customer's page shows a changing
+// counter as black/white blocks and the test reads it back from the agent's canvas; chat
+// both ways; the agent's pointer appears on the customer's page. Then a relay path that flips
+// one bit of one sealed frame: the agent's console ends the session (fail closed) and never
+// shows the message.
+//
+// Run: cargo build -p haetae && HAETAE_UP_BINARY=target/debug/haetae \
+//        HAETAE_TEST_BROWSER=/usr/bin/chromium node --test tests/browser/remote.test.mjs
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { connect, createServer as createNetServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+const ROOT = resolve(import.meta.dirname, '..', '..');
+const HAETAE = process.env.HAETAE_UP_BINARY;
+const BROWSER = process.env.HAETAE_TEST_BROWSER ?? '/usr/bin/chromium';
+const SHOTS = join(ROOT, 'target', 'browser-screenshots');
+const PASSWORD = 'remote browser test password';
+const SKIP = !HAETAE ? 'HAETAE_UP_BINARY not set (run .ci/suites/50-remote.sh)'
+  : !existsSync(BROWSER) ? `${BROWSER} not found (HAETAE_TEST_BROWSER)` : false;
+
+const BITS = 10; // the counter as 10 black/white blocks
+const VIEW = { width: 1280, height: 720 };
+const block = (i) => ({ x: 40 + i * 110, y: 590, w: 90, h: 90 });
+
+let haetae;
+let dataDir;
+let baseUrl;
+let centerPort;
+let agentBrowser;
+let customerBrowser;
+let agent;
+let customer;
+let chromium;
+const errors = [];
+
+function freePort() {
+  return new Promise((done, reject) => {
+    const probe = createNetServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address();
+      probe.close(() => done(port));
+    });
+  });
+}
+
+async function startUp() {
+  const [center, gateway, admin] = [await freePort(), await freePort(), await freePort()];
+  centerPort = center;
+  dataDir = mkdtempSync(join(tmpdir(), 'haetae-up-remote-'));
+  haetae = spawn(HAETAE, ['up'], {
+    env: {
+      ...process.env,
+      HAETAE_DATA_DIR: dataDir,
+      HAETAE_CONTROL__LISTEN: `127.0.0.1:${center}`,
+      HAETAE_GATEWAY__LISTEN: `127.0.0.1:${gateway}`,
+      HAETAE_GATEWAY__ADMIN_LISTEN: `127.0.0.1:${admin}`,
+      HAETAE_ADMIN_PASSWORD: PASSWORD,
+      HAETAE_LOG__LEVEL: process.env.HAETAE_TEST_LOG ?? 'warn',
+    },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${center}`;
+  const deadline = Date.now() + 60000;
+  while (Date.now() < deadline) {
+    if (haetae.exitCode !== null) throw new Error(`haetae up exited with ${haetae.exitCode}`);
+    try {
+      if ((await fetch(`${url}/login`)).ok) return url;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`${HAETAE} up did not answer on ${url} within 60 s`);
+}
+
+async function launch(extra) {
+  return chromium.launch({
+    executablePath: BROWSER,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync', ...extra],
+  });
+}
+
+async function newPage(browser, name) {
+  const ctx = await browser.newContext({ locale: 'ko-KR', viewport: VIEW });
+  const page = await ctx.newPage();
+  page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name}: ${m.text()}`); });
+  page.on('pageerror', (e) => errors.push(`${name}: ${e}`));
+  return page;
+}
+
+async function login(page, base) {
+  await page.goto(`${base}/login`);
+  await page.fill('input[name=username]', 'admin');
+  await page.fill('input[name=password]', PASSWORD);
+  await Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]);
+}
+
+/** Agent: issue a code; returns it. */
+async function issueCode(page, base) {
+  await page.goto(`${base}/remote`);
+  await page.click('#rs-issue');
+  await page.waitForFunction(() => document.getElementById('rs-code').dataset.code);
+  return page.$eval('#rs-code', (el) => el.dataset.code);
+}
+
+/** Customer: open the link, consent, connect; both wait for the SAS. Returns [agentSas, customerSas]. */
+async function joinAndCompare(page, base, code) {
+  await page.goto(`${base}/r/${code}`);
+  assert.equal(await page.inputValue('#rs-code'), code);
+  await page.check('#rs-agree');
+  await page.click('#rs-connect');
+  await page.waitForSelector('#rs-sas:not(:empty)');
+  await agent.waitForSelector('#rs-sas-box:not([hidden])');
+  return [await agent.textContent('#rs-sas'), await page.textContent('#rs-sas')];
+}
+
+/** A TCP proxy in front of the Center that flips one bit in the first sealed frame the relay
+ * sends to this client (WebSocket frames from a server are unmasked). */
+function tamperingProxy(targetPort) {
+  const state = { tampered: 0 };
+  const server = createNetServer((client) => {
+    const upstream = connect(targetPort, '127.0.0.1');
+    client.pipe(upstream);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    upstream.on('end', () => client.end());
+    let head = Buffer.alloc(0);
+    let mode = 'head';
+    let buf = Buffer.alloc(0);
+    const pump = () => {
+      for (;;) {
+        if (buf.length < 2) return;
+        let len = buf[1] & 0x7f;
+        let off = 2;
+        if (len === 126) { if (buf.length < 4) return; len = buf.readUInt16BE(2); off = 4; }
+        else if (len === 127) { if (buf.length < 10) return; len = Number(buf.readBigUInt64BE(2)); off = 10; }
+        if (buf.length < off + len) return;
+        const frame = Buffer.from(buf.subarray(0, off + len));
+        const payload = frame.subarray(off);
+        const opcode = frame[0] & 0x0f;
+        if (opcode === 2 && state.tampered === 0 && payload[1] === 6 && payload[7] === 0x13) {
+          payload[payload.length - 1] ^= 0x01; // the last byte of the GCM tag
+          state.tampered += 1;
+        }
+        client.write(frame);
+        buf = buf.subarray(off + len);
+      }
+    };
+    upstream.on('data', (d) => {
+      if (mode === 'pass') { client.write(d); return; }
+      if (mode === 'ws') { buf = Buffer.concat([buf, d]); pump(); return; }
+      head = Buffer.concat([head, d]);
+      const end = head.indexOf('\r\n\r\n');
+      if (end < 0) return;
+      const headers = head.subarray(0, end + 4);
+      client.write(headers);
+      if (headers.toString('latin1').startsWith('HTTP/1.1 101')) {
+        mode = 'ws';
+        buf = head.subarray(end + 4);
+        pump();
+      } else {
+        mode = 'pass';
+        client.write(head.subarray(end + 4));
+      }
+    });
+  });
+  return new Promise((done) => server.listen(0, '127.0.0.1', () => done({ server, state, port: server.address().port })));
+}
+
+before(async () => {
+  if (SKIP) return;
+  ({ chromium } = await import('playwright-core'));
+  mkdirSync(SHOTS, { recursive: true });
+  baseUrl = await startUp();
+  agentBrowser = await launch([]);
+  customerBrowser = await launch(['--auto-accept-this-tab-capture']);
+  agent = await newPage(agentBrowser, 'agent');
+  customer = await newPage(customerBrowser, 'customer');
+  await login(agent, baseUrl);
+});
+
+after(async () => {
+  await agentBrowser?.close();
+  await customerBrowser?.close();
+  haetae?.kill('SIGTERM');
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('remote support between two browsers', { skip: SKIP }, () => {
+  let code;
+
+  it('the agent issues a one-time code in the Control Center', async () => {
+    code = await issueCode(agent, baseUrl);
+    assert.match(code, /^[0-9]{9}$/);
+    assert.equal(await agent.textContent('#rs-link'), `${baseUrl}/r/${code}`);
+    // The page runs under the Center's strict CSP (no inline script or style).
+    const csp = (await fetch(`${baseUrl}/r`)).headers.get('content-security-policy');
+    assert.match(csp, /script-src 'self';/);
+    assert.doesNotMatch(csp, /unsafe-inline/);
+  });
+
+  it('the customer consents and both sides show the same check number', async () => {
+    const [a, c] = await joinAndCompare(customer, baseUrl, code);
+    assert.match(a, /^[0-9]{6}$/);
+    assert.equal(a, c);
+    // Nothing is open before the agent confirms.
+    assert.ok(await customer.isHidden('#rs-banner'));
+    assert.ok(await customer.isHidden('#rs-step-share'));
+    await agent.screenshot({ path: join(SHOTS, 'remote-01-agent-sas.png') });
+    await customer.screenshot({ path: join(SHOTS, 'remote-01-customer-sas.png') });
+    await agent.click('#rs-sas-ok');
+    await customer.waitForSelector('#rs-banner:not([hidden])');
+    assert.match(await customer.textContent('#rs-banner'), /상담원이 원격지원 중입니다 \/ An agent is supporting you/);
+  });
+
+  it("the customer shares its tab and the agent's canvas shows its changing counter", async (t) => {
+    // The customer's page draws a counter as BITS black/white blocks, 10 times a second, and
+    // remembers when each value appeared.
+    await customer.evaluate(({ bits, blocks }) => {
+      const box = document.createElement('div');
+      box.id = 'test-counter';
+      Object.assign(box.style, { position: 'fixed', left: '0', top: '570px', width: '100%', height: '130px', background: '#808080', zIndex: 3000 });
+      const cells = blocks.map((b) => {
+        const d = document.createElement('div');
+        Object.assign(d.style, { position: 'fixed', left: `${b.x}px`, top: `${b.y}px`, width: `${b.w}px`, height: `${b.h}px`, zIndex: 3001 });
+        box.append(d);
+        return d;
+      });
+      document.body.append(box);
+      window.__shown = {};
+      let n = 0;
+      const show = () => {
+        n = (n + 1) % (1 << bits);
+        cells.forEach((c, i) => { c.style.background = (n >> i) & 1 ? '#fff' : '#000'; });
+        window.__shown[n] = Date.now();
+      };
+      show();
+      setInterval(show, 100);
+    }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)) });
+    await customer.click('#rs-share');
+    await agent.waitForFunction(() => Number(document.getElementById('rs-screen').dataset.frames ?? 0) > 5, null, { timeout: 30000 });
+    // On the agent's side: read the blocks from the canvas on every animation frame.
+    await agent.evaluate(({ bits, blocks, view }) => {
+      const canvas = document.getElementById('rs-screen');
+      const ctx = canvas.getContext('2d', { willReadFrequently: true });
+      window.__seen = {};
+      const read = () => {
+        const sx = canvas.width / view.width;
+        const sy = canvas.height / view.height;
+        let v = 0;
+        for (let i = 0; i < bits; i++) {
+          const b = blocks[i];
+          const px = ctx.getImageData(Math.round((b.x + b.w / 2) * sx) - 3, Math.round((b.y + b.h / 2) * sy) - 3, 6, 6).data;
+          let lum = 0;
+          for (let k = 0; k < px.length; k += 4) lum += (px[k] + px[k + 1] + px[k + 2]) / 3;
+          if (lum / (px.length / 4) > 128) v |= 1 << i;
+        }
+        if (!(v in window.__seen)) window.__seen[v] = Date.now();
+        requestAnimationFrame(read);
+      };
+      requestAnimationFrame(read);
+    }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)), view: VIEW });
+    const framesBefore = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
+    await new Promise((r) => setTimeout(r, 5000));
+    const framesAfter = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
+    const seen = await agent.evaluate(() => window.__seen);
+    const shown = await customer.evaluate(() => window.__shown);
+    const matched = Object.keys(seen).filter((v) => v in shown);
+    const latencies = matched.map((v) => seen[v] - shown[v]).filter((d) => d >= 0 && d < 5000).sort((a, b) => a - b);
+    const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+    const fps = (framesAfter - framesBefore) / 5;
+    const size = await agent.$eval('#rs-screen', (c) => `${c.dataset.codec} ${c.width}x${c.height}`);
+    t.diagnostic(`agent decoded ${fps.toFixed(1)} frames/s at ${size}; ${matched.length} distinct counter values read back; `
+      + `counter latency (customer shows -> agent canvas) p50 ${pct(0.5)} ms, p95 ${pct(0.95)} ms`);
+    await agent.screenshot({ path: join(SHOTS, 'remote-02-agent-screen.png') });
+    // 5 s of a counter that changes 10 times a second: the agent must see most values, and
+    // values it reads must be ones the customer showed (not noise).
+    assert.ok(matched.length >= 20, `only ${matched.length} counter values read back: ${JSON.stringify(Object.keys(seen).slice(0, 20))}`);
+    assert.ok(matched.length >= Object.keys(seen).length * 0.8, `too many values the customer never showed: ${Object.keys(seen).length} seen, ${matched.length} matched`);
+    assert.ok(fps >= 3, `${fps} frames/s`);
+  });
+
+  it('chat goes both ways', async () => {
+    await agent.fill('#rs-chat-input', '안녕하세요, 상담원입니다');
+    await agent.press('#rs-chat-input', 'Enter');
+    await customer.waitForSelector('#rs-chat-log li.peer:has-text("안녕하세요, 상담원입니다")');
+    await customer.fill('#rs-chat-input', '네, 화면이 보이시나요?');
+    await customer.click('#rs-chat-form button');
+    await agent.waitForSelector('#rs-chat-log li.peer:has-text("네, 화면이 보이시나요?")');
+  });
+
+  it("the agent's pointer appears on the customer's page where the agent points", async () => {
+    const box = await agent.locator('#rs-screen').boundingBox();
+    await agent.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.5);
+    await agent.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.25, { steps: 5 });
+    await customer.waitForSelector('#rs-pointer:not([hidden])');
+    await customer.waitForFunction(() => {
+      const r = document.getElementById('rs-pointer').getBoundingClientRect();
+      return Math.abs(r.x + r.width / 2 - 640) < 20 && Math.abs(r.y + r.height / 2 - 180) < 20;
+    }, null, { timeout: 5000 });
+    await customer.screenshot({ path: join(SHOTS, 'remote-03-customer-pointer.png') });
+    await agent.mouse.move(1, 1); // leaves the canvas: the pointer hides
+    await customer.waitForSelector('#rs-pointer', { state: 'hidden' });
+  });
+
+  it('the customer ends the session from the banner; the agent sees it end', async () => {
+    await customer.click('#rs-end');
+    await agent.waitForFunction(() => document.getElementById('rs-agent').dataset.state === 'ended');
+    assert.equal(await agent.$eval('#rs-agent', (el) => el.dataset.endReason), 'Normal');
+    assert.ok(await customer.isHidden('#rs-banner'));
+    const log = await agent.textContent('#rs-log');
+    assert.match(log, /확인 번호 일치 확인/);
+    assert.match(log, /접속 번호 발급/);
+  });
+
+  it('a used code does not work a second time', async () => {
+    const again = await newPage(customerBrowser, 'customer-2');
+    await again.goto(`${baseUrl}/r/${code}`);
+    await again.check('#rs-agree');
+    await again.click('#rs-connect');
+    await again.waitForSelector('#rs-status.error');
+    assert.match(await again.textContent('#rs-status'), /올바르지 않거나 만료/);
+    await again.close();
+  });
+
+  it('a relay that alters one sealed frame makes the session fail closed', async () => {
+    const proxy = await tamperingProxy(centerPort);
+    try {
+      const via = `http://127.0.0.1:${proxy.port}`; // same host: the session cookie applies
+      const tampered = await issueCode(agent, via);
+      const [a, c] = await joinAndCompare(customer, baseUrl, tampered);
+      assert.equal(a, c);
+      await agent.click('#rs-sas-ok');
+      await customer.waitForSelector('#rs-banner:not([hidden])');
+      await customer.fill('#rs-chat-input', '계좌번호 110-123-456789');
+      await customer.click('#rs-chat-form button');
+      await agent.waitForFunction(() => document.getElementById('rs-agent').dataset.state === 'ended');
+      assert.equal(await agent.$eval('#rs-agent', (el) => el.dataset.endReason), 'Integrity');
+      assert.equal(proxy.state.tampered, 1);
+      assert.doesNotMatch(await agent.textContent('#rs-chat-log'), /110-123/);
+      await customer.waitForFunction(() => document.body.dataset.state === 'ended');
+      await agent.screenshot({ path: join(SHOTS, 'remote-04-agent-integrity.png') });
+    } finally {
+      proxy.server.close();
+    }
+  });
+
+  it('no script or CSP errors on either page', () => {
+    const relevant = errors.filter((e) => !/favicon/.test(e));
+    assert.deepEqual(relevant, []);
+  });
+});
