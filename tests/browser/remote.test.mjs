@@ -332,6 +332,19 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     await again.close();
   });
 
+  it('"differs" aborts: nothing opens on either side', async () => {
+    const next = await issueCode(agent, baseUrl);
+    const [a, c] = await joinAndCompare(customer, baseUrl, next);
+    assert.equal(a, c);
+    await agent.click('#rs-sas-bad');
+    await customer.waitForFunction(() => document.body.dataset.state === 'ended');
+    assert.equal(await customer.evaluate(() => document.body.dataset.endReason), 'SasMismatch');
+    assert.equal(await agent.$eval('#rs-agent', (el) => el.dataset.endReason), 'SasMismatch');
+    assert.ok(await customer.isHidden('#rs-banner'));
+    assert.ok(await customer.isHidden('#rs-step-share'));
+    assert.match(await customer.textContent('#rs-status'), /확인 번호가 달라 중단/);
+  });
+
   it('a relay that alters one sealed frame makes the session fail closed', async () => {
     const proxy = await tamperingProxy(centerPort);
     try {

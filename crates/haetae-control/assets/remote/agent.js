@@ -276,14 +276,28 @@ function draw(v, frame) {
 // ---- pointer ----
 
 let lastPointer = 0;
+let pointerTimer = null;
+let pointerLatest = null;
+function sendPointer() {
+  pointerTimer = null;
+  if (!pointerLatest || state !== 'open') return;
+  lastPointer = performance.now();
+  send(pointerLatest);
+  pointerLatest = null;
+}
+/** At most ~30 updates a second; the last position inside a window is sent at its end. */
 function pointerAt(ev, visible) {
   if (state !== 'open') return;
-  const now = performance.now();
-  if (visible && now - lastPointer < 33) return; // ~30 updates per second
-  lastPointer = now;
   const r = $('rs-screen').getBoundingClientRect();
   const clamp = (t) => Math.min(65535, Math.max(0, Math.round(t * 65535)));
-  send({ type: 'Pointer', x: clamp((ev.clientX - r.left) / r.width), y: clamp((ev.clientY - r.top) / r.height), visible });
+  pointerLatest = { type: 'Pointer', x: clamp((ev.clientX - r.left) / r.width), y: clamp((ev.clientY - r.top) / r.height), visible };
+  const wait = 33 - (performance.now() - lastPointer);
+  if (!visible || wait <= 0) {
+    clearTimeout(pointerTimer);
+    sendPointer();
+  } else if (!pointerTimer) {
+    pointerTimer = setTimeout(sendPointer, wait);
+  }
 }
 
 document.addEventListener('DOMContentLoaded', () => {
