@@ -40,6 +40,8 @@ let customerBrowser;
 let agent;
 let customer;
 let chromium;
+let tap; // the agent's page and WebSocket go through it
+let agentUrl;
 const errors = [];
 
 function freePort() {
@@ -123,10 +125,11 @@ async function joinAndCompare(page, base, code) {
   return [await agent.textContent('#rs-sas'), await page.textContent('#rs-sas')];
 }
 
-/** A TCP proxy in front of the Center that flips one bit in the first sealed frame the relay
- * sends to this client (WebSocket frames from a server are unmasked). */
-function tamperingProxy(targetPort) {
-  const state = { tampered: 0 };
+/** A TCP proxy in front of the Center that keeps a copy of every binary WebSocket message the
+ * relay sends to this client (frames from a server are unmasked) and, with `tamper`, flips one
+ * bit in the first sealed frame. */
+function relayTap(targetPort, { tamper }) {
+  const state = { tampered: 0, captured: [], capturedBytes: 0 };
   const server = createNetServer((client) => {
     const upstream = connect(targetPort, '127.0.0.1');
     client.pipe(upstream);
@@ -147,7 +150,11 @@ function tamperingProxy(targetPort) {
         const frame = Buffer.from(buf.subarray(0, off + len));
         const payload = frame.subarray(off);
         const opcode = frame[0] & 0x0f;
-        if (opcode === 2 && state.tampered === 0 && payload[1] === 6 && payload[7] === 0x13) {
+        if (opcode === 2) {
+          state.captured.push(Buffer.from(payload));
+          state.capturedBytes += payload.length;
+        }
+        if (tamper && opcode === 2 && state.tampered === 0 && payload[1] === 6 && payload[7] === 0x13) {
           payload[payload.length - 1] ^= 0x01; // the last byte of the GCM tag
           state.tampered += 1;
         }
@@ -185,13 +192,16 @@ before(async () => {
   customerBrowser = await launch(['--auto-accept-this-tab-capture']);
   agent = await newPage(agentBrowser, 'agent');
   customer = await newPage(customerBrowser, 'customer');
-  await login(agent, baseUrl);
+  tap = await relayTap(centerPort, { tamper: false });
+  agentUrl = `http://127.0.0.1:${tap.port}`; // same host: the session cookie applies
+  await login(agent, agentUrl);
 });
 
 after(async () => {
   await agentBrowser?.close();
   await customerBrowser?.close();
   haetae?.kill('SIGTERM');
+  tap?.server.close();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -199,9 +209,9 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
   let code;
 
   it('the agent issues a one-time code in the Control Center', async () => {
-    code = await issueCode(agent, baseUrl);
+    code = await issueCode(agent, agentUrl);
     assert.match(code, /^[0-9]{9}$/);
-    assert.equal(await agent.textContent('#rs-link'), `${baseUrl}/r/${code}`);
+    assert.equal(await agent.textContent('#rs-link'), `${agentUrl}/r/${code}`);
     // The page runs under the Center's strict CSP (no inline script or style).
     const csp = (await fetch(`${baseUrl}/r`)).headers.get('content-security-policy');
     assert.match(csp, /script-src 'self';/);
@@ -303,13 +313,31 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     await agent.mouse.move(box.x + box.width * 0.25, box.y + box.height * 0.5);
     await agent.mouse.move(box.x + box.width * 0.5, box.y + box.height * 0.25, { steps: 5 });
     await customer.waitForSelector('#rs-pointer:not([hidden])');
-    await customer.waitForFunction(() => {
-      const r = document.getElementById('rs-pointer').getBoundingClientRect();
-      return Math.abs(r.x + r.width / 2 - 640) < 20 && Math.abs(r.y + r.height / 2 - 180) < 20;
-    }, null, { timeout: 5000 });
+    // 1280x720 viewport: half the width, a quarter of the height.
+    let at;
+    for (let i = 0; i < 50; i++) {
+      at = await customer.evaluate(() => {
+        const r = document.getElementById('rs-pointer').getBoundingClientRect();
+        return { x: r.x + r.width / 2, y: r.y + r.height / 2, sent: document.body.dataset.pointer };
+      });
+      if (Math.abs(at.x - 640) < 20 && Math.abs(at.y - 180) < 20) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.ok(Math.abs(at.x - 640) < 20 && Math.abs(at.y - 180) < 20,
+      `pointer at ${JSON.stringify(at)}; agent canvas box ${JSON.stringify(box)}`);
     await customer.screenshot({ path: join(SHOTS, 'remote-03-customer-pointer.png') });
     await agent.mouse.move(1, 1); // leaves the canvas: the pointer hides
     await customer.waitForSelector('#rs-pointer', { state: 'hidden' });
+  });
+
+  it("the relay's traffic to the agent holds no chat plaintext and no H.264 start code", () => {
+    const all = Buffer.concat(tap.state.captured);
+    // The customer's screen went through: hundreds of kilobytes of sealed frames.
+    assert.ok(tap.state.capturedBytes > 50000, `only ${tap.state.capturedBytes} bytes captured`);
+    assert.equal(all.indexOf(Buffer.from('화면이 보이시나요', 'utf8')), -1, 'chat plaintext on the wire');
+    for (const nal of [[0, 0, 0, 1, 0x67], [0, 0, 0, 1, 0x65], [0, 0, 0, 1, 0x41]]) {
+      assert.equal(all.indexOf(Buffer.from(nal)), -1, `H.264 start code ${Buffer.from(nal).toString('hex')} on the wire`);
+    }
   });
 
   it('the customer ends the session from the banner; the agent sees it end', async () => {
@@ -333,7 +361,7 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
   });
 
   it('"differs" aborts: nothing opens on either side', async () => {
-    const next = await issueCode(agent, baseUrl);
+    const next = await issueCode(agent, agentUrl);
     const [a, c] = await joinAndCompare(customer, baseUrl, next);
     assert.equal(a, c);
     await agent.click('#rs-sas-bad');
@@ -346,7 +374,7 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
   });
 
   it('a relay that alters one sealed frame makes the session fail closed', async () => {
-    const proxy = await tamperingProxy(centerPort);
+    const proxy = await relayTap(centerPort, { tamper: true });
     try {
       const via = `http://127.0.0.1:${proxy.port}`; // same host: the session cookie applies
       const tampered = await issueCode(agent, via);
