@@ -254,7 +254,7 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
         window.__shown[n] = Date.now();
       };
       show();
-      setInterval(show, 100);
+      window.__counter = setInterval(show, 100);
     }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)) });
     await customer.click('#rs-share');
     await agent.waitForFunction(() => Number(document.getElementById('rs-screen').dataset.frames ?? 0) > 5, null, { timeout: 30000 });
@@ -297,6 +297,18 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     assert.ok(matched.length >= 20, `only ${matched.length} counter values read back: ${JSON.stringify(Object.keys(seen).slice(0, 20))}`);
     assert.ok(matched.length >= Object.keys(seen).length * 0.8, `too many values the customer never showed: ${Object.keys(seen).length} seen, ${matched.length} matched`);
     assert.ok(fps >= 3, `${fps} frames/s`);
+  });
+
+  it('a still screen keeps reaching the agent (the last frame is repeated)', async () => {
+    await customer.evaluate(() => clearInterval(window.__counter));
+    await new Promise((r) => setTimeout(r, 500));
+    const frames = () => agent.$eval('#rs-screen', (c) => Number(c.dataset.frames));
+    const before = await frames();
+    await new Promise((r) => setTimeout(r, 3500));
+    const after = await frames();
+    const repeated = Number(await customer.evaluate(() => document.body.dataset.framesRepeated ?? 0));
+    assert.ok(after - before >= 2, `${after - before} frames in 3.5 s of a still screen`);
+    assert.ok(repeated >= 2, `${repeated} repeats`);
   });
 
   it('chat goes both ways', async () => {

@@ -10,6 +10,10 @@ import { END_TEXT, RelayLink, avcCodecFor, relayUrl } from './link.js';
 const $ = (id) => document.getElementById(id);
 const HIGH_WATER = 512 * 1024; // bytes queued on the WebSocket before frames are dropped
 const KEY_INTERVAL_MS = 2000;
+// A still screen produces no new frames; the last one is encoded again after this long (a
+// near-empty delta frame), so the agent gets a requested key frame and the relay's idle
+// timeout does not end a quiet session.
+const REPEAT_MS = 1000;
 
 let link = null;
 let state = 'code';
@@ -120,7 +124,7 @@ function onApp(app) {
   switch (app.type) {
     case 'Chat': chatLine('peer', app.text); break;
     case 'Pointer': movePointer(app); break;
-    case 'KeyFrameRequest': if (capture) capture.needKey = true; break;
+    case 'KeyFrameRequest': if (capture) capture.needKey = true; break; // the next frame, or a repeat within 250 ms
     case 'Bye': end(app.reason === 'Normal' ? 'Normal' : app.reason); break;
     case 'Error': status(`상담원 측 오류 / Agent error ${app.code}: ${app.message}`, true); break;
     case 'ControlRequest':
@@ -157,6 +161,8 @@ async function encoderConfig(width, height) {
 function stopCapture() {
   if (!capture) return;
   capture.stopped = true;
+  clearInterval(capture.repeat);
+  capture.last?.close();
   capture.stream.getTracks().forEach((t) => t.stop());
   try { capture.encoder?.close(); } catch { /* closed */ }
   capture = null;
@@ -185,9 +191,10 @@ async function startShare() {
   const track = stream.getVideoTracks()[0];
   capture = {
     stream, encoder: null, codec: null, width: 0, height: 0, frame: 0, needKey: true, lastKey: 0,
-    stopped: false, sent: 0, dropped: 0,
+    stopped: false, sent: 0, dropped: 0, configuring: false, last: null, lastInput: 0, repeated: 0,
   };
   const mine = capture;
+  mine.repeat = setInterval(() => repeatLast(mine), 250);
   track.addEventListener('ended', () => { if (capture === mine) stopCapture(); });
   $('rs-share-state').textContent = '화면 공유 중 / Sharing';
   document.body.dataset.sharing = 'yes';
@@ -206,12 +213,26 @@ async function startShare() {
   }
 }
 
-async function encodeFrame(cap, frame) {
+/** Encodes the last frame again when the screen has been still (see REPEAT_MS). */
+function repeatLast(cap) {
+  if (cap.stopped || !cap.encoder || cap.configuring || !cap.last || state !== 'open') return;
+  const idle = performance.now() - cap.lastInput;
+  if (idle < (cap.needKey ? 250 : REPEAT_MS)) return;
+  const copy = new VideoFrame(cap.last, { timestamp: cap.last.timestamp + Math.round(idle * 1000) });
+  cap.repeated += 1;
+  document.body.dataset.framesRepeated = String(cap.repeated);
+  encodeFrame(cap, copy, false).catch(() => copy.close());
+}
+
+async function encodeFrame(cap, frame, live = true) {
   const width = frame.displayWidth & ~1;
   const height = frame.displayHeight & ~1;
   if (!cap.encoder || width !== cap.width || height !== cap.height) {
+    if (!live) { frame.close(); return; } // a repeat of a frame from before a resize
     if (cap.encoder) cap.encoder.close();
-    const [config, codec] = await encoderConfig(width, height);
+    cap.encoder = null;
+    cap.configuring = true;
+    const [config, codec] = await encoderConfig(width, height).finally(() => { cap.configuring = false; });
     if (cap.stopped) { frame.close(); return; }
     cap.encoder = new VideoEncoder({
       output: (chunk) => sendChunk(cap, chunk),
@@ -229,6 +250,11 @@ async function encodeFrame(cap, frame) {
     return;
   }
   const now = performance.now();
+  if (live) {
+    cap.last?.close();
+    cap.last = frame.clone();
+  }
+  cap.lastInput = now;
   const keyFrame = cap.needKey || now - cap.lastKey > KEY_INTERVAL_MS;
   if (keyFrame) { cap.needKey = false; cap.lastKey = now; }
   cap.encoder.encode(frame, { keyFrame });
