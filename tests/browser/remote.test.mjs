@@ -91,8 +91,8 @@ async function launch(extra) {
   });
 }
 
-async function newPage(browser, name) {
-  const ctx = await browser.newContext({ locale: 'ko-KR', viewport: VIEW });
+async function newPage(browser, name, viewport = VIEW) {
+  const ctx = await browser.newContext({ locale: 'ko-KR', viewport });
   const page = await ctx.newPage();
   page.on('console', (m) => { if (m.type() === 'error') errors.push(`${name}: ${m.text()}`); });
   page.on('pageerror', (e) => errors.push(`${name}: ${e}`));
@@ -183,6 +183,74 @@ function relayTap(targetPort, { tamper }) {
   return new Promise((done) => server.listen(0, '127.0.0.1', () => done({ server, state, port: server.address().port })));
 }
 
+/** The customer's page draws a counter as BITS black/white blocks, every `ms` milliseconds
+ * (0: every animation frame), and remembers when each value appeared. */
+async function startCounter(page, ms) {
+  await page.evaluate(({ bits, blocks, ms }) => {
+    const box = document.createElement('div');
+    box.id = 'test-counter';
+    Object.assign(box.style, { position: 'fixed', left: '0', top: '570px', width: '100%', height: '130px', background: '#808080', zIndex: 3000 });
+    const cells = blocks.map((b) => {
+      const d = document.createElement('div');
+      Object.assign(d.style, { position: 'fixed', left: `${b.x}px`, top: `${b.y}px`, width: `${b.w}px`, height: `${b.h}px`, zIndex: 3001 });
+      box.append(d);
+      return d;
+    });
+    document.body.append(box);
+    window.__shown = {};
+    let n = 0;
+    const show = () => {
+      n = (n + 1) % (1 << bits);
+      cells.forEach((c, i) => { c.style.background = (n >> i) & 1 ? '#fff' : '#000'; });
+      window.__shown[n] = Date.now();
+    };
+    show();
+    if (ms > 0) window.__counter = setInterval(show, ms);
+    else { const loop = () => { show(); window.__counter = requestAnimationFrame(loop); }; loop(); }
+  }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)), ms });
+}
+
+/** Reads the counter back from the agent's canvas on every animation frame for 5 s; returns
+ * frames/s, values seen and matched, and the latency from the customer's page to the canvas. */
+async function measure(t, view) {
+  await agent.waitForFunction(() => Number(document.getElementById('rs-screen').dataset.frames ?? 0) > 5, null, { timeout: 30000 });
+  await agent.evaluate(({ bits, blocks, view }) => {
+    const canvas = document.getElementById('rs-screen');
+    const ctx = canvas.getContext('2d', { willReadFrequently: true });
+    window.__seen = {};
+    window.__reading = true;
+    const read = () => {
+      if (!window.__reading) return;
+      const sx = canvas.width / view.width;
+      const sy = canvas.height / view.height;
+      let v = 0;
+      for (let i = 0; i < bits; i++) {
+        const b = blocks[i];
+        const px = ctx.getImageData(Math.round((b.x + b.w / 2) * sx) - 3, Math.round((b.y + b.h / 2) * sy) - 3, 6, 6).data;
+        let lum = 0;
+        for (let k = 0; k < px.length; k += 4) lum += (px[k] + px[k + 1] + px[k + 2]) / 3;
+        if (lum / (px.length / 4) > 128) v |= 1 << i;
+      }
+      if (!(v in window.__seen)) window.__seen[v] = Date.now();
+      requestAnimationFrame(read);
+    };
+    requestAnimationFrame(read);
+  }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)), view });
+  const framesBefore = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
+  await new Promise((r) => setTimeout(r, 5000));
+  const framesAfter = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
+  const seen = await agent.evaluate(() => { window.__reading = false; return window.__seen; });
+  const shown = await customer.evaluate(() => window.__shown);
+  const matched = Object.keys(seen).filter((v) => v in shown);
+  const latencies = matched.map((v) => seen[v] - shown[v]).filter((d) => d >= 0 && d < 5000).sort((a, b) => a - b);
+  const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
+  const fps = (framesAfter - framesBefore) / 5;
+  const size = await agent.$eval('#rs-screen', (c) => `${c.dataset.codec} ${c.width}x${c.height}`);
+  t.diagnostic(`agent decoded ${fps.toFixed(1)} frames/s at ${size}; ${matched.length} distinct counter values read back; `
+    + `counter latency (customer shows -> agent canvas) p50 ${pct(0.5)} ms, p95 ${pct(0.95)} ms`);
+  return { fps, seen: Object.keys(seen).length, matched: matched.length };
+}
+
 before(async () => {
   if (SKIP) return;
   ({ chromium } = await import('playwright-core'));
@@ -233,70 +301,15 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
   });
 
   it("the customer shares its tab and the agent's canvas shows its changing counter", async (t) => {
-    // The customer's page draws a counter as BITS black/white blocks, 10 times a second, and
-    // remembers when each value appeared.
-    await customer.evaluate(({ bits, blocks }) => {
-      const box = document.createElement('div');
-      box.id = 'test-counter';
-      Object.assign(box.style, { position: 'fixed', left: '0', top: '570px', width: '100%', height: '130px', background: '#808080', zIndex: 3000 });
-      const cells = blocks.map((b) => {
-        const d = document.createElement('div');
-        Object.assign(d.style, { position: 'fixed', left: `${b.x}px`, top: `${b.y}px`, width: `${b.w}px`, height: `${b.h}px`, zIndex: 3001 });
-        box.append(d);
-        return d;
-      });
-      document.body.append(box);
-      window.__shown = {};
-      let n = 0;
-      const show = () => {
-        n = (n + 1) % (1 << bits);
-        cells.forEach((c, i) => { c.style.background = (n >> i) & 1 ? '#fff' : '#000'; });
-        window.__shown[n] = Date.now();
-      };
-      show();
-      window.__counter = setInterval(show, 100);
-    }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)) });
+    await startCounter(customer, 100);
     await customer.click('#rs-share');
-    await agent.waitForFunction(() => Number(document.getElementById('rs-screen').dataset.frames ?? 0) > 5, null, { timeout: 30000 });
-    // On the agent's side: read the blocks from the canvas on every animation frame.
-    await agent.evaluate(({ bits, blocks, view }) => {
-      const canvas = document.getElementById('rs-screen');
-      const ctx = canvas.getContext('2d', { willReadFrequently: true });
-      window.__seen = {};
-      const read = () => {
-        const sx = canvas.width / view.width;
-        const sy = canvas.height / view.height;
-        let v = 0;
-        for (let i = 0; i < bits; i++) {
-          const b = blocks[i];
-          const px = ctx.getImageData(Math.round((b.x + b.w / 2) * sx) - 3, Math.round((b.y + b.h / 2) * sy) - 3, 6, 6).data;
-          let lum = 0;
-          for (let k = 0; k < px.length; k += 4) lum += (px[k] + px[k + 1] + px[k + 2]) / 3;
-          if (lum / (px.length / 4) > 128) v |= 1 << i;
-        }
-        if (!(v in window.__seen)) window.__seen[v] = Date.now();
-        requestAnimationFrame(read);
-      };
-      requestAnimationFrame(read);
-    }, { bits: BITS, blocks: Array.from({ length: BITS }, (_, i) => block(i)), view: VIEW });
-    const framesBefore = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
-    await new Promise((r) => setTimeout(r, 5000));
-    const framesAfter = Number(await agent.$eval('#rs-screen', (c) => c.dataset.frames));
-    const seen = await agent.evaluate(() => window.__seen);
-    const shown = await customer.evaluate(() => window.__shown);
-    const matched = Object.keys(seen).filter((v) => v in shown);
-    const latencies = matched.map((v) => seen[v] - shown[v]).filter((d) => d >= 0 && d < 5000).sort((a, b) => a - b);
-    const pct = (p) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))];
-    const fps = (framesAfter - framesBefore) / 5;
-    const size = await agent.$eval('#rs-screen', (c) => `${c.dataset.codec} ${c.width}x${c.height}`);
-    t.diagnostic(`agent decoded ${fps.toFixed(1)} frames/s at ${size}; ${matched.length} distinct counter values read back; `
-      + `counter latency (customer shows -> agent canvas) p50 ${pct(0.5)} ms, p95 ${pct(0.95)} ms`);
+    const m = await measure(t, VIEW);
     await agent.screenshot({ path: join(SHOTS, 'remote-02-agent-screen.png') });
     // 5 s of a counter that changes 10 times a second: the agent must see most values, and
     // values it reads must be ones the customer showed (not noise).
-    assert.ok(matched.length >= 20, `only ${matched.length} counter values read back: ${JSON.stringify(Object.keys(seen).slice(0, 20))}`);
-    assert.ok(matched.length >= Object.keys(seen).length * 0.8, `too many values the customer never showed: ${Object.keys(seen).length} seen, ${matched.length} matched`);
-    assert.ok(fps >= 3, `${fps} frames/s`);
+    assert.ok(m.matched >= 20, `only ${m.matched} counter values read back`);
+    assert.ok(m.matched >= m.seen * 0.8, `too many values the customer never showed: ${m.seen} seen, ${m.matched} matched`);
+    assert.ok(m.fps >= 3, `${m.fps} frames/s`);
   });
 
   it('a still screen keeps reaching the agent (the last frame is repeated)', async () => {
@@ -405,6 +418,23 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     } finally {
       proxy.server.close();
     }
+  });
+
+  it('at 1920x1080 with the counter changing on every animation frame', async (t) => {
+    await customer.close();
+    customer = await newPage(customerBrowser, 'customer-1080p', { width: 1920, height: 1080 });
+    const next = await issueCode(agent, agentUrl);
+    const [a, c] = await joinAndCompare(customer, baseUrl, next);
+    assert.equal(a, c);
+    await agent.click('#rs-sas-ok');
+    await customer.waitForSelector('#rs-step-share:not([hidden])');
+    await startCounter(customer, 0);
+    await customer.click('#rs-share');
+    const m = await measure(t, { width: 1920, height: 1080 });
+    assert.equal(await agent.$eval('#rs-screen', (el) => `${el.width}x${el.height}`), '1920x1080');
+    assert.ok(m.matched >= 20, `only ${m.matched} counter values read back`);
+    assert.ok(m.matched >= m.seen * 0.8, `${m.seen} seen, ${m.matched} matched`);
+    await agent.click('#rs-end');
   });
 
   it('no script or CSP errors on either page', () => {

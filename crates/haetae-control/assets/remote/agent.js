@@ -10,6 +10,7 @@ import { END_TEXT, RelayLink, avcCodecFor, relayUrl } from './link.js';
 const $ = (id) => document.getElementById(id);
 const MAX_FRAME_BYTES = 16 * 1024 * 1024; // one encoded screen frame
 const KEY_REQUEST_GAP_MS = 1000;
+const MAX_DECODE_QUEUE = 8;
 
 let link = null;
 let state = 'idle';
@@ -178,7 +179,7 @@ function sasDiffers() {
 function newVideo() {
   return {
     decoder: null, codec: null, width: 0, height: 0, cur: null, awaitingKey: true, lastKeyRequest: 0,
-    frames: 0, fpsFrames: 0, fpsSince: performance.now(), bytes: 0,
+    frames: 0, fpsFrames: 0, fpsSince: performance.now(), bytes: 0, skipped: 0,
   };
 }
 
@@ -243,6 +244,9 @@ function decode(v, head, data) {
     Object.assign(v, { codec: head.codec, width: head.width, height: head.height });
   }
   if (!v.decoder || v.decoder.state !== 'configured') { requestKey(v); return; }
+  // Falling behind (a slow machine, a large screen): skip to the next key frame rather than
+  // show an ever older picture.
+  if (!head.keyFrame && v.decoder.decodeQueueSize > MAX_DECODE_QUEUE) { v.skipped += 1; requestKey(v); return; }
   v.awaitingKey = false;
   v.bytes += data.length;
   v.decoder.decode(new EncodedVideoChunk({ type: head.keyFrame ? 'key' : 'delta', timestamp: Number(head.timestampUs), data }));
