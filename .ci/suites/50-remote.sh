@@ -2,6 +2,8 @@
 # haetae-remote: the shared test vectors (testdata/vectors.json, checked byte for byte by the
 # Rust tests) are recomputed by an independent implementation (Python hashlib/hmac and the
 # `cryptography` package's AES-GCM): commitment, transcript, SAS, HKDF keys, sealed frames.
+# Then the JavaScript side (node --test) checks the same vectors, and the two-browser story
+# (tests/browser/remote.test.mjs) runs when a Chromium is present.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 out=$(python3 crates/haetae-remote/testdata/check_vectors.py)
@@ -10,3 +12,26 @@ case "$out" in
   *"sealed frames ok"*) ;;
   *) echo "the sealed frames were not checked (python3-cryptography missing?)" >&2; exit 1 ;;
 esac
+
+# The browser's implementation (crates/haetae-control/assets/remote/proto.js) against the same
+# vectors, in Node's WebCrypto: keys, SAS, handshake and sealed frames, every message; and the
+# fail-closed rules (replay, reorder, bit flip, retyped, reflected frames).
+node --test tests/browser/remote-proto.test.mjs
+
+# Two Chromium instances against the real `haetae up` (agent console in the Control Center,
+# customer page at /r/CODE, relay at /relay): code, consent, SAS, tab capture with WebCodecs,
+# the counter read back from the agent's canvas, chat both ways, pointer, a tampered frame
+# failing closed. Skipped, visibly, without a Chromium.
+BROWSER=${HAETAE_TEST_BROWSER:-/usr/bin/chromium}
+if [ -x "$BROWSER" ]; then
+  if [ ! -d node_modules/playwright-core ]; then
+    npm ci --no-audit --no-fund --loglevel=error
+  fi
+  cargo build --locked -p haetae
+  echo "::: 50-remote: two-browser remote support test"
+  HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
+    node --test --test-concurrency=1 tests/browser/remote.test.mjs
+  echo "50-remote: screenshots in target/browser-screenshots/remote-*.png"
+else
+  echo "50-remote: SKIPPED the two-browser test: $BROWSER not found (install the Debian package 'chromium')" >&2
+fi

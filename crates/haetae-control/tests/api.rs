@@ -1311,3 +1311,64 @@ async fn the_rollout_shows_which_gateways_run_refused_or_have_not_reported_the_l
     );
     assert!(page.text.contains("filters[0].config.notice_path"));
 }
+
+#[tokio::test]
+async fn the_remote_support_pages_customer_open_agent_console_for_operators_only() {
+    let t = TestApp::new().await;
+    // The customer's page is open to anyone (the customer has no account), with or without
+    // the code in the path, under the same strict CSP: scripts are files, no inline style.
+    for path in ["/r", "/r/123456789"] {
+        let r = t.send(Method::GET, path, None, &[]).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        let csp = r.headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+        assert!(
+            r.text
+                .contains("상담원이 원격지원 중입니다 / An agent is supporting you")
+        );
+        assert!(
+            r.text.contains("녹화") && r.text.contains("recorded"),
+            "consent names recording"
+        );
+        assert!(!r.text.contains("<script>") && !r.text.contains("style="));
+        assert!(
+            !r.text.contains("123456789"),
+            "nothing from the URL is rendered"
+        );
+    }
+    for (asset, ctype) in [
+        ("proto.js", "text/javascript"),
+        ("link.js", "text/javascript"),
+        ("customer.js", "text/javascript"),
+        ("agent.js", "text/javascript"),
+        ("remote.css", "text/css"),
+    ] {
+        let r = t
+            .send(Method::GET, &format!("/assets/remote/{asset}"), None, &[])
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{asset}");
+        assert!(
+            r.headers[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with(ctype)
+        );
+    }
+    // The agent console: strangers go to the login page, a viewer may not issue codes, an
+    // admin gets the console with its user name as the agent id.
+    let r = t.send(Method::GET, "/remote", None, &[]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let viewer = t.user_with_role("viewer").await;
+    let r = t
+        .send(Method::GET, "/remote", None, &[("cookie", &viewer.cookie)])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!r.text.contains("rs-issue"));
+    let admin = t.admin().await;
+    let r = t
+        .send(Method::GET, "/remote", None, &[("cookie", &admin.cookie)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text.contains("id=\"rs-issue\"") && r.text.contains("data-agent=\"admin\""));
+    assert!(r.text.contains("/assets/remote/agent.js"));
+}

@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod i18n;
 pub mod pages;
+pub mod remote;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -28,6 +29,7 @@ fn asset(body: &'static str, ctype: &'static str) -> Response {
 /// The UI's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(remote::routes())
         .route(
             "/assets/app.css",
             get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),

@@ -66,8 +66,13 @@ impl Page {
         t(self.lang, key)
     }
 
-    fn can(&self, p: Permission) -> bool {
+    pub(crate) fn can(&self, p: Permission) -> bool {
         self.principal.user.role.allows(p)
+    }
+
+    /// The logged-in user's name.
+    pub(crate) fn principal_name(&self) -> String {
+        self.principal.user.username.clone()
     }
 }
 
@@ -95,6 +100,7 @@ const NAV: &[(&str, &str)] = &[
     ("/alerts", "nav.alerts"),
     ("/audit", "nav.audit"),
     ("/users", "nav.users"),
+    ("/remote", "nav.remote"),
     ("/account", "nav.account"),
 ];
 
@@ -132,7 +138,7 @@ pub(crate) fn layout(p: &Page, active: &str, body: &str) -> Response {
     .into_response()
 }
 
-fn forbidden(p: &Page, active: &str) -> Response {
+pub(crate) fn forbidden(p: &Page, active: &str) -> Response {
     let mut r = layout(
         p,
         active,
