@@ -3,7 +3,7 @@
 //!
 //! The `FileHeader` says whether the streams are raw-deflate compressed; a password-,
 //! DRM- or distribution-protected document (whose body is encrypted) answers
-//! [`ConvertError::Unsupported`], as an encrypted PDF does: it is not a broken file, and
+//! [`ConvertError::Encrypted`], as an encrypted PDF does: it is not a broken file, and
 //! its text cannot be read without the key. Each section is inflated under the ratio cap
 //! and the memory budget, its records walked (tag 10 bits, level 10 bits, size 12 bits,
 //! 0xFFF meaning a 32-bit size follows), and every `HWPTAG_PARA_TEXT` (67) decoded as
@@ -57,7 +57,7 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     let flags = le32(&header, 36).unwrap_or(0);
     // Bit 1 password, bit 2 distribution document, bit 4 DRM.
     if flags & (2 | 4 | 0x10) != 0 {
-        return Err(ConvertError::Unsupported(FileType::Hwp));
+        return Err(ConvertError::Encrypted(FileType::Hwp));
     }
     let compressed = flags & 1 != 0;
     let mut text = String::new();
@@ -341,12 +341,12 @@ mod tests {
     }
 
     #[test]
-    fn protected_documents_are_unsupported() {
+    fn protected_documents_are_encrypted() {
         for flags in [1 | 2, 1 | 4, 1 | 0x10] {
             let data = hwp(flags, &[deflate(&paragraph(&[&utf16("x")]))]);
             assert_eq!(
                 render(&data, &Limits::default()).unwrap_err(),
-                ConvertError::Unsupported(FileType::Hwp)
+                ConvertError::Encrypted(FileType::Hwp)
             );
         }
     }

@@ -21,7 +21,7 @@
 //!   targets that are `macro:`/`vnd.sun.star.script:`/`javascript:` links, embedded-object
 //!   links or links to a dropped entry taken out (the links blanked); the manifest
 //!   re-written without the dropped entries. A DTD fails the rebuild as in OOXML; an
-//!   encrypted package answers `Unsupported`.
+//!   encrypted package answers `Encrypted`.
 //! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
 //! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
 //!   bytes removed.
@@ -42,7 +42,7 @@
 //!   written anew with a classic cross-reference table, only what the catalog still
 //!   reaches, without JavaScript, open/additional actions, launch/URI/submit/import
 //!   actions, embedded files, XFA and `RichMedia`; Flate streams inflated under the budget
-//!   and deflated anew, other filters copied. Encrypted files answer `Unsupported`.
+//!   and deflated anew, other filters copied. Encrypted files answer `Encrypted`.
 //!
 //! Legal variants a rebuild does not handle (BMP with an OS/2 2.x header, 64-bit pixels or
 //! an embedded JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF)
@@ -71,15 +71,19 @@ use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
 
+mod archive;
 mod bmp;
 mod doc;
 mod gif;
 mod hwp;
 mod jpeg;
+mod msg;
 mod odf;
+mod ole;
 mod ooxml;
 mod pdf;
 mod png;
+mod pnm;
 mod ppt;
 mod rendition;
 mod rtf;
@@ -125,6 +129,10 @@ pub enum ConvertError {
     /// The type has no rebuild yet.
     #[error("no safe rebuild for {0:?} files yet")]
     Unsupported(FileType),
+    /// The document is encrypted (password-protected, DRM): its content cannot be read, so
+    /// no copy can be made without the password. A refusal, not a broken file.
+    #[error("the {0:?} document is encrypted: no copy can be made without its password")]
+    Encrypted(FileType),
     /// The conversion failed (the original is what a reader would choke on).
     #[error("conversion failed at {} places{}", .0.len(), .0.first().map(|f| format!(", first {}: {}", f.location, f.message)).unwrap_or_default())]
     Failed(Vec<Failure>),
@@ -144,7 +152,8 @@ impl ConvertError {
 /// Rebuilds `data` (of the detected `file_type`) without its active content.
 ///
 /// # Errors
-/// [`ConvertError::Unsupported`] for types without a rebuild, [`ConvertError::Failed`]
+/// [`ConvertError::Unsupported`] for types without a rebuild, [`ConvertError::Encrypted`]
+/// for a protected document (no copy without its password), [`ConvertError::Failed`]
 /// with every failure (code and location) when the file cannot be rebuilt.
 pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
     match file_type {
@@ -182,6 +191,14 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Doc => doc::render(data, limits),
         FileType::Xls => xls::render(data, limits),
         FileType::Ppt => ppt::render(data, limits),
+        FileType::Msg => msg::render(data, limits),
+        FileType::Cfb => ole::render(data, limits),
+        FileType::Zip => archive::rebuild(data, limits, 0),
+        // Formats the type detector leaves unknown but a rebuild can read.
+        FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
+        FileType::Unknown if xls::sniff_old(data) => xls::render_old(data, limits),
+        // `EncryptionInfo` + `EncryptedPackage`: the whole OOXML package is ciphertext.
+        FileType::EncryptedOoxml => Err(ConvertError::Encrypted(FileType::EncryptedOoxml)),
         other => Err(ConvertError::Unsupported(other)),
     }
 }
