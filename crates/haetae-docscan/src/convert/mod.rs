@@ -77,6 +77,7 @@ mod doc;
 mod gif;
 mod hwp;
 mod jpeg;
+mod metafile;
 mod msg;
 mod odf;
 mod ole;
@@ -197,6 +198,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
         FileType::Unknown if xls::sniff_old(data) => xls::render_old(data, limits),
+        FileType::Unknown if metafile::sniff(data) => metafile::rebuild(data, limits),
         // `EncryptionInfo` + `EncryptedPackage`: the whole OOXML package is ciphertext.
         FileType::EncryptedOoxml => Err(ConvertError::Encrypted(FileType::EncryptedOoxml)),
         other => Err(ConvertError::Unsupported(other)),
