@@ -90,7 +90,7 @@ pub(super) fn one(
             Err(ConvertError::Encrypted(t)) => {
                 refusal = Some("encrypted");
                 summary.note = Some(format!(
-                    "the {t:?} document is encrypted (password, DRM or distribution \
+                    "the {t:?} document is encrypted (a password or DRM \
                      protection): its content cannot be read without the key, so there is no \
                      copy; the original was not copied"
                 ));
