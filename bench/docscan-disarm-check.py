@@ -6,28 +6,37 @@ Issue 5's acceptance for disarm, on ../shared/corpora: runs `haetae scan --disar
 the valid files (MANIFEST.tsv label `valid`) and checks every copy
 
   * opens in its own format's reader: python-docx, openpyxl, python-pptx (PyPI) for OOXML,
-    Pillow for PNG/JPEG/GIF/BMP/TIFF (decoded in full, and every frame/page must decode to
-    the original's pixels), a UTF-8 decode for text, balanced groups for RTF, zipfile + an
-    XML parse of every part for HWPX, zipfile (mimetype first and stored) + an XML parse of
-    content.xml for ODF, pikepdf for PDF;
+    Pillow for PNG/JPEG/GIF/BMP/TIFF/Netpbm (decoded in full, and every frame/page must
+    decode to the original's pixels) and WMF/EMF (identified; Pillow draws them only on
+    Windows, so a record walk checks their structure), a UTF-8 decode for text, balanced
+    groups for RTF, zipfile + an XML parse of every part for HWPX, zipfile (mimetype first
+    and stored) + an XML parse of content.xml for ODF, zipfile (every member's CRC) for plain
+    ZIP, pikepdf for PDF;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
     vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External"; in ODF
     no Basic/, Scripts/, Object N or ObjectReplacements/ entry, no script block, event
-    listener, macro:/vnd.sun.star.script:/javascript: link or object link; no
-    `\\object` in RTF; in PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF,
-    /XFA, RichMedia or /Next key and no Launch/URI/SubmitForm/ImportData/... action, and
-    the original's page count);
+    listener, macro:/vnd.sun.star.script:/javascript: link, object link, DDE declaration,
+    link, source or field, applet or plug-in, DDE/WEBSERVICE/other-file formula, or link
+    leaving the package but a web/mail hyperlink; in a plain ZIP no member name leaving the
+    archive, no program, no compound file with a macro storage, OOXML and nested archives
+    checked the same way; in WMF/EMF no escape or comment record; no `\\object` in RTF; in
+    PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF, /XFA, RichMedia or /Next
+    key and no Launch/URI/SubmitForm/ImportData/... action, and the original's page count);
   * a plain-text rendition (sidecar `"kind": "text rendition"`, written as `<name>.txt`:
-    OLE2 DOC/XLS/PPT and HWP 5.0) is valid UTF-8 and not empty; for HWP, whose `PrvText`
-    stream holds the first lines of text as Hancom's writer saw them (read with olefile,
-    independently of haetae), every word of that preview's first line must be in it, and
-    it may be empty (blank lines) only when that preview has no words (a table of empty
-    cells, a drawing); a DOC's only when its FIB's ccpText is 64 or less (breaks, an
-    equation's field); a PPT's only when it has no text atom outside its masters;
+    OLE2 DOC/XLS/PPT/MSG/other compound files, HWP 5.0, BIFF3/4) is valid UTF-8 and not
+    empty; for HWP, whose `PrvText` stream holds the first lines of text as Hancom's writer
+    saw them (read with olefile, independently of haetae), every word of that preview's
+    first line must be in it, and it may be empty (blank lines) only when that preview has
+    no words (a table of empty cells, a drawing); a DOC's only when its FIB's ccpText is 64
+    or less (breaks, an equation's field), and a Word 6/95 document's must hold every ASCII
+    word of its main story; a PPT's only when it has no text atom outside its masters; an
+    MSG's must hold every word of its subject and plain body; another compound file's every
+    one-byte text run of its non-macro, non-object streams (the first 50);
   * scans clean with haetae itself.
 
-Prints a table per type (copies, text renditions, opened, clean, refused by the conversion,
-not rebuilt) and
+Prints a table per type (copies, text renditions, opened, clean, refused as encrypted —
+sidecar "refusal": "encrypted", no copy without the password —, refused by the conversion,
+not rebuilt) and the list of files without a copy with the reason, and
 exits 1 if any copy fails a check. Readers come from PyPI into --venv (created if missing).
 """
 import argparse, json, os, re, shutil, subprocess, sys, tempfile, zipfile
@@ -72,8 +81,22 @@ XLINK_HREF = "{http://www.w3.org/1999/xlink}href"
 SCRIPT_SCHEMES = ("macro:", "vnd.sun.star.script:", "javascript:")
 
 
+ODF_DDE = ("dde-connection-decls", "dde-connection-decl", "dde-connection", "dde-links",
+           "dde-link", "dde-source", "applet", "plugin")
+HYPERLINKS = ("a",)
+EXTERNAL_FORMULA = ("dde(", "webservice(", "'file:", "'http:", "'https:")
+
+
+def leaves_package(href):
+    """An xlink:href that points outside the package: a URI scheme, an absolute path, ../"""
+    h = href.strip()
+    return (re.match(r"^[A-Za-z0-9+.-]+:", h) is not None or h.startswith(("/", "\\"))
+            or ".." in re.split(r"[/\\]", h))
+
+
 def odf_problems(path):
-    """An ODF copy: no macro, script or object entry, no script element or script link."""
+    """An ODF copy: no macro, script or object entry, no script element or script link, no
+    DDE, no external link a reader fetches by itself (hyperlinks only to web/mail)."""
     out = []
     with zipfile.ZipFile(path) as z:
         for name in z.namelist():
@@ -95,6 +118,99 @@ def odf_problems(path):
                     out.append(f"{name} keeps a script link {href[:80]!r}")
                 if local in ("object", "object-ole") and href:
                     out.append(f"{name} keeps an object link {href[:80]!r}")
+                if local in ODF_DDE:
+                    out.append(f"{name} keeps a <{local}>")
+                if href and leaves_package(href):
+                    web = href.startswith(("http://", "https://", "mailto:"))
+                    if local not in HYPERLINKS or not web:
+                        out.append(f"{name} keeps an external link on <{local}>: {href[:80]!r}")
+                for k, v in el.attrib.items():
+                    if k.rsplit("}", 1)[-1] == "formula":
+                        f = re.sub(r"\s", "", v.lower())
+                        if any(x in f for x in EXTERNAL_FORMULA):
+                            out.append(f"{name} keeps an external formula {v[:80]!r}")
+    return out
+
+
+EXECUTABLE_MAGIC = (b"MZ", b"\x7fELF", b"\xfe\xed\xfa", b"\xcf\xfa\xed\xfe", b"#!")
+CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+MACRO_STORAGES = ("vba", "_vba_project_cur", "_vba_project", "macros")
+
+
+def archive_problems(path_or_bytes, where="", depth=0):
+    """A plain-ZIP copy, with zipfile: every member reads back (CRC), no name leaves the
+    archive, no program, no compound file with a macro storage, OOXML and nested archives
+    checked the same way (depth 4)."""
+    import io
+    out = []
+    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, bytes) else path_or_bytes
+    try:
+        z = zipfile.ZipFile(src)
+        bad = z.testzip()
+    except Exception as e:  # noqa: BLE001 - any failure to read is the finding
+        return [f"{where}zipfile cannot read it: {e}"]
+    if bad:
+        out.append(f"{where}{bad} fails its CRC")
+    names = z.namelist()
+    if "[Content_Types].xml" in names:
+        with tempfile.NamedTemporaryFile(suffix=".zip") as t:
+            t.write(path_or_bytes if isinstance(path_or_bytes, bytes) else open(path_or_bytes, "rb").read())
+            t.flush()
+            return [f"{where}{p}" for p in zip_problems(t.name)]
+    for name in names:
+        n = name.replace("\\", "/")
+        if n.startswith("/") or ".." in n.split("/") or n[1:2] == ":":
+            out.append(f"{where}{name}: a name leaving the archive")
+        body = z.read(name)
+        if body.startswith(EXECUTABLE_MAGIC):
+            out.append(f"{where}{name}: a program")
+        if body.startswith(CFB_MAGIC):
+            import olefile
+            with olefile.OleFileIO(body) as f:
+                if any(p.lower() in MACRO_STORAGES for e in f.listdir() for p in e[:-1]):
+                    out.append(f"{where}{name}: a compound file with macros")
+        if body.startswith(b"PK\x03\x04") and depth < 4:
+            out += archive_problems(body, f"{where}{name}: ", depth + 1)
+    return out
+
+
+def metafile_problems(path, kind):
+    """A WMF/EMF copy walked record by record: the records tile the file up to the
+    end-of-file record, the header's size and counts match, and no escape (WMF 0x0626) or
+    comment record (EMF 70, which carries EMF+ and embedded data) is left."""
+    d = open(path, "rb").read()
+    u16 = lambda o: int.from_bytes(d[o:o + 2], "little")  # noqa: E731
+    u32 = lambda o: int.from_bytes(d[o:o + 4], "little")  # noqa: E731
+    out = []
+    if kind == "wmf":
+        start = 22 if u32(0) == 0x9AC6CDD7 else 0
+        pos, words, biggest = start + 18, 9, 0
+        while True:
+            size, fn = u32(pos), u16(pos + 4)
+            if size < 3 or pos + 2 * size > len(d):
+                return [f"a broken record at byte {pos}"]
+            if fn == 0x0626:
+                out.append(f"an escape record at byte {pos}")
+            words, biggest, pos = words + size, max(biggest, size), pos + 2 * size
+            if fn == 0:
+                break
+        if pos != len(d):
+            out.append(f"{len(d) - pos} bytes after META_EOF")
+        if u32(start + 6) != words:
+            out.append(f"the header says {u32(start + 6)} words, the file has {words}")
+    else:
+        pos, n = 0, 0
+        while True:
+            kind_, size = u32(pos), u32(pos + 4)
+            if size < 8 or size % 4 or pos + size > len(d):
+                return [f"a broken record at byte {pos}"]
+            if kind_ == 70:
+                out.append(f"a comment record at byte {pos}")
+            pos, n = pos + size, n + 1
+            if kind_ == 14:
+                break
+        if pos != len(d) or u32(48) != len(d) or u32(52) != n:
+            out.append(f"header bytes/records {u32(48)}/{u32(52)}, the file {len(d)}/{n}, EOF at {pos}")
     return out
 
 
@@ -109,11 +225,17 @@ def open_with_reader(path, kind, py):
         "gif": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "bmp": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
         "tiff": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        "pnm": "import PIL.Image,sys; PIL.Image.open(sys.argv[1]).load()",
+        # Pillow identifies metafiles (size, bounds) but draws them only on Windows.
+        "wmf": "import PIL.Image,sys; im=PIL.Image.open(sys.argv[1]); assert im.format=='WMF' and im.size[0]>0",
+        "emf": "import PIL.Image,sys; im=PIL.Image.open(sys.argv[1]); assert im.format=='WMF' and im.size[0]>0",
         # ODF: the mimetype entry first and stored, as ODF requires, and content.xml parses.
         "odf": "import zipfile,sys,xml.etree.ElementTree as E; z=zipfile.ZipFile(sys.argv[1]); i=z.infolist()[0]; "
                "assert i.filename=='mimetype' and i.compress_type==0, 'mimetype is not first and stored'; "
                "E.fromstring(z.read('content.xml'))",
         "pdf": "import pikepdf,sys; p=pikepdf.open(sys.argv[1]); [pg.obj for pg in p.pages]",
+        # Plain ZIP: zipfile reads every member back (CRC checked).
+        "zip": "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); b=z.testzip(); assert b is None, b",
     }.get(kind)
     if code is None:
         return ""
@@ -130,10 +252,11 @@ def digest(path, mode):
     h = hashlib.sha256()
     with PIL.Image.open(path) as im:
         for frame in PIL.ImageSequence.Iterator(im):
-            f = frame.convert(mode)
-            h.update(repr(f.size).encode()); h.update(f.tobytes())
+            f = frame if mode is None else frame.convert(mode)
+            h.update(repr((f.size, f.mode)).encode()); h.update(f.tobytes())
     return h.hexdigest()
-mode = "RGB" if sys.argv[3] == "bmp" else "RGBA"
+# Netpbm: compared in its own mode (16-bit grey stays 16-bit).
+mode = {"bmp": "RGB", "pnm": None}.get(sys.argv[3], "RGBA")
 sys.exit(0 if digest(sys.argv[1], mode) == digest(sys.argv[2], mode) else 1)
 """
 
@@ -232,12 +355,91 @@ print(int.from_bytes(w[0x4C:0x50], "little"))
 """
 
 
+def printable(s):
+    return "".join(c if c.isprintable() else " " for c in s)
+
+
+def missing_words(words, text, what):
+    flat = " ".join(printable(text).split())
+    missing = [w for w in words if w not in flat]
+    return [f"words of the original's {what} are missing: {missing[:5]}"] if missing else []
+
+
+def msg_problems(text, original):
+    """An Outlook message's rendition (olefile reads the original): the words of its
+    subject and plain-text body must be in it."""
+    import olefile
+    out = []
+    with olefile.OleFileIO(original) as f:
+        for prop, what in (("0037", "subject"), ("1000", "body")):
+            for t, enc in (("001F", "utf-16-le"), ("001E", "cp1252")):
+                if f.exists(f"__substg1.0_{prop}{t}"):
+                    v = f.openstream(f"__substg1.0_{prop}{t}").read().decode(enc, "replace")
+                    words = printable(v.rstrip("\0")).split()
+                    out += missing_words(words, text, what)
+                    break
+    return out
+
+
+CFB_SKIP_STORAGES = ("vba", "_vba_project_cur", "_vba_project", "macros", "objectpool")
+CFB_SKIP_STREAMS = ("project", "projectwm", "\x01ole", "\x01ole10native", "\x01compobj",
+                    "\x03objinfo")
+
+
+def cfb_problems(text, original):
+    """A compound file of no known application: every run of 6+ one-byte printable
+    characters with a letter in a stream that is not a macro or object (olefile) must be in
+    the rendition (the first 50 of them)."""
+    import olefile
+    runs = []
+    with olefile.OleFileIO(original) as f:
+        for entry in f.listdir():
+            if any(p.lower() in CFB_SKIP_STORAGES for p in entry[:-1]):
+                continue
+            if entry[-1].lower() in CFB_SKIP_STREAMS:
+                continue
+            data = f.openstream(entry).read()
+            for m in re.findall(rb"[\x20-\x7e\xa0-\xff\t]{6,}", data):
+                if re.search(rb"[A-Za-z]", m):
+                    runs.append(m.decode("cp1252", "replace").strip())
+    runs = runs[:50]
+    if runs and not text.strip():
+        return ["the rendition is empty; the original's streams have text"]
+    missing = [r for r in runs if r not in text]
+    return [f"text runs of the original are missing: {missing[:3]}"] if missing else []
+
+
+def word6_problems(text, original):
+    """A Word 6/95 document saved in full: the ASCII words of its main story (ccpText bytes
+    at fcMin, FIB offsets 0x34 and 0x18, read with olefile) must be in the rendition."""
+    import olefile
+    with olefile.OleFileIO(original) as f:
+        w = f.openstream("WordDocument").read()
+    if int.from_bytes(w[0:2], "little") != 0xA5DC or int.from_bytes(w[10:12], "little") & 4:
+        return []
+    fc, ccp = int.from_bytes(w[0x18:0x1C], "little"), int.from_bytes(w[0x34:0x38], "little")
+    story = w[fc:fc + ccp]
+    # Field instructions (0x13 .. 0x14) are not rendered: leave them out.
+    story = re.sub(rb"\x13[^\x14\x15]*[\x14\x15]", b" ", story)
+    words = [x.decode() for x in re.findall(rb"[A-Za-z]{3,}", story)]
+    return missing_words(words, text, "main story")
+
+
 def rendition_problems(path, original, kind, py):
-    """What is wrong with a plain-text rendition: not UTF-8, empty, HWP preview text missing."""
+    """What is wrong with a plain-text rendition: not UTF-8, empty, text of the original
+    missing (HWP preview, MSG subject and body, CFB text runs, Word 6 main story)."""
     try:
         text = open(path, "rb").read().decode("utf-8")
     except UnicodeDecodeError as e:
         return [f"not UTF-8: {e}"]
+    if kind == "msg":
+        return msg_problems(text, original)
+    if kind == "cfb":
+        return cfb_problems(text, original)
+    if kind == "doc":
+        problems = word6_problems(text, original)
+        if problems:
+            return problems
     if kind == "hwp":
         r = subprocess.run([py, "-c", HWP_PREVIEW, original], capture_output=True,
                            text=True, timeout=120)
@@ -284,6 +486,7 @@ def main():
     ap.add_argument("--under", default="", help="only corpus paths starting with this")
     a = ap.parse_args()
     labels = set(a.labels.split(","))
+    a.corpus = os.path.abspath(a.corpus)  # the links made below must not be relative
     py = os.path.join(a.venv, "bin", "python")
     if not os.path.exists(py):
         subprocess.run([sys.executable, "-m", "venv", a.venv], check=True)
@@ -292,6 +495,9 @@ def main():
                       capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "python-docx", "openpyxl",
                         "python-pptx", "Pillow", "pikepdf", "olefile"], check=True)
+    # The checks made here in-process (olefile for archive members) need the venv's modules.
+    if os.path.realpath(sys.prefix) != os.path.realpath(a.venv):
+        os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
     valid = []
     for line in open(os.path.join(a.corpus, "MANIFEST.tsv"), encoding="utf-8"):
         parts = line.rstrip("\n").split("\t")
@@ -312,12 +518,22 @@ def main():
     bad = []
     copies = []
     renditions = []
+    refusals = []
     originals = {}
     for sidecar in sorted(os.listdir(out)):
         if not sidecar.endswith(".disarm.json"):
             continue
         j = json.load(open(os.path.join(out, sidecar), encoding="utf-8"))
         kind = j["detected_type"]
+        # A Netpbm image (the detector calls it unknown) rebuilt in its own format.
+        if kind == "unknown" and j["output"] and j.get("kind") == "same format":
+            head = open(j["output"], "rb").read(44)
+            if head[:2] in (b"P4", b"P5", b"P6"):
+                kind = "pnm"
+            elif head[:4] == b"\xd7\xcd\xc6\x9a" or head[:6] in (b"\x01\x00\x09\x00\x00\x03", b"\x02\x00\x09\x00\x00\x03", b"\x01\x00\x09\x00\x00\x01"):
+                kind = "wmf"
+            elif head[:4] == b"\x01\x00\x00\x00" and head[40:44] == b" EMF":
+                kind = "emf"
         if j["output"]:
             stats[kind]["copies"] += 1
             if j.get("kind") == "text rendition":
@@ -327,10 +543,17 @@ def main():
                 continue
             copies.append((kind, j["output"]))
             originals[j["output"]] = j["source"]
+        elif j.get("refusal") == "encrypted":
+            # Protected documents: no copy can be made without the password (quarantined).
+            stats[kind]["encrypted"] += 1
+            refusals.append((kind, j["source"], "encrypted", j.get("note") or ""))
         elif j["failures"]:
             stats[kind]["refused"] += 1
+            f = j["failures"][0]
+            refusals.append((kind, j["source"], "failed", f"{f['code']} at {f['location']}: {f['message']}"))
         else:
             stats[kind]["not rebuilt"] += 1
+            refusals.append((kind, j["source"], "no rebuild", j.get("note") or ""))
     for kind, path in renditions:
         problems = rendition_problems(path, originals[path], kind, py)
         if not problems:
@@ -349,6 +572,10 @@ def main():
             problems += zip_problems(path)
         elif kind == "odf":
             problems += odf_problems(path)
+        elif kind == "zip":
+            problems += archive_problems(path)
+        elif kind in ("wmf", "emf"):
+            problems += metafile_problems(path, kind)
         elif kind == "rtf":
             data = open(path, "rb").read()
             # An unescaped control word: an odd number of backslashes before it.
@@ -370,7 +597,7 @@ def main():
             problems.append(f"its reader fails: {err}")
         else:
             stats[kind]["opened"] += 1
-            if kind in ("png", "jpeg", "gif", "bmp", "tiff"):
+            if kind in ("png", "jpeg", "gif", "bmp", "tiff", "pnm"):
                 if same_pixels(originals[path], path, kind, py):
                     stats[kind]["same pixels"] += 1
                 else:
@@ -384,11 +611,19 @@ def main():
         if problems:
             bad.append((path, problems))
     print(f"disarm check over {len(valid)} corpus files labelled {','.join(sorted(labels))}")
-    print("| type | copies | of which text renditions | opened by its reader (a rendition: UTF-8, text checked) | same pixels as the original | reader cannot open the original | scan clean | refused by the conversion | not rebuilt |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| type | copies | of which text renditions | opened by its reader (a rendition: UTF-8, text checked) | same pixels as the original | reader cannot open the original | scan clean | refused: encrypted | refused by the conversion | not rebuilt |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    total = Counter()
     for kind in sorted(stats):
         s = stats[kind]
-        print(f"| {kind} | {s['copies']} | {s['renditions']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['refused']} | {s['not rebuilt']} |")
+        total.update(s)
+        print(f"| {kind} | {s['copies']} | {s['renditions']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['encrypted']} | {s['refused']} | {s['not rebuilt']} |")
+    s = total
+    print(f"| all | {s['copies']} | {s['renditions']} | {s['opened']} | {s['same pixels']} | {s['reader n/a']} | {s['clean']} | {s['encrypted']} | {s['refused']} | {s['not rebuilt']} |")
+    print("\nwithout a copy:")
+    for kind, source, why, detail in sorted(refusals, key=lambda r: (r[2], r[0], r[1])):
+        name = os.path.basename(os.path.realpath(source))
+        print(f"  {why:10} {kind:16} {name}: {detail[:160]}")
     for path, problems in bad[:40]:
         print(f"FAIL {os.path.basename(path)}: {'; '.join(problems)}")
     if bad:

@@ -1,6 +1,8 @@
 //! The disarm rebuilds (`haetae_docscan::convert`): the first byte picks the format (OOXML
-//! package, HWPX, RTF, text, PNG, JPEG, GIF, BMP, TIFF, PDF, or the text renditions of
-//! HWP, DOC, XLS and PPT); the rest is the file. A conversion may fail, never panic or hang.
+//! package, HWPX, ODF, plain ZIP (members disarmed recursively), RTF, text, PNG, JPEG, GIF,
+//! BMP, TIFF, PDF, the text renditions of HWP, DOC, XLS, PPT, Outlook MSG and other
+//! compound files, or an unknown type, which the rebuilds sniff for formats the detector
+//! leaves unknown); the rest is the file. A conversion may fail, never panic or hang.
 #![no_main]
 use haetae_docscan::FileType;
 use haetae_docscan::convert::disarm;
@@ -11,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&pick, rest)) = data.split_first() else {
         return;
     };
-    let kind = match pick % 14 {
+    let kind = match pick % 19 {
         0 => FileType::Docx,
         1 => FileType::Hwpx,
         2 => FileType::Rtf,
@@ -25,6 +27,11 @@ fuzz_target!(|data: &[u8]| {
         10 => FileType::Doc,
         11 => FileType::Xls,
         12 => FileType::Ppt,
+        13 => FileType::Odf,
+        14 => FileType::Zip,
+        15 => FileType::Msg,
+        16 => FileType::Cfb,
+        17 => FileType::Unknown,
         _ => FileType::Text,
     };
     let _ = disarm(rest, kind, &Limits::default());

@@ -12,15 +12,24 @@
 //! dropped. Of a field (0x13 instruction 0x14 result 0x15, nested) only the result is kept:
 //! no `DDEAUTO`, `INCLUDETEXT` or `HYPERLINK` instruction survives.
 //!
-//! An encrypted or XOR-obfuscated document (`fEncrypted`) and a Word 6/95 document
-//! (`wIdent` 0xA5DC, another FIB and text layout) answer [`ConvertError::Unsupported`]:
-//! neither is broken, neither has a rendition. A Word 97 `wIdent` with an `nFib` below
-//! Word 97's (0xC0) fails with `CONVERT-DOC-VERSION`. Other failures are `CONVERT-DOC-*` naming the
-//! stream and the FIB field, CLX offset or piece.
+//! A Word 6/95 document (`wIdent` 0xA5DC) has another FIB and no table stream: its text
+//! is one byte a character, from `fcMin` in `WordDocument` for a file saved in full, or
+//! through the piece table at the FIB's `fcClx` (0x160, in `WordDocument` too) after an
+//! incremental save (`fComplex`); the stories' lengths are at 0x34..0x54. The bytes are in
+//! the system's ANSI code page: the document properties' code page (`\x05SummaryInformation`)
+//! when it is a Windows 8-bit one, CP1251 and CP1252 decoded; otherwise CP1252, and the
+//! `removed` list says so when any byte is above 0x7F (the fonts' code pages are not read).
+//!
+//! An encrypted or XOR-obfuscated document (`fEncrypted`) answers
+//! [`ConvertError::Encrypted`]: it is not broken, and has no rendition without the
+//! password. A Word 97 `wIdent` with an `nFib` below Word 97's (0xC0) fails with
+//! `CONVERT-DOC-VERSION`. Other failures are `CONVERT-DOC-*` naming the stream and the FIB
+//! field, CLX offset or piece.
 
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
-use super::{ConvertError, Disarmed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
+use crate::container::cfb::Cfb;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -34,12 +43,6 @@ const W_IDENT_WORD6: u16 = 0xA5DC;
 const FIB_BASE: usize = 32;
 /// `fcClx` is the 34th pair of `FibRgFcLcb97`.
 const CLX_PAIR: usize = 33;
-/// CP1252 for 0x80..=0x9F (U+FFFD where CP1252 has no character).
-const CP1252_HIGH: [char; 32] = [
-    '€', '\u{FFFD}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{FFFD}', 'Ž',
-    '\u{FFFD}', '\u{FFFD}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{FFFD}',
-    'ž', 'Ÿ',
-];
 
 fn fail(code: &str, at: impl Into<String>, message: impl Into<String>) -> ConvertError {
     ConvertError::at(code, at.into(), message.into())
@@ -68,7 +71,7 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     };
     let ident = field(0, "wIdent")?;
     if ident == W_IDENT_WORD6 {
-        return Err(ConvertError::Unsupported(FileType::Doc));
+        return word6(data, &word, &cfb, &mut ctx);
     }
     if ident != W_IDENT {
         return Err(fail(
@@ -89,7 +92,7 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     }
     let flags = field(0x0A, "flags")?;
     if flags & 0x0100 != 0 {
-        return Err(ConvertError::Unsupported(FileType::Doc));
+        return Err(ConvertError::Encrypted(FileType::Doc));
     }
     let table_name = if flags & 0x0200 != 0 {
         "1Table"
@@ -187,14 +190,7 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
         };
         if compressed {
             for &b in bytes {
-                out.push(if (0x80..0xA0).contains(&b) {
-                    CP1252_HIGH
-                        .get(usize::from(b - 0x80))
-                        .copied()
-                        .unwrap_or(char::REPLACEMENT_CHARACTER)
-                } else {
-                    char::from(b)
-                });
+                out.push(rendition::cp1252(b));
             }
         } else {
             let mut chars = String::new();
@@ -205,6 +201,136 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     }
     let read = ["WordDocument".to_owned(), table_name.to_owned()];
     Ok(rendition::finish(out.text, &cfb, FileType::Doc, &read))
+}
+
+/// The text rendition of a Word 6/95 document (`word` is its `WordDocument` stream).
+fn word6(
+    data: &[u8],
+    word: &[u8],
+    cfb: &Cfb,
+    ctx: &mut ScanContext,
+) -> Result<Disarmed, ConvertError> {
+    let fib_at = "stream WordDocument, Word 6/95 FIB";
+    let long = |off: usize, name: &str| {
+        le32(word, off).ok_or_else(|| {
+            fail(
+                "CONVERT-DOC-FIB",
+                fib_at,
+                format!("the stream ends before the FIB's {name} (byte {off})"),
+            )
+        })
+    };
+    let flags = le16(word, 0x0A).unwrap_or(0);
+    if flags & 0x0100 != 0 {
+        return Err(ConvertError::Encrypted(FileType::Doc));
+    }
+    let fc_min = long(0x18, "fcMin")?;
+    // ccpText, ccpFtn, ccpHdd, ccpMcr, ccpAtn, ccpEdn, ccpTxbx, ccpHdrTxbx: in CP order.
+    let mut lengths = [0u64; 8];
+    for (i, l) in lengths.iter_mut().enumerate() {
+        *l = u64::from(long(0x34 + i * 4, "ccpText..ccpHdrTxbx")?);
+    }
+    // The CP ranges rendered: every story but the macro story (index 3).
+    let mut ranges = Vec::new();
+    let mut cp = 0u64;
+    for (i, l) in lengths.iter().enumerate() {
+        if i != 3 && *l > 0 {
+            ranges.push((cp, cp + l));
+        }
+        cp += l;
+    }
+    let in_stories = |a: u64, b: u64| -> Vec<(u64, u64)> {
+        ranges
+            .iter()
+            .filter_map(|&(s, e)| {
+                let (x, y) = (a.max(s), b.min(e));
+                (x < y).then_some((x, y))
+            })
+            .collect()
+    };
+    // (first CP, last CP, byte offset of the first) of each run of text.
+    let mut pieces: Vec<(u64, u64, u64)> = Vec::new();
+    if flags & 0x0004 != 0 {
+        let fc_clx = long(0x160, "fcClx")?;
+        let lcb_clx = long(0x164, "lcbClx")?;
+        let clx = slice(word, fc_clx as usize, lcb_clx as usize).ok_or_else(|| {
+            fail(
+                "CONVERT-DOC-CLX",
+                format!("stream WordDocument, byte {fc_clx}"),
+                format!(
+                    "the CLX ({lcb_clx} bytes) runs past the stream's {} bytes",
+                    word.len()
+                ),
+            )
+        })?;
+        let plc = piece_table(clx, "WordDocument", fc_clx)?;
+        let n = (plc.len() - 4) / 12;
+        let pcd_at = (n + 1) * 4;
+        for i in 0..n {
+            let cp0 = u64::from(le32(plc, i * 4).unwrap_or(0));
+            let cp1 = u64::from(le32(plc, i * 4 + 4).unwrap_or(0));
+            if cp1 < cp0 {
+                return Err(fail(
+                    "CONVERT-DOC-PIECES",
+                    format!("stream WordDocument, piece {i}"),
+                    format!("the piece's character positions go backwards ({cp0} to {cp1})"),
+                ));
+            }
+            let fc = u64::from(le32(plc, pcd_at + i * 8 + 2).unwrap_or(0));
+            for (a, b) in in_stories(cp0, cp1) {
+                pieces.push((a, b, fc + (a - cp0)));
+            }
+        }
+    } else {
+        for (a, b) in in_stories(0, cp) {
+            pieces.push((a, b, u64::from(fc_min) + a));
+        }
+    }
+    // The document properties' code page, when it is one of Windows' 8-bit ones (Word 6/95
+    // writes the properties in the system's ANSI code page, as it does the text).
+    let codepage = rendition::summary_codepage(data, cfb, ctx)
+        .filter(|cp| (1250..=1258).contains(cp))
+        .unwrap_or(1252);
+    let mut out = Renderer::default();
+    let mut high = false;
+    for (i, (cp0, cp1, fc)) in pieces.into_iter().enumerate() {
+        let at = format!("stream WordDocument, text run {i} (CP {cp0}..{cp1})");
+        check_time(ctx, PREFIX, &at)?;
+        let n = usize::try_from(cp1 - cp0).unwrap_or(usize::MAX);
+        let bytes = usize::try_from(fc)
+            .ok()
+            .and_then(|fc| slice(word, fc, n))
+            .ok_or_else(|| {
+                fail(
+                    "CONVERT-DOC-PIECE",
+                    at.clone(),
+                    format!(
+                        "its {n} bytes at byte {fc} run past the stream's {} bytes",
+                        word.len()
+                    ),
+                )
+            })?;
+        high |= bytes.iter().any(|&b| b >= 0x80);
+        rendition::decode_8bit(bytes, codepage)
+            .chars()
+            .for_each(|c| out.push(c));
+        check_size(&out.text, ctx, PREFIX, &at)?;
+    }
+    let mut d = rendition::finish(out.text, cfb, FileType::Doc, &["WordDocument".to_owned()]);
+    if high && !rendition::known_codepage(codepage) {
+        d.removed.push(Removed {
+            what: format!(
+                "Word 6/95 text in code page {codepage}: its characters above 0x7F are shown as CP1252 (no decoder for it)"
+            ),
+            location: "stream WordDocument".into(),
+        });
+    } else if high && codepage == 1252 {
+        d.removed.push(Removed {
+            what: "Word 6/95 8-bit text: no 8-bit code page in the document properties, shown as CP1252 (the fonts' code pages are not read)".into(),
+            location: "stream WordDocument".into(),
+        });
+    }
+    Ok(d)
 }
 
 /// The `PlcPcd` of the CLX (its `Prc` property groups skipped), checked for size.
@@ -415,11 +541,11 @@ mod tests {
     }
 
     #[test]
-    fn encrypted_is_unsupported_and_old_word_fails() {
+    fn encrypted_is_refused_and_old_word_fails() {
         let data = doc(&[("secret\r", true)], 0x0100);
         assert_eq!(
             render(&data, &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Doc)
+            ConvertError::Encrypted(FileType::Doc)
         );
         let mut old = doc(&[("x\r", true)], 0);
         // nFib sits at byte 2 of WordDocument, the first stream: sector 0 of the file
@@ -430,10 +556,68 @@ mod tests {
             .unwrap();
         old[at + 2] = 104;
         assert_eq!(failure(&old).0, "CONVERT-DOC-VERSION");
-        old[at] = 0xDC;
+    }
+
+    /// A Word 6/95 `WordDocument`: FIB, then `text` (8-bit) at `fcMin` 0x300 as the main
+    /// story and `footnote` as the footnote story; `flags` in the FIB.
+    fn word6(text: &[u8], footnote: &[u8], flags: u16) -> Vec<u8> {
+        let mut w = vec![0u8; 0x300];
+        w[0..2].copy_from_slice(&W_IDENT_WORD6.to_le_bytes());
+        w[2..4].copy_from_slice(&101u16.to_le_bytes());
+        w[0x0A..0x0C].copy_from_slice(&flags.to_le_bytes());
+        w[0x18..0x1C].copy_from_slice(&0x300u32.to_le_bytes());
+        w[0x34..0x38].copy_from_slice(&u32::try_from(text.len()).unwrap().to_le_bytes());
+        w[0x38..0x3C].copy_from_slice(&u32::try_from(footnote.len()).unwrap().to_le_bytes());
+        w.extend_from_slice(text);
+        w.extend_from_slice(footnote);
+        w
+    }
+
+    #[test]
+    fn word6_documents_are_rendered() {
+        let w = word6(
+            b"Caf\xe9 \x93menu\x94\r\x13 HYPERLINK x \x14link\x15\r",
+            b"note\r",
+            0,
+        );
+        let d = render(&cfb(&[("WordDocument", &w)]), &Limits::default()).unwrap();
         assert_eq!(
-            render(&old, &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Doc)
+            String::from_utf8(d.bytes).unwrap(),
+            "Café “menu”\nlink\nnote\n"
+        );
+        assert!(d.removed.iter().any(|r| r.what.contains("CP1252")));
+        // An incrementally saved one: the piece table at fcClx puts "world " first.
+        let mut w = word6(b"hello world\r", b"", 0x0004);
+        let fc_clx = u32::try_from(w.len()).unwrap();
+        let mut plc = Vec::new();
+        for cp in [0u32, 6, 12] {
+            plc.extend_from_slice(&cp.to_le_bytes());
+        }
+        for fc in [0x300u32 + 6, 0x300] {
+            plc.extend_from_slice(&[0, 0]);
+            plc.extend_from_slice(&fc.to_le_bytes());
+            plc.extend_from_slice(&[0, 0]);
+        }
+        // "world\r" then "hello " (12 characters in all: the main story).
+        let mut clx = vec![2u8];
+        clx.extend_from_slice(&u32::try_from(plc.len()).unwrap().to_le_bytes());
+        clx.extend(plc);
+        w[0x160..0x164].copy_from_slice(&fc_clx.to_le_bytes());
+        w[0x164..0x168].copy_from_slice(&u32::try_from(clx.len()).unwrap().to_le_bytes());
+        w.extend(clx);
+        let d = render(&cfb(&[("WordDocument", &w)]), &Limits::default()).unwrap();
+        assert_eq!(String::from_utf8(d.bytes).unwrap(), "world\nhello ");
+        // Encrypted; and text running past the stream.
+        let enc = word6(b"x", b"", 0x0100);
+        assert_eq!(
+            render(&cfb(&[("WordDocument", &enc)]), &Limits::default()).unwrap_err(),
+            ConvertError::Encrypted(FileType::Doc)
+        );
+        let mut cut = word6(b"some text\r", b"", 0);
+        cut.truncate(0x304);
+        assert_eq!(
+            failure(&cfb(&[("WordDocument", &cut)])).0,
+            "CONVERT-DOC-PIECE"
         );
     }
 

@@ -3,7 +3,7 @@
 //!
 //! The `FileHeader` says whether the streams are raw-deflate compressed; a password-,
 //! DRM- or distribution-protected document (whose body is encrypted) answers
-//! [`ConvertError::Unsupported`], as an encrypted PDF does: it is not a broken file, and
+//! [`ConvertError::Encrypted`], as an encrypted PDF does: it is not a broken file, and
 //! its text cannot be read without the key. Each section is inflated under the ratio cap
 //! and the memory budget, its records walked (tag 10 bits, level 10 bits, size 12 bits,
 //! 0xFFF meaning a 32-bit size follows), and every `HWPTAG_PARA_TEXT` (67) decoded as
@@ -17,7 +17,7 @@
 //! with the stream and the record's offset in the inflated stream.
 
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
-use super::{ConvertError, Disarmed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le32, slice};
 use crate::container::inflate::{Framing, InflateError, inflate_partial};
 use crate::context::ScanContext;
@@ -55,17 +55,26 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
         ));
     }
     let flags = le32(&header, 36).unwrap_or(0);
-    // Bit 1 password, bit 2 distribution document, bit 4 DRM.
-    if flags & (2 | 4 | 0x10) != 0 {
-        return Err(ConvertError::Unsupported(FileType::Hwp));
+    // Bit 1 password, bit 4 DRM: encrypted with a key the file does not hold.
+    if flags & (2 | 0x10) != 0 {
+        return Err(ConvertError::Encrypted(FileType::Hwp));
     }
+    // Bit 2: a distribution document, whose text is in ViewText, encrypted with a key the
+    // file carries (BodyText holds a notice).
+    let distribution = flags & 4 != 0;
+    let storage = if distribution { "ViewText" } else { "BodyText" };
     let compressed = flags & 1 != 0;
     let mut text = String::new();
     let mut read = vec!["FileHeader".to_owned()];
     for n in 0..MAX_SECTIONS {
-        let path = format!("BodyText/Section{n}");
+        let path = format!("{storage}/Section{n}");
         let Some(raw) = rendition::stream(data, &cfb, &path, &mut ctx, PREFIX)? else {
             break;
+        };
+        let raw = if distribution {
+            distribution_decrypt(&raw, &path)?
+        } else {
+            raw
         };
         let content = if compressed {
             inflate(&raw, &path, &ctx)?
@@ -78,11 +87,94 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     if read.len() == 1 {
         return Err(ConvertError::at(
             "CONVERT-HWP-BODYTEXT",
-            "storage BodyText".into(),
-            "the document has no BodyText/Section0 stream".into(),
+            format!("storage {storage}"),
+            format!("the document has no {storage}/Section0 stream"),
         ));
     }
-    Ok(rendition::finish(text, &cfb, FileType::Hwp, &read))
+    let mut d = rendition::finish(text, &cfb, FileType::Hwp, &read);
+    if distribution {
+        d.removed.push(Removed {
+            what: "distribution document: the text of its ViewText sections, decrypted with the \
+                   key the file carries (copy and print restrictions do not carry over)"
+                .into(),
+            location: "storage ViewText".into(),
+        });
+    }
+    Ok(d)
+}
+
+/// `HWPTAG_DISTRIBUTE_DOC_DATA` (`HWPTAG_BEGIN` + 12): the 256 bytes before a distribution
+/// document's encrypted section.
+const TAG_DISTRIBUTE_DOC_DATA: u32 = 0x10 + 12;
+
+/// The Microsoft C runtime's `rand()` sequence from `srand(seed)`, which the distribution
+/// data's mask is made with.
+struct MsvcRand(u32);
+
+impl MsvcRand {
+    fn next(&mut self) -> u32 {
+        self.0 = self.0.wrapping_mul(214_013).wrapping_add(2_531_011);
+        (self.0 >> 16) & 0x7FFF
+    }
+}
+
+/// A distribution document's `ViewText/SectionN`: a `DISTRIBUTE_DOC_DATA` record of 256
+/// bytes — its first 4 bytes (stored as they are) seed a mask (a random byte repeated 1–16 times, over and over)
+/// that, once removed (exclusive or), shows at byte `4 + (seed & 15)` the AES-128 key — then the section,
+/// encrypted with AES-128 in ECB mode. Returns the decrypted section (compressed or not, as
+/// the `FileHeader` says).
+fn distribution_decrypt(raw: &[u8], path: &str) -> Result<Vec<u8>, ConvertError> {
+    use aes::cipher::{BlockCipherDecrypt, KeyInit};
+    let at = format!("stream {path}");
+    let header = le32(raw, 0).unwrap_or(0);
+    let (Some(payload), true) = (
+        slice(raw, 4, 256),
+        header & 0x3FF == TAG_DISTRIBUTE_DOC_DATA && header >> 20 == 256,
+    ) else {
+        return Err(ConvertError::at(
+            "CONVERT-HWP-DISTRIBUTION",
+            at,
+            "the section does not start with a 256-byte DISTRIBUTE_DOC_DATA record".into(),
+        ));
+    };
+    let seed = le32(payload, 0).unwrap_or(0);
+    let mut rand = MsvcRand(seed);
+    let mut mask = Vec::with_capacity(256);
+    while mask.len() < 256 {
+        let byte = (rand.next() & 0xFF) as u8;
+        let run = (rand.next() & 0xF) as usize + 1;
+        mask.extend(std::iter::repeat_n(byte, run));
+    }
+    let decoded: Vec<u8> = payload.iter().zip(&mask).map(|(p, m)| p ^ m).collect();
+    let key_at = 4 + (seed & 0xF) as usize;
+    let cipher = slice(&decoded, key_at, 16)
+        .and_then(|key| aes::Aes128::new_from_slice(key).ok())
+        .ok_or_else(|| {
+            ConvertError::at(
+                "CONVERT-HWP-DISTRIBUTION",
+                at.clone(),
+                "no key in the distribution data".into(),
+            )
+        })?;
+    let body = raw.get(260..).unwrap_or_default();
+    if !body.len().is_multiple_of(16) {
+        return Err(ConvertError::at(
+            "CONVERT-HWP-DISTRIBUTION",
+            at,
+            format!(
+                "{} encrypted bytes are not whole 16-byte AES blocks",
+                body.len()
+            ),
+        ));
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for chunk in body.chunks_exact(16) {
+        let mut block = aes::Block::default();
+        block.copy_from_slice(chunk);
+        cipher.decrypt_block(&mut block);
+        out.extend_from_slice(&block);
+    }
+    Ok(out)
 }
 
 fn inflate(raw: &[u8], path: &str, ctx: &ScanContext) -> Result<Vec<u8>, ConvertError> {
@@ -340,13 +432,80 @@ mod tests {
         assert_eq!(text_of(&data), format!("{long}\n"));
     }
 
+    /// A distribution document's `ViewText` section holding `section` (deflated): the
+    /// 256-byte distribution data with the AES key masked as the format does, then the
+    /// section AES-128-ECB encrypted (zero-padded to whole blocks).
+    fn distribution_section(section: &[u8], seed: u32, key: [u8; 16]) -> Vec<u8> {
+        use aes::cipher::{BlockCipherEncrypt, KeyInit};
+        let mut decoded = [0x5Au8; 256];
+        let at = 4 + (seed & 0xF) as usize;
+        decoded[at..at + 16].copy_from_slice(&key);
+        let mut rand = MsvcRand(seed);
+        let mut mask = Vec::new();
+        while mask.len() < 256 {
+            let byte = (rand.next() & 0xFF) as u8;
+            let run = (rand.next() & 0xF) as usize + 1;
+            mask.extend(std::iter::repeat_n(byte, run));
+        }
+        let mut payload: Vec<u8> = decoded.iter().zip(&mask).map(|(d, m)| d ^ m).collect();
+        // The seed itself is stored as it is.
+        payload[..4].copy_from_slice(&seed.to_le_bytes());
+        let mut out = record(TAG_DISTRIBUTE_DOC_DATA, 0, &payload);
+        let mut plain = deflate(section);
+        plain.resize(plain.len().div_ceil(16) * 16, 0);
+        let cipher = aes::Aes128::new_from_slice(&key).unwrap();
+        for chunk in plain.chunks_exact(16) {
+            let mut block = aes::Block::default();
+            block.copy_from_slice(chunk);
+            cipher.encrypt_block(&mut block);
+            out.extend_from_slice(&block);
+        }
+        out
+    }
+
     #[test]
-    fn protected_documents_are_unsupported() {
-        for flags in [1 | 2, 1 | 4, 1 | 0x10] {
+    fn distribution_documents_are_decrypted() {
+        let view = distribution_section(
+            &paragraph(&[&utf16("배포용 문서")]),
+            0x5BF7_64BE,
+            *b"0123456789abcdef",
+        );
+        // BodyText holds a notice; the text is in ViewText.
+        let header = file_header(1 | 4);
+        let notice = deflate(&paragraph(&[&utf16("notice")]));
+        let data = cfb(&[
+            ("FileHeader", &header),
+            ("BodyText/Section0", &notice),
+            ("ViewText/Section0", &view),
+        ]);
+        let d = render(&data, &Limits::default()).unwrap();
+        assert_eq!(String::from_utf8(d.bytes).unwrap(), "배포용 문서\n");
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.location == "stream BodyText/Section0")
+        );
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.what.starts_with("distribution document"))
+        );
+        // Cut inside an AES block; and no distribution data record.
+        let mut cut = view.clone();
+        cut.truncate(cut.len() - 3);
+        let broken = cfb(&[("FileHeader", &header), ("ViewText/Section0", &cut)]);
+        assert_eq!(failure_code(&broken).0, "CONVERT-HWP-DISTRIBUTION");
+        let plain = cfb(&[("FileHeader", &header), ("ViewText/Section0", &notice)]);
+        assert_eq!(failure_code(&plain).0, "CONVERT-HWP-DISTRIBUTION");
+    }
+
+    #[test]
+    fn protected_documents_are_encrypted() {
+        for flags in [1 | 2, 1 | 0x10] {
             let data = hwp(flags, &[deflate(&paragraph(&[&utf16("x")]))]);
             assert_eq!(
                 render(&data, &Limits::default()).unwrap_err(),
-                ConvertError::Unsupported(FileType::Hwp)
+                ConvertError::Encrypted(FileType::Hwp)
             );
         }
     }

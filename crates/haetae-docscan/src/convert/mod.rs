@@ -19,9 +19,11 @@
 //!   embedded objects (`Object N/`, OLE `Object N`), `ObjectReplacements/` and every other
 //!   entry dropped; `<office:scripts>`, event listeners, inline OLE data, and `xlink:href`
 //!   targets that are `macro:`/`vnd.sun.star.script:`/`javascript:` links, embedded-object
-//!   links or links to a dropped entry taken out (the links blanked); the manifest
-//!   re-written without the dropped entries. A DTD fails the rebuild as in OOXML; an
-//!   encrypted package answers `Unsupported`.
+//!   links or links to a dropped entry taken out (the links blanked); DDE declarations,
+//!   links and fields, formulas calling `DDE`/`WEBSERVICE` or naming another file, applets
+//!   and plug-ins removed; links leaving the package blanked (hyperlinks keep web and mail
+//!   addresses); the manifest re-written without the dropped entries. A DTD fails the
+//!   rebuild as in OOXML; an encrypted package answers `Encrypted`.
 //! - RTF: `\object` groups (with their `\objdata`) and `\*\objdata` destinations removed.
 //! - Text: UTF-16 (with a byte-order mark) and UTF-8 normalised to UTF-8 without a BOM; NUL
 //!   bytes removed.
@@ -42,44 +44,64 @@
 //!   written anew with a classic cross-reference table, only what the catalog still
 //!   reaches, without JavaScript, open/additional actions, launch/URI/submit/import
 //!   actions, embedded files, XFA and `RichMedia`; Flate streams inflated under the budget
-//!   and deflated anew, other filters copied. Encrypted files answer `Unsupported`.
+//!   and deflated anew, other filters copied. Encrypted files answer `Encrypted`.
 //!
 //! Legal variants a rebuild does not handle (BMP with an OS/2 2.x header, 64-bit pixels or
 //! an embedded JPEG/PNG; `BigTIFF`, tiled, planar, JPEG/CCITT-compressed, CMYK/YCbCr TIFF)
 //! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
 //! taken for broken files.
 //!
-//! OLE2 (DOC/XLS/PPT) and HWP 5.0 get a plain-text rendition instead of a rebuild (a
+//! OLE2 (DOC/XLS/PPT, MSG, other compound files) and HWP 5.0 get a plain-text rendition
+//! instead of a rebuild (a
 //! faithful re-serialisation of these binary formats is out of reach): the compound file
 //! read with the crate's CFB reader, the text decoded to UTF-8, and
 //! [`Disarmed::file_type`] [`FileType::Text`]; `removed` names the binary format and every
 //! stream the text was not taken from (macros, objects, pictures, scripts).
 //! - HWP 5.0 (`hwp`): the paragraph text (`HWPTAG_PARA_TEXT`) of every `BodyText/SectionN`,
-//!   inflated under the caps, controls skipped whole, one paragraph a line.
+//!   inflated under the caps, controls skipped whole, one paragraph a line; a distribution
+//!   document's `ViewText/SectionN` decrypted first (AES-128, the key masked in the file).
 //! - DOC (`doc`): the FIB and the CLX piece table, every story; Word's controls mapped,
 //!   field instructions dropped (their results kept), so DDE/`INCLUDETEXT` do not survive.
+//!   Word 6/95: the 8-bit text from `fcMin` or its own piece table.
 //! - XLS (`xls`): BIFF8 sheets from the SST and the cell records (formula results cached),
-//!   one block per worksheet, tab-separated rows.
+//!   one block per worksheet, tab-separated rows; BIFF5/7 workbooks and BIFF3/4 worksheets
+//!   (which the type detector leaves unknown) the same way with their string layouts.
 //! - PPT (`ppt`): the text atoms of the `PowerPoint Document` stream, one block per slide.
+//! - Outlook MSG (`msg`): subject, sender, recipients, date, attachment names (the
+//!   attachments are not carried) and the plain-text body.
+//! - Other compound files (`ole`): the text runs of every stream that is not a macro or an
+//!   embedded object.
 //!
-//! Protected (encrypted) documents of these types, Word 6/95 and BIFF5 workbooks answer
-//! [`ConvertError::Unsupported`]; anything unreadable fails with `CONVERT-{HWP,DOC,XLS,PPT}-*`
-//! naming the stream and the record or offset.
+//! A plain ZIP (`archive`) is rebuilt member by member through [`disarm`] (nested archives
+//! to a bounded depth); a member without a safe copy is dropped and named. Netpbm images
+//! (`pnm`) and Windows metafiles (`metafile`), which the detector leaves unknown, are
+//! sniffed and rebuilt in their own formats.
+//!
+//! Protected documents (a password, DRM: DOC `fEncrypted`, XLS `FilePass`, encrypted PPT,
+//! HWP password/DRM, encrypted OOXML/ODF/PDF, an archive whose every entry is encrypted)
+//! answer [`ConvertError::Encrypted`]: no copy can be made without the key. Anything
+//! unreadable fails with `CONVERT-{HWP,DOC,XLS,PPT,MSG,CFB}-*` naming the stream and the
+//! record or offset.
 
 use crate::container::zip;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
 
+mod archive;
 mod bmp;
 mod doc;
 mod gif;
 mod hwp;
 mod jpeg;
+mod metafile;
+mod msg;
 mod odf;
+mod ole;
 mod ooxml;
 mod pdf;
 mod png;
+mod pnm;
 mod ppt;
 mod rendition;
 mod rtf;
@@ -125,6 +147,10 @@ pub enum ConvertError {
     /// The type has no rebuild yet.
     #[error("no safe rebuild for {0:?} files yet")]
     Unsupported(FileType),
+    /// The document is encrypted (password-protected, DRM): its content cannot be read, so
+    /// no copy can be made without the password. A refusal, not a broken file.
+    #[error("the {0:?} document is encrypted: no copy can be made without its password")]
+    Encrypted(FileType),
     /// The conversion failed (the original is what a reader would choke on).
     #[error("conversion failed at {} places{}", .0.len(), .0.first().map(|f| format!(", first {}: {}", f.location, f.message)).unwrap_or_default())]
     Failed(Vec<Failure>),
@@ -144,7 +170,8 @@ impl ConvertError {
 /// Rebuilds `data` (of the detected `file_type`) without its active content.
 ///
 /// # Errors
-/// [`ConvertError::Unsupported`] for types without a rebuild, [`ConvertError::Failed`]
+/// [`ConvertError::Unsupported`] for types without a rebuild, [`ConvertError::Encrypted`]
+/// for a protected document (no copy without its password), [`ConvertError::Failed`]
 /// with every failure (code and location) when the file cannot be rebuilt.
 pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
     match file_type {
@@ -182,6 +209,15 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Doc => doc::render(data, limits),
         FileType::Xls => xls::render(data, limits),
         FileType::Ppt => ppt::render(data, limits),
+        FileType::Msg => msg::render(data, limits),
+        FileType::Cfb => ole::render(data, limits),
+        FileType::Zip => archive::rebuild(data, limits, 0),
+        // Formats the type detector leaves unknown but a rebuild can read.
+        FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
+        FileType::Unknown if xls::sniff_old(data) => xls::render_old(data, limits),
+        FileType::Unknown if metafile::sniff(data) => metafile::rebuild(data, limits),
+        // `EncryptionInfo` + `EncryptedPackage`: the whole OOXML package is ciphertext.
+        FileType::EncryptedOoxml => Err(ConvertError::Encrypted(FileType::EncryptedOoxml)),
         other => Err(ConvertError::Unsupported(other)),
     }
 }

@@ -1,6 +1,17 @@
 //! `OpenDocument` packages (ODT/ODS/ODP/ODG) rebuilt with only the parts the content needs:
 //! no Basic macros, scripts, embedded (OLE) objects or their replacement images; script
 //! blocks, event listeners and script links taken out of the XML; the manifest re-written.
+//!
+//! DDE and external links, ODF's forms of them: DDE connection declarations
+//! (`text:dde-connection-decls`) and spreadsheet DDE links (`table:dde-links`, with their
+//! `office:dde-source`) are removed; a DDE field (`text:dde-connection`) keeps its last
+//! shown text without the field; a formula (`table:formula`) calling `DDE(` or
+//! `WEBSERVICE(`, or naming another file (`'file:...'#`, `'http...'#`), is blanked (the
+//! cell keeps its cached value); Java applets and plug-ins (`draw:applet`, `draw:plugin`)
+//! are removed. An `xlink:href` that leaves the package — a URI scheme, an absolute path,
+//! `../` — is blanked wherever a reader would fetch it by itself (a linked section or table,
+//! a cell range from another file, an image, a floating frame, a sound, a background); on
+//! a hyperlink a person clicks (`text:a`, `draw:a`) only `http:`/`https:`/`mailto:` stay.
 
 use std::collections::HashSet;
 
@@ -30,10 +41,12 @@ const SCRIPT_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:script:1.0";
 const PRESENTATION_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0";
 const DRAW_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0";
 const XLINK_NS: &str = "http://www.w3.org/1999/xlink";
+const TEXT_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:text:1.0";
+const TABLE_NS: &str = "urn:oasis:names:tc:opendocument:xmlns:table:1.0";
 
 /// Elements removed whole from the XML parts (namespace, usual prefix, local name), with
 /// what they are.
-const DROPPED_ELEMENTS: [(&str, &str, &str, &str); 4] = [
+const DROPPED_ELEMENTS: [(&str, &str, &str, &str); 8] = [
     (OFFICE_NS, "office", "scripts", "script block"),
     (OFFICE_NS, "office", "event-listeners", "event listeners"),
     (SCRIPT_NS, "script", "event-listener", "event listener"),
@@ -43,7 +56,32 @@ const DROPPED_ELEMENTS: [(&str, &str, &str, &str); 4] = [
         "event-listener",
         "event listener",
     ),
+    (
+        TEXT_NS,
+        "text",
+        "dde-connection-decls",
+        "DDE connection declarations",
+    ),
+    (TABLE_NS, "table", "dde-links", "DDE links"),
+    (DRAW_NS, "draw", "applet", "Java applet"),
+    (DRAW_NS, "draw", "plugin", "plug-in"),
 ];
+
+/// Formula functions and references that reach outside the document.
+const EXTERNAL_FORMULA: [&str; 5] = ["dde(", "webservice(", "'file:", "'http:", "'https:"];
+
+/// Whether an `xlink:href` value leaves the package: a URI scheme (`http:`, `file:`,
+/// `smb:`, a drive letter...), an absolute or network path, or `../`.
+fn leaves_package(value: &str) -> bool {
+    let v = value.trim();
+    let scheme = v.find(':').is_some_and(|i| {
+        i > 0
+            && v[..i]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+    });
+    scheme || v.starts_with('/') || v.starts_with('\\') || v.split(['/', '\\']).any(|c| c == "..")
+}
 
 /// The qualified names `local` has in `xml` for namespace `ns`: under its usual prefix and
 /// under every prefix (or the default namespace) the part binds to `ns`, so that a renamed
@@ -212,7 +250,8 @@ fn clean_xml(
                 let inner = inner
                     .strip_suffix(&format!("</{element}>"))
                     .unwrap_or(inner);
-                if tag.ends_with("/>") || inner.trim().is_empty() {
+                let block = matches!(what, "script block" | "event listeners");
+                if block && (tag.ends_with("/>") || inner.trim().is_empty()) {
                     continue;
                 }
                 removed.push(Removed {
@@ -237,6 +276,39 @@ fn clean_xml(
             }
         }
     }
+    // DDE fields: the field goes, its shown text stays.
+    for field in qualified(xml, TEXT_NS, "text", "dde-connection") {
+        for (s, e, tag) in elements(xml, &field) {
+            let close = format!("</{field}>");
+            if tag.ends_with("/>") || !xml[s..e].ends_with(&close) {
+                edits.push((s, e, ""));
+            } else {
+                edits.push((s, s + tag.len(), ""));
+                edits.push((e - close.len(), e, ""));
+            }
+            removed.push(Removed {
+                what: "DDE field (its shown text kept)".into(),
+                location: format!("{name} <{field}> at byte {s}"),
+            });
+        }
+    }
+    for formula in qualified(xml, TABLE_NS, "table", "formula") {
+        for (s, e, value, element) in hrefs(xml, &formula) {
+            let lower = value.to_ascii_lowercase().replace(char::is_whitespace, "");
+            if EXTERNAL_FORMULA.iter().any(|f| lower.contains(f)) {
+                edits.push((s, e, ""));
+                removed.push(Removed {
+                    what: "formula reaching outside the document (DDE, web service or another \
+                           file; blanked, the cached value kept)"
+                        .into(),
+                    location: format!(
+                        "{name} <{element}> {}",
+                        value.chars().take(200).collect::<String>()
+                    ),
+                });
+            }
+        }
+    }
     let links: Vec<_> = qualified(xml, XLINK_NS, "xlink", "href")
         .iter()
         .flat_map(|attr_name| hrefs(xml, attr_name))
@@ -253,8 +325,21 @@ fn clean_xml(
         } else {
             let path = package_path(&value);
             let prefix = format!("{path}/");
-            (!path.is_empty() && dropped.iter().any(|d| *d == path || d.starts_with(&prefix)))
-                .then_some("link to a removed part (blanked)")
+            if !path.is_empty() && dropped.iter().any(|d| *d == path || d.starts_with(&prefix)) {
+                Some("link to a removed part (blanked)")
+            } else if leaves_package(&value) {
+                let hyperlink = matches!(element.rsplit(':').next(), Some("a"));
+                let plain = ["http://", "https://", "mailto:"]
+                    .iter()
+                    .any(|p| lower.starts_with(p));
+                match (hyperlink, plain) {
+                    (true, true) => None,
+                    (true, false) => Some("hyperlink to a non-web target (blanked)"),
+                    (false, _) => Some("external link fetched by a reader (blanked)"),
+                }
+            } else {
+                None
+            }
         };
         if let Some(why) = why {
             edits.push((s, e, ""));
@@ -332,7 +417,7 @@ pub(super) fn rebuild(
             }
         };
         if e.name == MANIFEST && text.contains("manifest:encryption-data") {
-            return Err(ConvertError::Unsupported(FileType::Odf));
+            return Err(ConvertError::Encrypted(FileType::Odf));
         }
         texts.push((e.name.clone(), text));
     }

@@ -14,7 +14,7 @@
 //! of its own) is removed or nulled, and so is an embedded file stream however it is
 //! reached. Objects that only the removed keys reached are not written.
 //!
-//! Not rebuilt: encrypted files ([`ConvertError::Unsupported`]); content streams and fonts
+//! Not rebuilt: encrypted files ([`ConvertError::Encrypted`]); content streams and fonts
 //! are kept byte-for-byte in meaning, not re-interpreted, and the page tree is not
 //! validated.
 
@@ -696,7 +696,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         )
     })?;
     if trailer.get(b"Encrypt").is_some() {
-        return Err(ConvertError::Unsupported(FileType::Pdf));
+        return Err(ConvertError::Encrypted(FileType::Pdf));
     }
     let Some(&Obj::Ref(root, root_gen)) = trailer.get(b"Root") else {
         return Err(fail(
@@ -1140,7 +1140,7 @@ mod tests {
         );
         assert_eq!(
             rebuild(&enc, &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Pdf)
+            ConvertError::Encrypted(FileType::Pdf)
         );
         let deep = format!(
             "%PDF-1.4\n1 0 obj\n{}\nendobj\ntrailer << /Root 1 0 R >>",

@@ -11,11 +11,17 @@
 //! `Slide` container, so its prompts do appear). The stream is read as
 //! it is, not through the persist directory: after incremental saves it may hold
 //! superseded copies of a slide, whose text then appears too — more text than the
-//! current version, never less.
+//! current version, never less. The persist directory (the `Current User` atom's
+//! `offsetToCurrentEdit`, then each `UserEditAtom`'s `PersistDirectoryAtom` and
+//! `offsetLastEdit`) is read for one thing: where top-level records start. A top-level
+//! record that runs past the stream is skipped to the next start it names — `PowerPoint`
+//! leaves unreferenced padding between incremental saves, and reads top-level records only
+//! through the directory. The `RoundTrip…12Atom`s (0x040E–0x0428) are atoms whatever their
+//! version says (`PowerPoint` 2007 writes some with version 0xF, the container mark).
 //!
 //! An encrypted presentation (the `Current User` atom's encrypted header token, or an
 //! `EncryptedSummary` stream) answers
-//! [`ConvertError::Unsupported`]. Failures are `CONVERT-PPT-*` with the record type and
+//! [`ConvertError::Encrypted`]. Failures are `CONVERT-PPT-*` with the record type and
 //! its offset in the stream.
 
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
@@ -38,6 +44,14 @@ const TEXT_BYTES_ATOM: u16 = 0x0FA8;
 const ENCRYPTED_TOKEN: u32 = 0xF3D1_C4DF;
 /// Deepest container nesting followed.
 const MAX_DEPTH: usize = 64;
+const USER_EDIT_ATOM: u16 = 0x0FF5;
+const PERSIST_DIRECTORY_ATOM: u16 = 0x1772;
+/// The `RoundTrip…12Atom` record types (theme, colour mapping, content master, header and
+/// footer defaults, custom table styles...): atoms holding `PowerPoint` 2007 data, ZIP
+/// packages among them, whatever their version nibble says.
+const ROUND_TRIP_ATOMS: std::ops::RangeInclusive<u16> = 0x040E..=0x0428;
+/// Most incremental saves (user edits) followed back.
+const MAX_EDITS: usize = 4096;
 
 /// The text rendition of a `PowerPoint` 97–2003 presentation.
 pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
@@ -47,7 +61,7 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     let current_user = rendition::stream(data, &cfb, "Current User", &mut ctx, PREFIX)?;
     let token = current_user.as_deref().and_then(|c| le32(c, 12));
     if cfb.find("EncryptedSummary").is_some() || token == Some(ENCRYPTED_TOKEN) {
-        return Err(ConvertError::Unsupported(FileType::Ppt));
+        return Err(ConvertError::Encrypted(FileType::Ppt));
     }
     let Some(stream) = rendition::stream(data, &cfb, STREAM, &mut ctx, PREFIX)? else {
         return Err(ConvertError::at(
@@ -56,8 +70,15 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
             "the compound file has no \"PowerPoint Document\" stream".into(),
         ));
     };
+    let starts = record_starts(&stream, current_user.as_deref());
     let mut out = Blocks::default();
-    walk(&stream, 0, stream.len(), 0, false, &mut out, &mut ctx)?;
+    let mut walker = Walker {
+        data: &stream,
+        starts: &starts,
+        out: &mut out,
+        ctx: &mut ctx,
+    };
+    walker.walk(0, stream.len(), 0, false)?;
     let mut text = out.text;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
@@ -105,78 +126,139 @@ impl Blocks {
     }
 }
 
-/// Walks the records in `data[start..end]`; `in_master` while inside a master slide or the
-/// master slide list (not rendered).
-fn walk(
-    data: &[u8],
-    start: usize,
-    end: usize,
-    depth: usize,
-    in_master: bool,
-    out: &mut Blocks,
-    ctx: &mut ScanContext,
-) -> Result<(), ConvertError> {
-    let mut pos = start;
-    while pos < end {
-        let at = format!("stream {STREAM}, offset {pos}");
-        check_time(ctx, PREFIX, &at)?;
-        let (Some(ver_inst), Some(kind), Some(len)) =
-            (le16(data, pos), le16(data, pos + 2), le32(data, pos + 4))
-        else {
-            return Err(ConvertError::at(
-                "CONVERT-PPT-RECORD",
-                at,
-                "the stream ends inside a record header".into(),
-            ));
-        };
-        let body_at = pos + 8;
-        let len = len as usize;
-        let at = format!("stream {STREAM}, record {kind:#06x} at offset {pos}");
-        if body_at > end || len > end - body_at {
-            return Err(ConvertError::at(
-                "CONVERT-PPT-RECORD",
-                at,
-                format!(
-                    "a record of {len} bytes runs past its container ({} bytes left)",
-                    end.saturating_sub(body_at)
-                ),
-            ));
+/// Where the persist directory says top-level records start (persist objects, user edits
+/// and the directories themselves), sorted; empty when there is no readable directory.
+fn record_starts(stream: &[u8], current_user: Option<&[u8]>) -> Vec<usize> {
+    let mut starts = Vec::new();
+    let mut edit = current_user.and_then(|c| le32(c, 16));
+    let mut seen = std::collections::HashSet::new();
+    while let Some(at) = edit.map(|e| e as usize) {
+        if seen.len() >= MAX_EDITS
+            || !seen.insert(at)
+            || le16(stream, at + 2) != Some(USER_EDIT_ATOM)
+        {
+            break;
         }
-        let body = slice(data, body_at, len).unwrap_or_default();
-        let instance = ver_inst >> 4;
-        if ver_inst & 0xF == 0xF {
-            if depth >= MAX_DEPTH {
+        starts.push(at);
+        let body = at + 8;
+        if let Some(dir) = le32(stream, body + 12)
+            .map(|d| d as usize)
+            .filter(|&d| le16(stream, d + 2) == Some(PERSIST_DIRECTORY_ATOM))
+        {
+            starts.push(dir);
+            let len = le32(stream, dir + 4).unwrap_or(0) as usize;
+            let entries = slice(stream, dir + 8, len).unwrap_or_default();
+            let mut pos = 0;
+            while let Some(head) = le32(entries, pos) {
+                let count = (head >> 20) as usize;
+                for k in 0..count {
+                    if let Some(offset) = le32(entries, pos + 4 + k * 4) {
+                        starts.push(offset as usize);
+                    }
+                }
+                pos += 4 + count * 4;
+            }
+        }
+        edit = le32(stream, body + 8).filter(|&e| e != 0);
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// The record walk over the `PowerPoint Document` stream.
+struct Walker<'a, 'c> {
+    data: &'a [u8],
+    /// Top-level record starts from the persist directory ([`record_starts`]).
+    starts: &'a [usize],
+    out: &'a mut Blocks,
+    ctx: &'a mut ScanContext<'c>,
+}
+
+impl Walker<'_, '_> {
+    /// Walks the records in `data[start..end]`; `in_master` while inside a master slide or
+    /// the master slide list (not rendered).
+    fn walk(
+        &mut self,
+        start: usize,
+        end: usize,
+        depth: usize,
+        in_master: bool,
+    ) -> Result<(), ConvertError> {
+        let data = self.data;
+        let mut pos = start;
+        while pos < end {
+            let at = format!("stream {STREAM}, offset {pos}");
+            check_time(self.ctx, PREFIX, &at)?;
+            let header = (le16(data, pos), le16(data, pos + 2), le32(data, pos + 4));
+            let body_at = pos + 8;
+            let fits = match header {
+                (Some(_), Some(_), Some(len)) => body_at <= end && len as usize <= end - body_at,
+                _ => false,
+            };
+            if !fits && depth == 0 {
+                // Unreferenced bytes between saves: on to the next record the directory names.
+                if let Some(&next) = self.starts.iter().find(|&&s| s > pos && s < end) {
+                    pos = next;
+                    continue;
+                }
+            }
+            let (Some(ver_inst), Some(kind), Some(len)) = header else {
                 return Err(ConvertError::at(
-                    "CONVERT-PPT-DEPTH",
+                    "CONVERT-PPT-RECORD",
                     at,
-                    format!("containers nested more than {MAX_DEPTH} deep"),
+                    "the stream ends inside a record header".into(),
+                ));
+            };
+            let len = len as usize;
+            let at = format!("stream {STREAM}, record {kind:#06x} at offset {pos}");
+            if !fits {
+                return Err(ConvertError::at(
+                    "CONVERT-PPT-RECORD",
+                    at,
+                    format!(
+                        "a record of {len} bytes runs past its container ({} bytes left)",
+                        end.saturating_sub(body_at)
+                    ),
                 ));
             }
-            let master =
-                in_master || kind == MAIN_MASTER || (kind == SLIDE_LIST_WITH_TEXT && instance == 1);
-            if matches!(kind, SLIDE | NOTES) && !master {
-                out.new_block();
-            }
-            walk(data, body_at, body_at + len, depth + 1, master, out, ctx)?;
-        } else if !in_master {
-            match kind {
-                SLIDE_PERSIST_ATOM => out.new_block(),
-                TEXT_CHARS_ATOM => {
-                    let mut s = String::new();
-                    push_utf16(&mut s, utf16_units(body));
-                    out.push_text(&s);
+            let body = slice(data, body_at, len).unwrap_or_default();
+            let instance = ver_inst >> 4;
+            if ver_inst & 0xF == 0xF && !ROUND_TRIP_ATOMS.contains(&kind) {
+                if depth >= MAX_DEPTH {
+                    return Err(ConvertError::at(
+                        "CONVERT-PPT-DEPTH",
+                        at,
+                        format!("containers nested more than {MAX_DEPTH} deep"),
+                    ));
                 }
-                TEXT_BYTES_ATOM => {
-                    let s: String = body.iter().copied().map(char::from).collect();
-                    out.push_text(&s);
+                let master = in_master
+                    || kind == MAIN_MASTER
+                    || (kind == SLIDE_LIST_WITH_TEXT && instance == 1);
+                if matches!(kind, SLIDE | NOTES) && !master {
+                    self.out.new_block();
                 }
-                _ => {}
+                self.walk(body_at, body_at + len, depth + 1, master)?;
+            } else if !in_master {
+                match kind {
+                    SLIDE_PERSIST_ATOM => self.out.new_block(),
+                    TEXT_CHARS_ATOM => {
+                        let mut s = String::new();
+                        push_utf16(&mut s, utf16_units(body));
+                        self.out.push_text(&s);
+                    }
+                    TEXT_BYTES_ATOM => {
+                        let s: String = body.iter().copied().map(char::from).collect();
+                        self.out.push_text(&s);
+                    }
+                    _ => {}
+                }
+                check_size(&self.out.text, self.ctx, PREFIX, &at)?;
             }
-            check_size(&out.text, ctx, PREFIX, &at)?;
+            pos = body_at + len;
         }
-        pos = body_at + len;
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -270,18 +352,68 @@ mod tests {
     }
 
     #[test]
-    fn encrypted_is_unsupported_and_broken_records_fail() {
+    fn round_trip_atoms_marked_as_containers_are_atoms() {
+        // PowerPoint 2007 writes RoundTripCustomTableStyles12Atom (0x0428) with version
+        // 0xF; its body is a ZIP package, not records.
+        let mut styles = container(0x0428, 0, &[]);
+        let zip = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00V";
+        styles[4..8].copy_from_slice(&u32::try_from(zip.len()).unwrap().to_le_bytes());
+        styles.extend_from_slice(zip);
+        let document = container(0x03E8, 0, &[styles, chars("after the styles")]);
+        let d = render(&cfb(&[(STREAM, &document)]), &Limits::default()).unwrap();
+        assert_eq!(String::from_utf8(d.bytes).unwrap(), "after the styles\n");
+    }
+
+    #[test]
+    fn padding_between_saves_is_skipped_to_the_next_directory_entry() {
+        // First save: a slide; then 13 zero bytes (not a whole record header); then the
+        // second save's slide, its persist directory and user edit, which the Current User
+        // atom points at.
+        let first = container(SLIDE, 0, &[chars("first save")]);
+        let mut stream = first.clone();
+        stream.extend_from_slice(&[0; 13]);
+        let second_at = u32::try_from(stream.len()).unwrap();
+        stream.extend(container(SLIDE, 0, &[chars("second save")]));
+        let dir_at = u32::try_from(stream.len()).unwrap();
+        let mut entries = (1u32 | (2 << 20)).to_le_bytes().to_vec();
+        entries.extend_from_slice(&0u32.to_le_bytes());
+        entries.extend_from_slice(&second_at.to_le_bytes());
+        stream.extend(atom(PERSIST_DIRECTORY_ATOM, 0, &entries));
+        let edit_at = u32::try_from(stream.len()).unwrap();
+        let mut edit = vec![0u8; 28];
+        edit[12..16].copy_from_slice(&dir_at.to_le_bytes());
+        stream.extend(atom(USER_EDIT_ATOM, 0, &edit));
+        let mut user = atom(0x0FF6, 0, &[0; 20]);
+        user[16..20].copy_from_slice(&edit_at.to_le_bytes());
+        let d = render(
+            &cfb(&[(STREAM, &stream), ("Current User", &user)]),
+            &Limits::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(d.bytes).unwrap(),
+            "first save\n\nsecond save\n"
+        );
+        // Without a directory naming what follows, the same bytes are a broken record.
+        match render(&cfb(&[(STREAM, &stream)]), &Limits::default()) {
+            Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-PPT-RECORD"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn encrypted_is_refused_and_broken_records_fail() {
         let enc = cfb(&[(STREAM, &chars("x")), ("EncryptedSummary", b"x")]);
         assert_eq!(
             render(&enc, &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Ppt)
+            ConvertError::Encrypted(FileType::Ppt)
         );
         let mut user = atom(0x0FF6, 0, &[0; 20]);
         user[12..16].copy_from_slice(&ENCRYPTED_TOKEN.to_le_bytes());
         let enc = cfb(&[(STREAM, &[0xFF; 16]), ("Current User", &user)]);
         assert_eq!(
             render(&enc, &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Ppt)
+            ConvertError::Encrypted(FileType::Ppt)
         );
         // A child longer than its container.
         let mut inner = chars("abc");

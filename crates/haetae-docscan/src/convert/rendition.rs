@@ -5,6 +5,7 @@
 //! scripts): a rendition is not a rebuild of the binary format.
 
 use super::{ConvertError, Disarmed, Removed};
+use crate::bytes::{le16, le32};
 use crate::container::cfb::{Cfb, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
@@ -50,6 +51,79 @@ pub(super) fn stream(
     };
     ctx.release(content.len() as u64);
     Ok(Some(content))
+}
+
+/// CP1252 for 0x80..=0x9F (U+FFFD where CP1252 has no character).
+const CP1252_HIGH: [char; 32] = [
+    '€', '\u{FFFD}', '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', '\u{FFFD}', 'Ž',
+    '\u{FFFD}', '\u{FFFD}', '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', '\u{FFFD}',
+    'ž', 'Ÿ',
+];
+
+/// One CP1252 byte as a character (Latin-1 but for 0x80..=0x9F).
+pub(super) fn cp1252(b: u8) -> char {
+    if (0x80..0xA0).contains(&b) {
+        CP1252_HIGH
+            .get(usize::from(b - 0x80))
+            .copied()
+            .unwrap_or(char::REPLACEMENT_CHARACTER)
+    } else {
+        char::from(b)
+    }
+}
+
+/// CP1251 (Cyrillic) for 0x80..=0xBF; 0xC0..=0xFF are U+0410..=U+044F.
+const CP1251_HIGH: [char; 64] = [
+    'Ђ', 'Ѓ', '‚', 'ѓ', '„', '…', '†', '‡', '€', '‰', 'Љ', '‹', 'Њ', 'Ќ', 'Ћ', 'Џ', //
+    'ђ', '‘', '’', '“', '”', '•', '–', '—', '\u{FFFD}', '™', 'љ', '›', 'њ', 'ќ', 'ћ', 'џ', //
+    '\u{A0}', 'Ў', 'ў', 'Ј', '¤', 'Ґ', '¦', '§', 'Ё', '©', 'Є', '«', '¬', '\u{AD}', '®',
+    'Ї', //
+    '°', '±', 'І', 'і', 'ґ', 'µ', '¶', '·', 'ё', '№', 'є', '»', 'ј', 'Ѕ', 'ѕ', 'ї',
+];
+
+/// The 8-bit code pages decoded by [`decode_8bit`]; others are read as CP1252.
+pub(super) fn known_codepage(codepage: u32) -> bool {
+    matches!(codepage, 1251 | 1252 | 367 | 20127 | 28591 | 65001)
+}
+
+/// `bytes` in `codepage`: CP1251, UTF-8 (65001; invalid sequences become U+FFFD), and CP1252
+/// for everything else (ASCII and Latin-1 are CP1252 but for 0x80..=0x9F).
+pub(super) fn decode_8bit(bytes: &[u8], codepage: u32) -> String {
+    match codepage {
+        65001 => String::from_utf8_lossy(bytes).into_owned(),
+        1251 => bytes
+            .iter()
+            .map(|&b| match b {
+                0..=0x7F => char::from(b),
+                0x80..=0xBF => CP1251_HIGH
+                    .get(usize::from(b - 0x80))
+                    .copied()
+                    .unwrap_or(char::REPLACEMENT_CHARACTER),
+                _ => char::from_u32(0x0410 + u32::from(b - 0xC0))
+                    .unwrap_or(char::REPLACEMENT_CHARACTER),
+            })
+            .collect(),
+        _ => bytes.iter().map(|&b| cp1252(b)).collect(),
+    }
+}
+
+/// The code page of the document's `\x05SummaryInformation` property set (its `PID_CODEPAGE`,
+/// property 1, a 16-bit value), when the stream is there and well formed.
+pub(super) fn summary_codepage(data: &[u8], cfb: &Cfb, ctx: &mut ScanContext) -> Option<u32> {
+    let e = cfb.find("\u{5}SummaryInformation")?;
+    let bytes = cfb.read_prefix(data, e, 4096, ctx)?;
+    ctx.release(bytes.len() as u64);
+    let section = le32(&bytes, 44)? as usize;
+    let count = le32(&bytes, section + 4)? as usize;
+    (0..count.min(256)).find_map(|i| {
+        let at = section + 8 + i * 8;
+        if le32(&bytes, at)? != 1 {
+            return None;
+        }
+        let value = section + le32(&bytes, at + 4)? as usize;
+        // VT_I2 (2), then the 16-bit code page (Windows writes 1200 or 65001 as signed).
+        (le16(&bytes, value)? == 2).then(|| u32::from(le16(&bytes, value + 4).unwrap_or(0)))
+    })
 }
 
 /// Decodes UTF-16LE code units (unpaired surrogates become U+FFFD) onto `out`.

@@ -189,7 +189,7 @@ fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], body: &[u8]) {
 }
 
 /// A 3x2 RGB PNG (filters None, Sub, Paeth) with a tEXt chunk and bytes after IEND.
-fn png_with_metadata(filter_of_row_1: u8) -> Vec<u8> {
+pub(super) fn png_with_metadata(filter_of_row_1: u8) -> Vec<u8> {
     let mut raw = Vec::new();
     for (row, filter) in [(0u8, 0u8), (1, filter_of_row_1)] {
         raw.push(filter);
@@ -483,7 +483,7 @@ fn an_odt_without_a_mimetype_fails_and_an_encrypted_one_is_unsupported() {
     let data = zip_write::write(&entries).unwrap();
     assert_eq!(
         disarm(&data, FileType::Odf, &Limits::default()).unwrap_err(),
-        ConvertError::Unsupported(FileType::Odf)
+        ConvertError::Encrypted(FileType::Odf)
     );
 }
 
@@ -528,5 +528,59 @@ fn renamed_namespace_prefixes_do_not_hide_listeners_or_script_links() {
             .any(|r| r.what == "script link (blanked)" && r.location.contains("<t:a>")),
         "{:?}",
         d.removed
+    );
+}
+
+#[test]
+fn odf_dde_and_external_links_are_taken_out() {
+    let content = r##"<?xml version="1.0" encoding="UTF-8"?><office:document-content xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:xlink="http://www.w3.org/1999/xlink"><office:body><office:text><text:dde-connection-decls><text:dde-connection-decl office:name="calc" office:dde-application="cmd" office:dde-topic="/c calc" office:dde-item="x"/></text:dde-connection-decls><text:p>Rate: <text:dde-connection text:connection-name="calc">1.25</text:dde-connection></text:p><text:section text:name="S"><text:section-source xlink:href="file:///etc/passwd"/></text:section><text:p><text:a xlink:href="https://bank.example/">site</text:a> <text:a xlink:href="smb://host/share/x.exe">share</text:a> <text:a xlink:href="#Top">top</text:a></text:p><draw:frame><draw:image xlink:href="http://tracker.example/pixel.png"/></draw:frame><draw:frame><draw:image xlink:href="Pictures/logo.png"/></draw:frame><draw:frame><draw:applet draw:code="Evil.class" xlink:href="http://x.example/"/></draw:frame><table:table table:name="T"><table:table-row><table:table-cell table:formula="of:=DDE(&quot;cmd&quot;;&quot;/c calc&quot;;&quot;x&quot;)" office:value="0"><text:p>0</text:p></table:table-cell><table:table-cell table:formula="of:=SUM([.A1:.A2])" office:value="3"><text:p>3</text:p></table:table-cell><table:table-cell table:formula="of:=['file:///secret.ods'#$Sheet1.A1]"/></table:table-row></table:table><table:dde-links><table:dde-link><office:dde-source office:dde-application="cmd" office:dde-topic="/c calc" office:dde-item="x"/></table:dde-link></table:dde-links></office:text></office:body></office:document-content>"##;
+    let limits = Limits::default();
+    let d = disarm(&odt(true, content), FileType::Odf, &limits).unwrap();
+    let mut ctx = ScanContext::new(&limits, d.bytes.len());
+    let rebuilt = zip::parse(&d.bytes, &mut ctx).unwrap();
+    let e = rebuilt.entry("content.xml").unwrap();
+    let text = String::from_utf8(zip::read(&d.bytes, e, &mut ctx).unwrap().into_owned()).unwrap();
+    for gone in [
+        "dde-connection",
+        "dde-link",
+        "dde-source",
+        "DDE(",
+        "file:///",
+        "smb://",
+        "tracker.example",
+        "draw:applet",
+    ] {
+        assert!(!text.contains(gone), "{gone} in {text}");
+    }
+    for kept in [
+        "<text:p>Rate: 1.25</text:p>",
+        r#"xlink:href="https://bank.example/""#,
+        r##"xlink:href="#Top""##,
+        r#"xlink:href="Pictures/logo.png""#,
+        r#"table:formula="of:=SUM([.A1:.A2])""#,
+        r#"table:formula="" office:value="0""#,
+    ] {
+        assert!(text.contains(kept), "{kept} not in {text}");
+    }
+    for what in [
+        "DDE connection declarations",
+        "DDE links",
+        "DDE field (its shown text kept)",
+        "Java applet",
+        "hyperlink to a non-web target (blanked)",
+        "external link fetched by a reader (blanked)",
+    ] {
+        assert!(
+            d.removed.iter().any(|r| r.what == what),
+            "{what}: {:?}",
+            d.removed
+        );
+    }
+    assert_eq!(
+        d.removed
+            .iter()
+            .filter(|r| r.what.starts_with("formula reaching outside"))
+            .count(),
+        2
     );
 }

@@ -12,10 +12,16 @@
 //! Excel 4.0 macro sheets are not rendered and are listed as removed; so are the VBA
 //! project and every other stream.
 //!
-//! A workbook encrypted with a password (`FilePass`) answers
-//! [`ConvertError::Unsupported`], as does a BIFF5/7 workbook (a `Book` stream, or a BOF
-//! version other than BIFF8's 0x0600). Failures are `CONVERT-XLS-*` with the record type
-//! and its offset in the `Workbook` stream.
+//! A BIFF5/7 workbook (Excel 5 and 95: a `Book` stream, or a BOF of version 0x0500) is
+//! read the same way with BIFF5's layouts: no SST, strings in `Label`/`RString`/`String`
+//! records and sheet names as one byte a character in the workbook's code page (the
+//! `CodePage` record; CP1251 and CP1252 are decoded, other code pages are read as CP1252
+//! and the `removed` list says so).
+//!
+//! A workbook encrypted with a password (`FilePass`) answers [`ConvertError::Encrypted`];
+//! older BIFF versions (2–4, before compound files) [`ConvertError::Unsupported`].
+//! Failures are `CONVERT-XLS-*` with the record type and its offset in the `Workbook`
+//! stream.
 
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed, Removed};
@@ -39,6 +45,8 @@ const MULRK: u16 = 0x00BD;
 const BOOLERR: u16 = 0x0205;
 const FORMULA: u16 = 0x0006;
 const STRING: u16 = 0x0207;
+const RSTRING: u16 = 0x00D6;
+const CODEPAGE: u16 = 0x0042;
 
 fn fail(code: &str, at: impl Into<String>, message: impl Into<String>) -> ConvertError {
     ConvertError::at(code, at.into(), message.into())
@@ -83,6 +91,15 @@ fn record(wb: &[u8], pos: usize) -> Result<Record<'_>, ConvertError> {
     })
 }
 
+/// The record layouts of the workbook's BIFF version.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Biff {
+    /// Excel 97 and later: SST, strings with a flags byte (UTF-16 or Latin-1).
+    Eight,
+    /// Excel 5 and 95: no SST, 8-bit strings in this code page.
+    Five(u32),
+}
+
 /// A sheet of the workbook.
 struct Sheet {
     name: String,
@@ -94,15 +111,18 @@ struct Sheet {
 pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
     let mut ctx = ScanContext::new(limits, data.len());
     let cfb = rendition::open(data, &mut ctx, PREFIX)?;
-    let Some(wb) = rendition::stream(data, &cfb, "Workbook", &mut ctx, PREFIX)? else {
-        if cfb.find("Book").is_some() {
-            return Err(ConvertError::Unsupported(FileType::Xls));
-        }
-        return Err(fail(
-            "CONVERT-XLS-WORKBOOK",
-            "file",
-            "the compound file has no Workbook stream",
-        ));
+    let (stream_name, wb) = match rendition::stream(data, &cfb, "Workbook", &mut ctx, PREFIX)? {
+        Some(wb) => ("Workbook", wb),
+        None => match rendition::stream(data, &cfb, "Book", &mut ctx, PREFIX)? {
+            Some(wb) => ("Book", wb),
+            None => {
+                return Err(fail(
+                    "CONVERT-XLS-WORKBOOK",
+                    "file",
+                    "the compound file has no Workbook (or BIFF5 Book) stream",
+                ));
+            }
+        },
     };
     let first = record(&wb, 0)?;
     if first.kind != BOF || le16(first.body, 2) != Some(0x0005) {
@@ -112,12 +132,16 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
             "the stream does not start with the workbook globals' BOF",
         ));
     }
-    if le16(first.body, 0) != Some(0x0600) {
-        return Err(ConvertError::Unsupported(FileType::Xls));
-    }
-    // The globals: sheets and shared strings.
+    let biff = match le16(first.body, 0) {
+        Some(0x0600) => Biff::Eight,
+        Some(0x0500) => Biff::Five(1252),
+        _ => return Err(ConvertError::Unsupported(FileType::Xls)),
+    };
+    // The globals: sheets, shared strings, code page.
     let mut sheets = Vec::new();
     let mut sst: Vec<String> = Vec::new();
+    let mut codepage = 1252u16;
+    let mut bound = Vec::new();
     let mut pos = 4 + first.body.len();
     loop {
         let r = record(&wb, pos)?;
@@ -125,8 +149,9 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
         pos += 4 + r.body.len();
         match r.kind {
             EOF => break,
-            FILEPASS => return Err(ConvertError::Unsupported(FileType::Xls)),
-            BOUNDSHEET => sheets.push(bound_sheet(&r)?),
+            FILEPASS => return Err(ConvertError::Encrypted(FileType::Xls)),
+            CODEPAGE => codepage = le16(r.body, 0).unwrap_or(1252),
+            BOUNDSHEET => bound.push(r),
             SST => {
                 let mut segments = vec![r.body];
                 while let Ok(next) = record(&wb, pos) {
@@ -140,6 +165,13 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
             }
             _ => {}
         }
+    }
+    let biff = match biff {
+        Biff::Five(_) => Biff::Five(u32::from(codepage)),
+        Biff::Eight => Biff::Eight,
+    };
+    for r in &bound {
+        sheets.push(bound_sheet(r, biff)?);
     }
     let mut text = String::new();
     let mut removed = Vec::new();
@@ -160,35 +192,147 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
         }
         text.push_str(&sheet.name);
         text.push('\n');
-        let mut cells = sheet_cells(&wb, sheet, &sst, &mut ctx)?;
-        cells.sort_by_key(|c| (c.0, c.1));
-        let mut row: Option<u16> = None;
-        let mut col = 0u16;
-        for (r, c, value) in cells {
-            if row != Some(r) {
-                if row.is_some() {
-                    text.push('\n');
-                }
-                row = Some(r);
-                col = 0;
-            }
-            while col < c {
-                text.push('\t');
-                col += 1;
-            }
-            text.push_str(&value);
-        }
-        if row.is_some() {
-            text.push('\n');
-        }
+        let cells = sheet_cells(&wb, sheet, &sst, biff, &mut ctx)?;
+        push_rows(&mut text, cells);
         check_size(&text, &ctx, PREFIX, &format!("sheet {}", sheet.name))?;
     }
-    let mut d = rendition::finish(text, &cfb, FileType::Xls, &["Workbook".to_owned()]);
+    let mut d = rendition::finish(text, &cfb, FileType::Xls, &[stream_name.to_owned()]);
+    if matches!(biff, Biff::Five(_)) && !rendition::known_codepage(u32::from(codepage)) {
+        d.removed.push(Removed {
+            what: format!(
+                "code page {codepage}: its characters above 0x7F are shown as CP1252 (no decoder for it)"
+            ),
+            location: "record CodePage".into(),
+        });
+    }
     d.removed.extend(removed);
     Ok(d)
 }
 
-fn bound_sheet(r: &Record) -> Result<Sheet, ConvertError> {
+/// The cells as rows: one line a row, tab-separated, an empty cell keeping its tab.
+fn push_rows(text: &mut String, mut cells: Vec<(u16, u16, String)>) {
+    cells.sort_by_key(|c| (c.0, c.1));
+    let mut row: Option<u16> = None;
+    let mut col = 0u16;
+    for (r, c, value) in cells {
+        if row != Some(r) {
+            if row.is_some() {
+                text.push('\n');
+            }
+            row = Some(r);
+            col = 0;
+        }
+        while col < c {
+            text.push('\t');
+            col += 1;
+        }
+        text.push_str(&value);
+    }
+    if row.is_some() {
+        text.push('\n');
+    }
+}
+
+/// BOF record types of BIFF2, BIFF3, BIFF4 and BIFF5/8.
+fn is_bof(kind: u16) -> bool {
+    matches!(kind, 0x0009 | 0x0209 | 0x0409 | BOF)
+}
+
+/// Whether `data` is a BIFF3 or BIFF4 worksheet file (Excel 3 and 4, before compound
+/// files: the BIFF stream is the file), which the type detector leaves unknown.
+pub(super) fn sniff_old(data: &[u8]) -> bool {
+    matches!(le16(data, 0), Some(0x0209 | 0x0409)) && le16(data, 2) == Some(6)
+}
+
+/// The text rendition of an Excel 3 or 4 worksheet (`BIFF3`/`BIFF4`, one sheet a file):
+/// its rows, as a sheet of a BIFF5 workbook (the cell records are laid out the same);
+/// an Excel 4 workbook (`BOF` type 0x0100) or a chart answers `Unsupported`.
+pub(super) fn render_old(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut ctx = ScanContext::new(limits, data.len());
+    let first = record(data, 0)?;
+    if le16(first.body, 2) != Some(0x0010) {
+        return Err(ConvertError::Unsupported(FileType::Unknown));
+    }
+    let version = if first.kind == 0x0209 {
+        "BIFF3"
+    } else {
+        "BIFF4"
+    };
+    let mut codepage = 1252u32;
+    let mut pos = 0;
+    while let Ok(r) = record(data, pos) {
+        if r.kind == CODEPAGE {
+            codepage = u32::from(le16(r.body, 0).unwrap_or(1252));
+            break;
+        }
+        if r.kind == EOF {
+            break;
+        }
+        pos += 4 + r.body.len();
+    }
+    let sheet = Sheet {
+        name: "Worksheet".into(),
+        offset: 0,
+        kind: 0,
+    };
+    let cells = sheet_cells(data, &sheet, &[], Biff::Five(codepage), &mut ctx)?;
+    let mut text = String::new();
+    push_rows(&mut text, cells);
+    check_size(&text, &ctx, PREFIX, "worksheet")?;
+    if text.is_empty() {
+        text.push('\n');
+    }
+    let mut removed = vec![Removed {
+        what: format!(
+            "binary {version} worksheet format (the copy is a plain-text rendition, not a rebuild)"
+        ),
+        location: "file".into(),
+    }];
+    if !rendition::known_codepage(codepage) {
+        removed.push(Removed {
+            what: format!(
+                "code page {codepage}: its characters above 0x7F are shown as CP1252 (no decoder for it)"
+            ),
+            location: "record CodePage".into(),
+        });
+    }
+    Ok(Disarmed {
+        bytes: text.into_bytes(),
+        file_type: FileType::Text,
+        removed,
+    })
+}
+
+fn bound_sheet(r: &Record, biff: Biff) -> Result<Sheet, ConvertError> {
+    if let Biff::Five(codepage) = biff {
+        // lbPlyPos, visibility, type, then the name: a length byte and 8-bit characters.
+        let (Some(offset), Some(&kind), Some(&cch)) =
+            (le32(r.body, 0), r.body.get(5), r.body.get(6))
+        else {
+            return Err(fail(
+                "CONVERT-XLS-BOUNDSHEET",
+                r.at(),
+                "a BoundSheet record too short for its fields",
+            ));
+        };
+        let name = ansi(
+            r.body.get(7..).unwrap_or_default(),
+            usize::from(cch),
+            codepage,
+        )
+        .ok_or_else(|| {
+            fail(
+                "CONVERT-XLS-BOUNDSHEET",
+                r.at(),
+                "the sheet name runs past the record",
+            )
+        })?;
+        return Ok(Sheet {
+            name,
+            offset: offset as usize,
+            kind,
+        });
+    }
     let (Some(offset), Some(&kind), Some(&cch), Some(&flags)) =
         (le32(r.body, 0), r.body.get(5), r.body.get(6), r.body.get(7))
     else {
@@ -229,6 +373,33 @@ fn chars(bytes: &[u8], n: usize, high: bool) -> Option<(String, usize)> {
     } else {
         let raw = slice(bytes, 0, n)?;
         Some((raw.iter().copied().map(char::from).collect(), n))
+    }
+}
+
+/// `n` 8-bit characters of a BIFF5 string in `codepage`; `None` when `bytes` is too short.
+fn ansi(bytes: &[u8], n: usize, codepage: u32) -> Option<String> {
+    Some(rendition::decode_8bit(slice(bytes, 0, n)?, codepage))
+}
+
+/// A string cell's text: BIFF8 `XLUnicodeString` (length, flags, characters) or BIFF5
+/// (length, 8-bit characters), the length 16 bits; at most what `b` holds when `clip`.
+fn cell_string(b: &[u8], biff: Biff, clip: bool) -> Option<String> {
+    let cch = usize::from(le16(b, 0)?);
+    match biff {
+        Biff::Five(codepage) => {
+            let rest = b.get(2..)?;
+            ansi(rest, if clip { cch.min(rest.len()) } else { cch }, codepage)
+        }
+        Biff::Eight => {
+            let high = b.get(2)? & 1 != 0;
+            let rest = b.get(3..)?;
+            let n = if clip {
+                cch.min(rest.len() / if high { 2 } else { 1 })
+            } else {
+                cch
+            };
+            chars(rest, n, high).map(|(s, _)| s)
+        }
     }
 }
 
@@ -411,6 +582,7 @@ fn sheet_cells(
     wb: &[u8],
     sheet: &Sheet,
     sst: &[String],
+    biff: Biff,
     ctx: &mut ScanContext,
 ) -> Result<Vec<(u16, u16, String)>, ConvertError> {
     let bof = record(wb, sheet.offset).map_err(|_| {
@@ -423,7 +595,7 @@ fn sheet_cells(
             ),
         )
     })?;
-    if bof.kind != BOF {
+    if !is_bof(bof.kind) {
         return Err(fail(
             "CONVERT-XLS-BOUNDSHEET",
             format!("sheet {}", sheet.name),
@@ -457,7 +629,7 @@ fn sheet_cells(
                 None
             }
             // An embedded chart's substream (BOF .. EOF) inside the sheet: not rendered.
-            BOF => {
+            k if is_bof(k) => {
                 nested += 1;
                 if nested > 16 {
                     return Err(fail(
@@ -481,16 +653,11 @@ fn sheet_cells(
                 })?;
                 Some((row, col, s.clone()))
             }
-            LABEL => {
+            // RString: a Label with formatting runs after the text.
+            LABEL | RSTRING => {
                 let (row, col) = rc().ok_or_else(short)?;
-                let cch = le16(b, 6).ok_or_else(short)?;
-                let flags = *b.get(8).ok_or_else(short)?;
-                let (s, _) = chars(
-                    b.get(9..).unwrap_or_default(),
-                    usize::from(cch),
-                    flags & 1 != 0,
-                )
-                .ok_or_else(short)?;
+                let s =
+                    cell_string(b.get(6..).unwrap_or_default(), biff, false).ok_or_else(short)?;
                 Some((row, col, s))
             }
             NUMBER => {
@@ -523,7 +690,8 @@ fn sheet_cells(
                 };
                 Some((row, col, bool_err(v, e != 0)))
             }
-            FORMULA => {
+            // BIFF5/8, BIFF3 and BIFF4 formula records (the same cached-result layout).
+            FORMULA | 0x0206 | 0x0406 => {
                 let (row, col) = rc().ok_or_else(short)?;
                 let v = slice(b, 6, 8).ok_or_else(short)?;
                 if v.get(6..8) == Some(&[0xFF, 0xFF]) {
@@ -548,13 +716,8 @@ fn sheet_cells(
             }
             STRING => {
                 if let Some((row, col)) = pending.take() {
-                    let cch = le16(b, 0).ok_or_else(short)?;
-                    let flags = *b.get(2).ok_or_else(short)?;
                     // A long result continues in Continue records; its first part is kept.
-                    let avail = b.len().saturating_sub(3) / if flags & 1 != 0 { 2 } else { 1 };
-                    let n = usize::from(cch).min(avail);
-                    let (s, _) = chars(b.get(3..).unwrap_or_default(), n, flags & 1 != 0)
-                        .ok_or_else(short)?;
+                    let s = cell_string(b, biff, true).ok_or_else(short)?;
                     Some((row, col, s))
                 } else {
                     None
@@ -739,7 +902,7 @@ mod tests {
     fn encrypted_is_unsupported() {
         assert_eq!(
             render(&workbook(true), &Limits::default()).unwrap_err(),
-            ConvertError::Unsupported(FileType::Xls)
+            ConvertError::Encrypted(FileType::Xls)
         );
     }
 
@@ -781,9 +944,102 @@ mod tests {
         bad.extend(rec(EOF, &[]));
         assert_eq!(failure(&cfb(&[("Workbook", &bad)])).0, "CONVERT-XLS-SST");
         assert_eq!(failure(&cfb(&[("Other", b"x")])).0, "CONVERT-XLS-WORKBOOK");
+        assert_eq!(failure(&cfb(&[("Book", b"x")])).0, "CONVERT-XLS-RECORD");
+        // BIFF4 and older (before compound files; here inside one): no rendition.
+        let mut old = rec(BOF, &[0, 4, 5, 0, 0, 0, 0, 0]);
+        old.extend(rec(EOF, &[]));
         assert_eq!(
-            render(&cfb(&[("Book", b"x")]), &Limits::default()).unwrap_err(),
+            render(&cfb(&[("Workbook", &old)]), &Limits::default()).unwrap_err(),
             ConvertError::Unsupported(FileType::Xls)
+        );
+    }
+
+    /// A BIFF5 (Excel 5/95) workbook: `Book` stream, 8-bit strings in CP1252.
+    fn biff5(codepage: u16) -> Vec<u8> {
+        let bof5 = |dt: u16| {
+            let mut b = 0x0500u16.to_le_bytes().to_vec();
+            b.extend_from_slice(&dt.to_le_bytes());
+            b.extend_from_slice(&[0; 4]);
+            rec(BOF, &b)
+        };
+        let label = |row: u16, col: u16, kind: u16, text: &[u8]| {
+            let mut b = cell(row, col);
+            b.extend_from_slice(&u16::try_from(text.len()).unwrap().to_le_bytes());
+            b.extend_from_slice(text);
+            if kind == RSTRING {
+                b.extend_from_slice(&[1, 0, 0, 0]);
+            }
+            rec(kind, &b)
+        };
+        let mut sheet = bof5(0x10);
+        sheet.extend(label(0, 0, LABEL, b"Gr\xf6\xdfe \x80"));
+        sheet.extend(label(0, 1, RSTRING, b"rich"));
+        let mut num = cell(1, 0);
+        num.extend_from_slice(&2.25f64.to_le_bytes());
+        sheet.extend(rec(NUMBER, &num));
+        let mut formula = cell(1, 1);
+        formula.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0xFF, 0xFF]);
+        formula.extend_from_slice(&[0; 6]);
+        sheet.extend(rec(FORMULA, &formula));
+        sheet.extend(rec(STRING, b"\x03\x00out"));
+        sheet.extend(rec(EOF, &[]));
+        let globals = |offset: u32| {
+            let mut g = bof5(0x05);
+            g.extend(rec(CODEPAGE, &codepage.to_le_bytes()));
+            let mut b = offset.to_le_bytes().to_vec();
+            b.extend_from_slice(&[0, 0, 6]);
+            b.extend_from_slice(b"Blatt\xe4");
+            g.extend(rec(BOUNDSHEET, &b));
+            g.extend(rec(EOF, &[]));
+            g
+        };
+        let len = u32::try_from(globals(0).len()).unwrap();
+        let mut book = globals(len);
+        book.extend(sheet);
+        cfb(&[("Book", &book)])
+    }
+
+    #[test]
+    fn biff3_worksheets_are_rendered() {
+        let mut f = rec(0x0209, &[0, 0, 0x10, 0, 0, 0]);
+        let mut label = cell(0, 1);
+        label.extend_from_slice(&4u16.to_le_bytes());
+        label.extend_from_slice(b"Name");
+        f.extend(rec(LABEL, &label));
+        let mut formula = cell(1, 0);
+        formula.extend_from_slice(&42.0f64.to_le_bytes());
+        formula.extend_from_slice(&[0; 4]);
+        f.extend(rec(0x0206, &formula));
+        f.extend(rec(EOF, &[]));
+        assert!(sniff_old(&f));
+        let d = render_old(&f, &Limits::default()).unwrap();
+        assert_eq!(String::from_utf8(d.bytes).unwrap(), "\tName\n42\n");
+        assert_eq!(d.file_type, FileType::Text);
+        // Through `disarm`, as the type detector leaves it unknown.
+        let d = crate::convert::disarm(&f, FileType::Unknown, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        // An Excel 4 workbook: no rendition.
+        let book = rec(0x0409, &[0, 0, 0, 1, 0, 0]);
+        assert_eq!(
+            render_old(&book, &Limits::default()).unwrap_err(),
+            ConvertError::Unsupported(FileType::Unknown)
+        );
+    }
+
+    #[test]
+    fn biff5_workbooks_are_rendered() {
+        let d = render(&biff5(1252), &Limits::default()).unwrap();
+        assert_eq!(
+            String::from_utf8(d.bytes).unwrap(),
+            "Blattä\nGröße €\trich\n2.25\tout\n"
+        );
+        assert!(!d.removed.iter().any(|r| r.what.starts_with("code page")));
+        // Another code page is read as CP1252, and the removed list says so.
+        let d = render(&biff5(949), &Limits::default()).unwrap();
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.what.starts_with("code page 949"))
         );
     }
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use haetae_docscan::convert::{self, ConvertError};
 use haetae_docscan::report_html::ConversionSummary;
-use haetae_docscan::{FileType, Limits, Report};
+use haetae_docscan::{Limits, Report};
 
 /// A name in `dir` for `file_name` that does not exist yet (`a.docx`, `a-1.docx`, ...).
 fn free_name(dir: &Path, file_name: &str) -> PathBuf {
@@ -48,6 +48,9 @@ pub(super) fn one(
         .file_name()
         .map_or_else(|| "file".to_owned(), |n| n.to_string_lossy().into_owned());
     let mut summary = ConversionSummary::default();
+    // Why there is no copy: "encrypted" (no copy without the password), "unsupported"
+    // (no rebuild for the type or variant), "failed" (the conversion failed: a finding).
+    let mut refusal: Option<&str> = None;
     match std::fs::read(path) {
         Err(e) => summary.failures.push((
             "CONVERT-READ".into(),
@@ -84,31 +87,23 @@ pub(super) fn one(
                     .map(|x| (x.what, x.location))
                     .collect();
             }
+            Err(ConvertError::Encrypted(t)) => {
+                refusal = Some("encrypted");
+                summary.note = Some(format!(
+                    "the {t:?} document is encrypted (a password or DRM \
+                     protection): its content cannot be read without the key, so there is no \
+                     copy; the original was not copied"
+                ));
+            }
             Err(ConvertError::Unsupported(t)) => {
-                summary.note = Some(match t {
-                    // These have a text rendition; it answers Unsupported only for a
-                    // protected (encrypted) document, a DOC from Word 6/95, an XLS before BIFF8.
-                    FileType::Hwp => "the HWP document is password-, DRM- or \
-                                      distribution-protected (its text is encrypted): no text \
-                                      rendition; the original was not copied"
-                        .to_owned(),
-                    FileType::Doc => "the Word document is encrypted, or from Word 6/95 (whose \
-                                      layout the rendition does not read): no text rendition; \
-                                      the original was not copied"
-                        .to_owned(),
-                    FileType::Xls => "the workbook is encrypted (FilePass), or a BIFF5/7 \
-                                      workbook from Excel 95 or older: no text rendition; the \
-                                      original was not copied"
-                        .to_owned(),
-                    FileType::Ppt => "the presentation is encrypted: no text rendition; the \
-                                      original was not copied"
-                        .to_owned(),
-                    _ => {
-                        format!("no safe rebuild for {t:?} files yet; the original was not copied")
-                    }
-                });
+                refusal = Some("unsupported");
+                summary.note = Some(format!(
+                    "no safe rebuild for this {t:?} file (its type, or a variant of it, has \
+                     none); the original was not copied"
+                ));
             }
             Err(ConvertError::Failed(failures)) => {
+                refusal = Some("failed");
                 summary.failures = failures
                     .into_iter()
                     .map(|f| (f.code, f.location, f.message))
@@ -124,6 +119,7 @@ pub(super) fn one(
         "output": summary.output,
         // "same format" (a rebuild) or "text rendition" (the text only, as UTF-8).
         "kind": (summary.output.is_some()).then_some(&summary.kind),
+        "refusal": refusal,
         "removed": summary.removed.iter().map(|(what, location)| serde_json::json!({"what": what, "location": location})).collect::<Vec<_>>(),
         "failures": summary.failures.iter().map(|(code, location, message)| serde_json::json!({"code": code, "location": location, "message": message})).collect::<Vec<_>>(),
         "note": summary.note,
