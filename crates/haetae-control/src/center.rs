@@ -43,6 +43,9 @@ pub struct ControlOptions {
     /// go here instead of to the Center, so that `haetae up` serves both on one address.
     /// Plain HTTP only: with `tls` set the Center keeps every connection.
     pub relay_handoff: Option<RelayHandoff>,
+    /// The key of the agent tickets the relay beside this Center requires (see
+    /// [`haetae_core::agent_ticket`]); the Center issues them at `GET /remote/ticket`.
+    pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
 }
 
 /// Where the Center hands the relay's connections (see [`ControlOptions::relay_handoff`]).
@@ -86,6 +89,7 @@ impl ControlOptions {
                 .clone()
                 .zip(config.control.tls_key.clone()),
             relay_handoff: None,
+            agent_tickets: None,
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -413,11 +417,12 @@ impl ControlCenter {
             None => None,
         };
         // Over HTTPS the session cookie is `Secure` whatever the flag says.
-        let state = AppState::new(
+        let mut state = AppState::new(
             store.clone(),
             bus.clone(),
             options.secure_cookies || tls.is_some(),
         );
+        state.agent_tickets = options.agent_tickets.clone();
         let (stop, stop_rx) = watch::channel(false);
 
         let app = http::router(state.clone());

@@ -1371,4 +1371,57 @@ async fn the_remote_support_pages_customer_open_agent_console_for_operators_only
     assert_eq!(r.status, StatusCode::OK);
     assert!(r.text.contains("id=\"rs-issue\"") && r.text.contains("data-agent=\"admin\""));
     assert!(r.text.contains("/assets/remote/agent.js"));
+
+    // The relay's agent ticket: only for those who may use the console, never cached, and
+    // null when no relay asks for one (this Center has no ticket key).
+    let r = t.send(Method::GET, "/remote/ticket", None, &[]).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let r = t
+        .send(
+            Method::GET,
+            "/remote/ticket",
+            None,
+            &[("cookie", &viewer.cookie)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = t
+        .send(
+            Method::GET,
+            "/remote/ticket",
+            None,
+            &[("cookie", &admin.cookie)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(r.json["ticket"], Value::Null);
+}
+
+/// With a ticket key (as `haetae up` sets), the ticket names the logged-in user and the
+/// relay's verification (same key) accepts it.
+#[tokio::test]
+async fn the_agent_ticket_names_the_logged_in_user() {
+    use haetae_core::agent_ticket::TicketKey;
+    let mut t = TestApp::new().await;
+    let key = TicketKey::from_bytes([5; 32]);
+    t.state.agent_tickets = Some(key.clone());
+    t.app = router(t.state.clone());
+    let admin = t.admin().await;
+    let r = t
+        .send(
+            Method::GET,
+            "/remote/ticket",
+            None,
+            &[("cookie", &admin.cookie)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let ticket = r.json["ticket"].as_str().unwrap().to_owned();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(key.verify(&ticket, now).unwrap(), "admin");
+    assert!(key.verify(&ticket, now + 10 * 60).is_err(), "short-lived");
 }

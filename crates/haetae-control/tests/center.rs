@@ -15,6 +15,7 @@ fn options(dir: &std::path::Path, password: Option<&str>) -> ControlOptions {
         admin_password: password.map(str::to_owned),
         tls: None,
         relay_handoff: None,
+        agent_tickets: None,
     }
 }
 

@@ -54,6 +54,7 @@ fn options(dir: &std::path::Path, cert: &str, key: &str) -> ControlOptions {
         admin_password: Some("https test password 1".into()),
         tls: Some((dir.join("cert.pem"), dir.join("key.pem"))),
         relay_handoff: None,
+        agent_tickets: None,
     }
 }
 

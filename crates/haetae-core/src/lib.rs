@@ -17,6 +17,7 @@
 //! assert_eq!(Event::from_json(&json).unwrap(), event);
 //! ```
 
+pub mod agent_ticket;
 pub mod config;
 pub mod event;
 pub mod policy;

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use futures_util::{SinkExt as _, StreamExt as _};
+use haetae_core::agent_ticket::TicketKey;
 use haetae_core::event::{Component, EventCategory, Outcome};
 use haetae_core::{Event, Severity};
 use ipnet::IpNet;
@@ -70,6 +71,11 @@ pub struct RelayConfig {
     pub allowed_origins: Vec<String>,
     /// Frames queued towards one side before the sender is slowed down.
     pub queue_frames: usize,
+    /// When set, an agent must open its WebSocket with `?ticket=T`, a ticket the Control
+    /// Center issued to a logged-in user ([`haetae_core::agent_ticket`]); the agent's name
+    /// is the ticket's, whatever `AgentOpen` claims. `haetae up` sets it; a standalone
+    /// relay without a Center relies on `agent_networks` alone.
+    pub agent_tickets: Option<TicketKey>,
 }
 
 impl Default for RelayConfig {
@@ -90,6 +96,7 @@ impl Default for RelayConfig {
             ],
             allowed_origins: Vec::new(),
             queue_frames: 32,
+            agent_tickets: None,
         }
     }
 }
@@ -456,11 +463,24 @@ async fn accept_loop(
 
 type Ws = WebSocketStream<TcpStream>;
 
+/// The `ticket` query parameter of the upgrade request's target, if any (hex only; anything
+/// else is kept as is and fails verification).
+fn ticket_param(req: &Request) -> Option<String> {
+    req.uri()
+        .query()?
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ticket="))
+        .filter(|t| t.len() <= haetae_core::agent_ticket::MAX_TICKET_HEX)
+        .map(str::to_owned)
+}
+
 #[allow(clippy::result_large_err)] // the signature tungstenite's handshake callback requires
 fn origin_check(
     allowed: Vec<String>,
+    ticket: Arc<Mutex<Option<String>>>,
 ) -> impl FnOnce(&Request, Response) -> Result<Response, ErrorResponse> {
     move |req: &Request, resp: Response| {
+        *lock(&ticket) = ticket_param(req);
         if allowed.is_empty() {
             return Ok(resp);
         }
@@ -481,9 +501,10 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         .max_message_size(Some(shared.config.max_frame))
         .max_frame_size(Some(shared.config.max_frame));
     let hello = shared.config.hello_timeout;
+    let ticket = Arc::new(Mutex::new(None));
     let accept = tokio_tungstenite::accept_hdr_async_with_config(
         stream,
-        origin_check(shared.config.allowed_origins.clone()),
+        origin_check(shared.config.allowed_origins.clone(), Arc::clone(&ticket)),
         Some(ws_config),
     );
     let Ok(Ok(mut ws)) = tokio::time::timeout(hello, accept).await else {
@@ -494,7 +515,13 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         _ => return close(&mut ws, None).await,
     };
     match first {
-        Ok(RelayMessage::AgentOpen { agent }) => agent_side(&shared, ws, peer.ip(), agent).await,
+        Ok(RelayMessage::AgentOpen { agent }) => {
+            let ticket = lock(&ticket).take();
+            match ticket_agent(&shared, ticket.as_deref(), agent, peer.ip()) {
+                Ok(agent) => agent_side(&shared, ws, peer.ip(), agent).await,
+                Err(()) => refuse(&mut ws, RefuseReason::NotAllowed, Duration::ZERO).await,
+            }
+        }
         Ok(RelayMessage::CustomerJoin { code }) => {
             customer_side(&shared, ws, peer.ip(), &code).await;
         }
@@ -578,6 +605,38 @@ fn random_sid() -> Option<SessionId> {
     let mut sid = [0u8; 16];
     haetae_crypto::error::os_random(&mut sid).ok()?;
     Some(SessionId(sid))
+}
+
+/// The agent's name: with tickets required, the one a valid ticket names (the claim in
+/// `AgentOpen` must be the same), otherwise the claim. A refusal is an event.
+fn ticket_agent(
+    shared: &Shared,
+    ticket: Option<&str>,
+    claimed: String,
+    ip: IpAddr,
+) -> Result<String, ()> {
+    let Some(key) = &shared.config.agent_tickets else {
+        return Ok(claimed);
+    };
+    let now = SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let why = match ticket.map(|t| key.verify(t, now)) {
+        Some(Ok(agent)) if agent == claimed => return Ok(agent),
+        Some(Ok(agent)) => format!("a ticket for {agent} was presented as {claimed}"),
+        Some(Err(e)) => e.to_string(),
+        None => "no agent ticket".to_owned(),
+    };
+    (shared.events)(
+        code_event(
+            "remote.agent_refused",
+            ip,
+            Outcome::Failure,
+            format!("agent connection from {ip} refused: {why}"),
+        )
+        .severity(Severity::Medium),
+    );
+    Err(())
 }
 
 async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String) {

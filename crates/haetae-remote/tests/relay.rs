@@ -430,6 +430,64 @@ async fn an_agent_outside_the_agent_networks_is_refused() {
     h.wait_for("remote.agent_refused").await;
 }
 
+/// With tickets required (as in `haetae up`), an agent needs one the Center issued, for the
+/// name it opens with; customers need none.
+#[tokio::test]
+async fn an_agent_needs_a_valid_ticket_for_its_own_name_when_tickets_are_required() {
+    use haetae_core::agent_ticket::TicketKey;
+    let key = TicketKey::from_bytes([9; 32]);
+    let h = Harness::start(RelayConfig {
+        agent_tickets: Some(key.clone()),
+        ..RelayConfig::default()
+    })
+    .await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let with = |t: &str| format!("{}?ticket={t}", h.url());
+    let refused = |r: Result<_, ClientError>| {
+        matches!(
+            r,
+            Err(ClientError::Refused {
+                reason: RefuseReason::NotAllowed,
+                ..
+            })
+        )
+    };
+    // No ticket, a ticket made with another key, an expired one, one for another agent.
+    let forged = TicketKey::from_bytes([1; 32])
+        .issue("agent-t", now + 60)
+        .unwrap();
+    let expired = key.issue("agent-t", now - 1).unwrap();
+    let other = key.issue("agent-other", now + 60).unwrap();
+    assert!(refused(
+        RelayClient::open_as_agent(&h.url(), "agent-t").await
+    ));
+    for bad in [&forged, &expired, &other, &"zz".to_owned()] {
+        assert!(
+            refused(RelayClient::open_as_agent(&with(bad), "agent-t").await),
+            "{bad}"
+        );
+    }
+    assert!(
+        h.actions()
+            .iter()
+            .filter(|a| *a == "remote.agent_refused")
+            .count()
+            >= 5
+    );
+    // The right ticket opens a session that a customer can join with the code.
+    let ticket = key.issue("agent-t", now + 60).unwrap();
+    let (mut agent, code, _) = RelayClient::open_as_agent(&with(&ticket), "agent-t")
+        .await
+        .unwrap();
+    let (_customer, sid) = RelayClient::join_as_customer(&h.url(), &code)
+        .await
+        .unwrap();
+    assert_eq!(agent.wait_paired().await.unwrap(), sid);
+}
+
 #[tokio::test]
 async fn an_oversized_frame_ends_the_session() {
     let h = Harness::start(RelayConfig {

@@ -55,6 +55,14 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
         if share {
             options.relay_handoff = Some(handoff);
         }
+        // Agents reach the relay only with a ticket the Center gives a logged-in user; the
+        // key lives in this process alone (a restart makes outstanding tickets useless).
+        let mut key = [0u8; 32];
+        haetae_crypto::error::os_random(&mut key)
+            .map_err(|e| anyhow::anyhow!("cannot draw the agent-ticket key: {e}"))?;
+        let ticket_key = haetae_core::agent_ticket::TicketKey::from_bytes(key);
+        key.fill(0);
+        options.agent_tickets = Some(ticket_key.clone());
         let center = ControlCenter::start(options, bus.clone())
             .await
             .context("cannot start the Control Center")?;
@@ -76,7 +84,10 @@ pub fn run(config: &Config, config_path: Option<&Path>, args: &UpArgs) -> anyhow
             config,
             &bus,
             relay_at,
-            haetae_remote::relay::RelayConfig::default(),
+            haetae_remote::relay::RelayConfig {
+                agent_tickets: Some(ticket_key),
+                ..haetae_remote::relay::RelayConfig::default()
+            },
             haetae_remote::codes::CodePolicy::default(),
         )
         .await

@@ -82,6 +82,45 @@ async fn the_relay_pairs_an_agent_and_a_customer_by_code() {
     assert!(!history.contains(&code));
 }
 
+/// One HTTP/1.1 exchange with the Center on 127.0.0.1:`port`: the status and the body.
+fn http(port: u16, request: &str) -> (String, String, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+    (head[9..12].to_owned(), head.to_owned(), body.to_owned())
+}
+
+/// Logs in as the first admin and asks for an agent ticket.
+fn ticket_of_admin(center: u16) -> String {
+    let login = r#"{"username":"admin","password":"relay up test password 1"}"#;
+    let (status, head, _) = http(
+        center,
+        &format!(
+            "POST /api/v1/session HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{login}",
+            login.len()
+        ),
+    );
+    assert_eq!(status, "200", "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let (status, _, body) = http(
+        center,
+        &format!(
+            "GET /remote/ticket HTTP/1.1\r\nhost: 127.0.0.1\r\ncookie: {cookie}\r\nconnection: close\r\n\r\n"
+        ),
+    );
+    assert_eq!(status, "200", "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["ticket"].as_str().unwrap().to_owned()
+}
+
 /// `haetae up` serves the relay at `/relay` on the Control Center's address: a WebSocket
 /// there pairs an agent and a customer, and the Center keeps answering HTTP on the same port.
 #[tokio::test]
@@ -115,7 +154,16 @@ async fn haetae_up_serves_the_relay_on_the_centers_address() {
     }
     assert!(announced, "haetae up did not announce the relay at {url}");
 
-    let (mut agent, code, _) = RelayClient::open_as_agent(&url, "agent-up").await.unwrap();
+    // Agents need the Center's ticket: none is refused; an admin who logs in gets one for
+    // its own name.
+    assert!(RelayClient::open_as_agent(&url, "admin").await.is_err());
+    let ticket = tokio::task::spawn_blocking(move || ticket_of_admin(center))
+        .await
+        .unwrap();
+    let (mut agent, code, _) =
+        RelayClient::open_as_agent(&format!("{url}?ticket={ticket}"), "admin")
+            .await
+            .unwrap();
     let (mut customer, sid) = RelayClient::join_as_customer(&url, &code).await.unwrap();
     assert_eq!(agent.wait_paired().await.unwrap(), sid);
     customer

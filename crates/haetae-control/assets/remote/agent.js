@@ -77,7 +77,23 @@ function issue() {
   delete $('rs-agent').dataset.endReason;
   setState('opening', '발급 중 / issuing…');
   const agent = ($('rs-agent').dataset.agent || 'agent').slice(0, 64);
-  link = new RelayLink(relayUrl(), {
+  fetchTicket().then((ticket) => openLink(agent, ticket), (e) => {
+    $('rs-issue').disabled = false;
+    setState('ended', `발급 실패 / cannot issue: ${e.message}`);
+  });
+}
+
+/** The Center's ticket that proves to the relay who this agent is (null: not required). */
+async function fetchTicket() {
+  const r = await fetch('/remote/ticket', { credentials: 'same-origin', cache: 'no-store' });
+  const body = await r.json().catch(() => ({}));
+  if (!r.ok) throw new Error(body.error || `HTTP ${r.status}`);
+  return body.ticket ?? null;
+}
+
+function openLink(agent, ticket) {
+  const url = ticket ? `${relayUrl()}?ticket=${encodeURIComponent(ticket)}` : relayUrl();
+  link = new RelayLink(url, {
     onOpen: () => link.send({ type: 'AgentOpen', agent }),
     onMessage: onRelay,
     onClose: () => end('PeerLeft', '중계 연결이 끊어졌습니다 / the relay connection closed'),

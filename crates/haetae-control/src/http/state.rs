@@ -50,6 +50,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// Alert rules, their state, and the notifiers.
     pub alerts: Arc<Alerting>,
+    /// The key agent tickets for the remote-support relay are made with, when a relay that
+    /// requires them runs beside this Center (`haetae up`); see `GET /remote/ticket`.
+    pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
 }
 
 /// The alerting part of the state.
@@ -98,6 +101,7 @@ impl AppState {
             publish_lock: Arc::new(Mutex::new(())),
             secure_cookies,
             alerts: Arc::new(Alerting::new()),
+            agent_tickets: None,
         }
     }
 }

@@ -134,12 +134,63 @@ pub async fn agent_page(State(state): State<AppState>, headers: HeaderMap) -> Re
     layout(&p, "/remote", &body)
 }
 
+/// How long an agent ticket stays valid: it is only checked when the console opens the
+/// relay's WebSocket, right after fetching it.
+const TICKET_TTL_SECS: u64 = 120;
+
+/// `GET /remote/ticket`: a short-lived agent ticket for the relay, naming the logged-in
+/// user, for those who may use the agent console. `{"ticket": null}` when the relay beside
+/// this Center does not ask for one. JSON only, never cached; another site cannot read it
+/// (same-origin), and a GET changes nothing, so no CSRF token is needed.
+pub async fn agent_ticket(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    use axum::http::{StatusCode, header};
+    let json = |status: StatusCode, body: serde_json::Value| {
+        let mut r = (status, axum::Json(body)).into_response();
+        r.headers_mut().insert(
+            header::CACHE_CONTROL,
+            axum::http::HeaderValue::from_static("no-store"),
+        );
+        r
+    };
+    let principal = match crate::http::session::authenticate(&state, &headers).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return json(
+                StatusCode::UNAUTHORIZED,
+                serde_json::json!({"error": "log in first"}),
+            );
+        }
+        Err(e) => return e.into_response(),
+    };
+    if !principal.user.role.allows(Permission::EditPolicy) {
+        return json(
+            StatusCode::FORBIDDEN,
+            serde_json::json!({"error": "this account may not use the agent console"}),
+        );
+    }
+    let Some(key) = &state.agent_tickets else {
+        return json(StatusCode::OK, serde_json::json!({"ticket": null}));
+    };
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        + TICKET_TTL_SECS;
+    match key.issue(&principal.user.username, expires) {
+        Ok(ticket) => json(StatusCode::OK, serde_json::json!({"ticket": ticket})),
+        Err(e) => json(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            serde_json::json!({"error": e.to_string()}),
+        ),
+    }
+}
+
 /// The routes of both pages and their assets.
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/r", get(customer_page))
         .route("/r/{code}", get(customer_page))
         .route("/remote", get(agent_page))
+        .route("/remote/ticket", get(agent_ticket))
         .route(
             "/assets/remote/proto.js",
             get(|| async { asset(PROTO_JS, "text/javascript; charset=utf-8") }),

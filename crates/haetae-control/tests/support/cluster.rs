@@ -366,6 +366,7 @@ impl Cluster {
             admin_password: Some(ADMIN_PASSWORD.into()),
             tls: None,
             relay_handoff: None,
+            agent_tickets: None,
         };
         let bus = self.nats.bus("control").await;
         let handle = ControlCenter::start(options, bus)
