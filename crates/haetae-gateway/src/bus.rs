@@ -175,10 +175,9 @@ fn write_events(
         for event in std::iter::once(first).chain(rx.try_iter()) {
             n += 1;
             if shown {
-                // Serialising an `Event` cannot fail (strings, numbers, a timestamp).
-                if serde_json::to_writer(&mut buf, &event).is_ok() {
-                    buf.push(b'\n');
-                }
+                // The event's own JSON writer: serde_json's bytes, about four times cheaper.
+                event.write_json(&mut buf);
+                buf.push(b'\n');
             }
             if buf.len() >= 60 * 1024 {
                 write_batch(&mut output, &mut buf);

@@ -15,7 +15,7 @@ use crate::filter::{
     Decision, FilterContext, FilterServices, LocalResponse, Phases, Reason, SecurityFilter,
     request_event,
 };
-use crate::isolation::{Admission, CatchUnwind, Transition};
+use crate::isolation::{Admission, Guarded, Transition, run_guarded};
 use crate::metrics::{FailureKind, FilterHealth, GatewayMetrics};
 use crate::request::{Attributes, RequestView, ResponseView};
 
@@ -269,30 +269,29 @@ async fn call_filter(
             policy_version: env.policy_version,
         };
         let filter = &*slot.filter;
-        match phase {
-            Phase::Log => {
-                let fut = filter.on_log(&mut ctx);
-                match tokio::time::timeout(slot.budget, CatchUnwind::new(fut)).await {
-                    Err(_) => Err((FailureKind::Timeout, None)),
-                    Ok(Err(panic)) => Err((FailureKind::Panic, Some(panic))),
-                    Ok(Ok(Err(e))) => Err((FailureKind::Error, Some(e.0))),
-                    Ok(Ok(Ok(()))) => Ok(Decision::Continue),
-                }
+        let budget = slot.budget;
+        let outcome = match phase {
+            Phase::Log => run_guarded(filter.on_log(&mut ctx), start, budget)
+                .await
+                .map(|r| r.map(|()| Decision::Continue)),
+            Phase::RequestHeaders => {
+                run_guarded(filter.on_request_headers(&mut ctx), start, budget).await
             }
-            _ => {
-                let fut = match phase {
-                    Phase::RequestHeaders => filter.on_request_headers(&mut ctx),
-                    Phase::RequestBody => filter.on_request_body(&mut ctx),
-                    Phase::ResponseHeaders => filter.on_response_headers(&mut ctx),
-                    _ => filter.on_response_body(&mut ctx),
-                };
-                match tokio::time::timeout(slot.budget, CatchUnwind::new(fut)).await {
-                    Err(_) => Err((FailureKind::Timeout, None)),
-                    Ok(Err(panic)) => Err((FailureKind::Panic, Some(panic))),
-                    Ok(Ok(Err(e))) => Err((FailureKind::Error, Some(e.0))),
-                    Ok(Ok(Ok(d))) => Ok(d),
-                }
+            Phase::RequestBody => {
+                run_guarded(filter.on_request_body(&mut ctx), start, budget).await
             }
+            Phase::ResponseHeaders => {
+                run_guarded(filter.on_response_headers(&mut ctx), start, budget).await
+            }
+            Phase::ResponseBody => {
+                run_guarded(filter.on_response_body(&mut ctx), start, budget).await
+            }
+        };
+        match outcome {
+            Err(Guarded::Timeout) => Err((FailureKind::Timeout, None)),
+            Err(Guarded::Panic(panic)) => Err((FailureKind::Panic, Some(panic))),
+            Ok(Err(e)) => Err((FailureKind::Error, Some(e.0))),
+            Ok(Ok(d)) => Ok(d),
         }
     };
     let elapsed = start.elapsed();

@@ -34,6 +34,43 @@ impl<F: Future + ?Sized> Future for CatchUnwind<F> {
     }
 }
 
+/// How a guarded call ended without a value.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Guarded {
+    /// The call was cut at its budget while it waited.
+    Timeout,
+    /// The call panicked; the panic's message.
+    Panic(String),
+}
+
+/// Runs `fut` inside a panic guard, cut once `budget` has passed since `start`.
+///
+/// The first poll happens inline, without a timer: a filter phase that does not wait (the
+/// usual case: headers read, attributes set, an event queued) ends there and costs no timer
+/// registration. Only a call still pending after it is put under a timer for what is left
+/// of its budget. Either way a panic in any poll becomes [`Guarded::Panic`] and a call not
+/// done by the deadline [`Guarded::Timeout`]; a call that blocked its thread past the
+/// budget is the caller's to judge (it measures the elapsed time).
+pub(crate) async fn run_guarded<T, F: Future<Output = T> + ?Sized>(
+    fut: Pin<Box<F>>,
+    start: Instant,
+    budget: Duration,
+) -> Result<T, Guarded> {
+    let mut guarded = CatchUnwind::new(fut);
+    let first = std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut guarded).poll(cx))).await;
+    let out = match first {
+        Poll::Ready(out) => out,
+        Poll::Pending => {
+            let left = budget.saturating_sub(start.elapsed());
+            match tokio::time::timeout(left, guarded).await {
+                Ok(out) => out,
+                Err(_) => return Err(Guarded::Timeout),
+            }
+        }
+    };
+    out.map_err(Guarded::Panic)
+}
+
 /// The text of a panic payload.
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {

@@ -633,16 +633,12 @@ async fn response_phases(
 fn take_parts(view: &mut RequestView, keep: bool) -> request::Parts {
     if keep {
         let p = &view.parts;
-        let mut b = Request::builder()
-            .method(p.method.clone())
-            .uri(p.uri.clone())
-            .version(p.version);
-        if let Some(h) = b.headers_mut() {
-            h.clone_from(&p.headers);
-        }
-        let mut parts = b
-            .body(())
-            .map_or_else(|_| Request::new(()).into_parts().0, |r| r.into_parts().0);
+        // Field by field: `Request::builder` would check again what is already valid.
+        let mut parts = Request::new(()).into_parts().0;
+        parts.method = p.method.clone();
+        parts.uri = p.uri.clone();
+        parts.version = p.version;
+        parts.headers = p.headers.clone();
         // The extensions carry the client connection's upgrade handle (WebSocket): they go
         // with the forwarded request; the log phase does not need them.
         parts.extensions = std::mem::take(&mut view.parts.extensions);

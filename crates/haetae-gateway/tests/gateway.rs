@@ -425,6 +425,36 @@ async fn a_panicking_filter_that_fails_closed_returns_503_and_its_breaker_opens_
     gw.stop().await;
 }
 
+/// A filter that never awaits ends on its first poll, which runs without a timer: one
+/// that blocked its thread past its budget still counts as over budget, and fails closed.
+#[tokio::test]
+async fn a_filter_that_blocks_past_its_budget_counts_as_a_timeout() {
+    let a = spawn_backend("a").await;
+    let gw = TestGateway::start(&format!(
+        r#"
+        [[services]]
+        id = "all"
+        upstream = "http://{a}"
+        [[filters]]
+        id = "blocker"
+        kind = "test-block"
+        failure = "fail-closed"
+        budget_ms = 20
+        config = {{ ms = 80 }}
+        [[mappings]]
+        service = "all"
+        filters = ["blocker"]
+        "#
+    ))
+    .await;
+    let r = send(&client(), get(&gw.url("/x"), &[])).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "fail-closed");
+    let failures = gw.events.with_action("gateway.filter_failure");
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].labels["reason"], "timeout");
+    gw.stop().await;
+}
+
 #[tokio::test]
 async fn a_sleeping_filter_is_cut_at_its_budget() {
     let a = spawn_backend("a").await;

@@ -252,6 +252,24 @@ impl SecurityFilter for Sleeping {
     }
 }
 
+/// Test-only filter: blocks its thread for its configured `ms` in `on_request_headers` (no
+/// await: the call is over on its first poll, past its budget).
+pub struct Blocking(pub Duration);
+
+#[async_trait::async_trait]
+impl SecurityFilter for Blocking {
+    fn phases(&self) -> Phases {
+        Phases {
+            request_headers: true,
+            ..Phases::default()
+        }
+    }
+    async fn on_request_headers(&self, _ctx: &mut FilterContext<'_>) -> PhaseResult {
+        std::thread::sleep(self.0);
+        Ok(Decision::Continue)
+    }
+}
+
 /// Test-only filter: reads up to 64 body bytes; refuses `amount=13`, otherwise tells the
 /// upstream how many bytes it saw in `x-body-seen`.
 pub struct BodyPeek;
@@ -280,7 +298,8 @@ impl SecurityFilter for BodyPeek {
     }
 }
 
-/// The standard kinds plus `test-panic`, `test-sleep` (config `ms`) and `test-body-peek`.
+/// The standard kinds plus `test-panic`, `test-sleep` and `test-block` (config `ms`) and
+/// `test-body-peek`.
 pub fn registry() -> FilterRegistry {
     let mut r = FilterRegistry::standard();
     r.register(
@@ -296,6 +315,17 @@ pub fn registry() -> FilterRegistry {
                 .and_then(serde_json::Value::as_u64)
                 .unwrap_or(1000);
             Ok(Arc::new(Sleeping(Duration::from_millis(ms))))
+        }),
+    );
+    r.register(
+        "test-block",
+        Arc::new(|f, _| -> BuildResult {
+            let ms = f
+                .config
+                .get("ms")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(100);
+            Ok(Arc::new(Blocking(Duration::from_millis(ms))))
         }),
     );
     r.register(
