@@ -167,6 +167,10 @@ fn url_attribute(name: &str) -> bool {
 pub fn script_url(value: &str) -> bool {
     // Browsers drop tabs and newlines anywhere in a URL and leading control characters
     // and spaces; entities in attribute values are already decoded by the caller's forms.
+    // Every scheme ends in `:` and no character lower-cases to one.
+    if !value.contains(':') {
+        return false;
+    }
     let compact: String = value
         .chars()
         .filter(|c| !c.is_whitespace() && !c.is_control())
@@ -320,9 +324,12 @@ pub fn scan(value: &str) -> Vec<XssFinding> {
             judge_attribute(local, aname, has_value, aval, &mut push);
         }
     }
-    // Outside tags: breaking out of an attribute value or a script string.
-    attribute_breakout(value, &mut push);
-    script_breakout(value, &mut push);
+    // Outside tags: breaking out of an attribute value or a script string, which both
+    // start at a quote.
+    if b.iter().any(|&c| matches!(c, b'"' | b'\'' | b'`')) {
+        attribute_breakout(value, &mut push);
+        script_breakout(value, &mut push);
+    }
     obfuscated_script(value, &mut push);
     out.sort_by_key(|f| std::cmp::Reverse(f.weight));
     out
@@ -542,6 +549,14 @@ fn script_breakout(value: &str, push: &mut impl FnMut(XssFinding)) {
 /// six-character script (`[][(![]+[])[+[]]...]`), template-literal calls (``alert`1` ``), and sinks
 /// reached through `constructor`.
 fn obfuscated_script(value: &str, push: &mut impl FnMut(XssFinding)) {
+    // Every pattern below has a `.`, `[`, `(` or a backquote; removing comments and
+    // whitespace adds no character.
+    if !value
+        .bytes()
+        .any(|c| matches!(c, b'.' | b'[' | b'(' | b'`'))
+    {
+        return;
+    }
     let compact: String = strip_js_comments(value)
         .chars()
         .filter(|c| !c.is_whitespace())
