@@ -122,7 +122,8 @@ pub struct InjectionFilter {
 }
 
 /// The verdicts on the values that repeat across requests — the path, the inspected headers
-/// (a client sends the same `User-Agent` with every request), cookie names — so each is
+/// (a client sends the same `User-Agent` with every request), query, form and cookie
+/// names — so each is
 /// judged once, not on every request. Query, body and cookie values, which change from
 /// request to request, are always judged afresh. The key is the whole value (no hash to
 /// collide), at most [`VerdictCache::MAX_VALUE`] bytes; the cache starts over when it holds
@@ -719,11 +720,14 @@ fn strip_comments_and_collapse(text: &str) -> String {
     let mut run = 0; // start of the current run of characters copied as they are
     let mut i = 0;
     while i < b.len() {
-        let c = b[i];
-        if (0x21..0x7F).contains(&c) && c != b'/' {
-            i += 1;
-            continue;
-        }
+        // Skip the printable ASCII characters other than `/` in one go.
+        i += b[i..]
+            .iter()
+            .position(|&c| !(0x21..0x7F).contains(&c) || c == b'/')
+            .unwrap_or(b.len() - i);
+        let Some(&c) = b.get(i) else {
+            break;
+        };
         if c >= 0x80 {
             if hangul_at(b, i) {
                 i += 3;
@@ -955,13 +959,46 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// All of a family's patterns in one set, so a value is scanned once per family.
-fn signal_set(signals: &[Signal]) -> RegexSet {
-    RegexSetBuilder::new(signals.iter().map(|s| s.pattern.as_str()))
-        .size_limit(64 << 20)
-        .dfa_size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|e| panic!("signal set: {e}"))
+/// All of a family's patterns in one set, so a value is scanned once per family; and the
+/// same patterns anchored at the start, for a form that is one word (see [`one_word`]).
+struct SignalSet {
+    anywhere: RegexSet,
+    at_start: RegexSet,
+}
+
+fn signal_set(signals: &[Signal]) -> SignalSet {
+    let build = |patterns: Vec<String>| {
+        RegexSetBuilder::new(patterns)
+            .size_limit(64 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .unwrap_or_else(|e| panic!("signal set: {e}"))
+    };
+    SignalSet {
+        anywhere: build(
+            signals
+                .iter()
+                .map(|s| s.pattern.as_str().to_owned())
+                .collect(),
+        ),
+        at_start: build(
+            signals
+                .iter()
+                .map(|s| format!("^(?:{})", s.pattern.as_str()))
+                .collect(),
+        ),
+    }
+}
+
+/// Whether a form (its [`pattern_view`]) is one word: ASCII letters, digits and `_` only
+/// (Hangul syllables are `Q` in the view). In such a form `\b` holds only at the start and
+/// the end, and every signal pattern that can match there at all starts with `\b` or `^`
+/// before a word character, so it can only match from the start: the patterns anchored at
+/// the start find exactly the same signals, and the regex engine stops after the first
+/// bytes that no pattern can begin with instead of reading the whole value
+/// (`test::one_word_forms_match_the_same_signals_anchored` checks every pattern).
+fn one_word(view: &str) -> bool {
+    view.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
 }
 
 /// The form as the signal patterns read it, in ASCII: every Hangul syllable becomes `Q`;
@@ -995,12 +1032,12 @@ fn pattern_view(form: &str) -> Option<Cow<'_, str>> {
     Some(Cow::Owned(out))
 }
 
-static SQL_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&SQL_SIGNALS));
-static XSS_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&XSS_SIGNALS));
+static SQL_SET: LazyLock<SignalSet> = LazyLock::new(|| signal_set(&SQL_SIGNALS));
+static XSS_SET: LazyLock<SignalSet> = LazyLock::new(|| signal_set(&XSS_SIGNALS));
 
 fn score(
     forms: &[String],
-    set: &RegexSet,
+    set: &SignalSet,
     signals: &[Signal],
     paranoia: u8,
     family: &'static str,
@@ -1019,8 +1056,9 @@ fn score(
             fingerprint: None,
         };
         let matches = match pattern_view(f) {
-            Some(view) => set.matches(&view),
-            None => set.matches(f),
+            Some(view) if one_word(&view) => set.at_start.matches(&view),
+            Some(view) => set.anywhere.matches(&view),
+            None => set.anywhere.matches(f),
         };
         for i in &matches {
             if let Some(s) = signals.get(i)
@@ -1127,7 +1165,11 @@ impl InjectionFilter {
             }
             let repeats = matches!(
                 location,
-                Location::Path | Location::Header | Location::CookieName
+                Location::Path
+                    | Location::Header
+                    | Location::CookieName
+                    | Location::QueryName
+                    | Location::BodyName
             );
             let verdict = if repeats {
                 self.repeated.get_or(value, || self.inspect(value))
@@ -1844,18 +1886,118 @@ mod tests {
             for f in decoded_forms(&v) {
                 if let Some(view) = pattern_view(&f) {
                     assert_eq!(
-                        SQL_SET.matches(&view).into_iter().collect::<Vec<_>>(),
-                        SQL_SET.matches(&f).into_iter().collect::<Vec<_>>(),
+                        SQL_SET
+                            .anywhere
+                            .matches(&view)
+                            .into_iter()
+                            .collect::<Vec<_>>(),
+                        SQL_SET.anywhere.matches(&f).into_iter().collect::<Vec<_>>(),
                         "{f:?}"
                     );
                     assert_eq!(
-                        XSS_SET.matches(&view).into_iter().collect::<Vec<_>>(),
-                        XSS_SET.matches(&f).into_iter().collect::<Vec<_>>(),
+                        XSS_SET
+                            .anywhere
+                            .matches(&view)
+                            .into_iter()
+                            .collect::<Vec<_>>(),
+                        XSS_SET.anywhere.matches(&f).into_iter().collect::<Vec<_>>(),
                         "{f:?}"
                     );
                 }
             }
         }
+    }
+
+    #[test]
+    fn one_word_forms_match_the_same_signals_anchored() {
+        // The words the patterns name (runs of letters, digits and `_` in their source,
+        // escapes left out), glued to each other and to filler at every position.
+        let mut words: Vec<String> = Vec::new();
+        for s in SQL_SIGNALS.iter().chain(XSS_SIGNALS.iter()) {
+            let mut word = String::new();
+            let mut escaped = false;
+            for c in s.pattern.as_str().chars() {
+                if !escaped && (c.is_ascii_alphanumeric() || c == '_') {
+                    word.push(c);
+                } else if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                escaped = !escaped && c == '\\';
+            }
+            words.push(word);
+        }
+        words.retain(|w| !w.is_empty());
+        words.sort();
+        words.dedup();
+        let filler = ["", "x", "1", "0", "_", "Q", "xx", "12", "a", "0x1f", "b"];
+        let mut state = 0x1234_5678_9abc_def1_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % n as u64).unwrap_or(0)
+        };
+        let mut forms: Vec<String> = [
+            "organisation",
+            "orxisy",
+            "1or2",
+            "12and3",
+            "xor",
+            "isnull",
+            "isnotnull",
+            "notlikenull",
+            "likenull",
+            "selecttop1",
+            "select0x1f",
+            "selectdistinct",
+            "executeimmediate",
+            "procedureanalyse",
+            "sysobjectsx",
+            "xsysobjects",
+            "innerhtml",
+            "xinnerhtml",
+            "innerhtmlx",
+            "pg_sleep",
+            "xp_cmdshell",
+            "dbms_x",
+            "orderby",
+            "altertable",
+            "fromxwhere",
+            "nvarchar",
+            "varchar2",
+            "tempdb",
+            "msdb",
+            "",
+            "Q",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for w in &words {
+            for f in filler {
+                forms.push(format!("{w}{f}"));
+                forms.push(format!("{f}{w}"));
+            }
+        }
+        for _ in 0..20_000 {
+            let mut f = String::new();
+            for _ in 0..1 + next(4) {
+                if next(2) == 0 {
+                    f.push_str(filler[next(filler.len())]);
+                }
+                f.push_str(&words[next(words.len())]);
+            }
+            forms.push(f);
+        }
+        for f in forms.iter().filter(|f| one_word(f)) {
+            for set in [&*SQL_SET, &*XSS_SET] {
+                assert_eq!(
+                    set.at_start.matches(f).into_iter().collect::<Vec<_>>(),
+                    set.anywhere.matches(f).into_iter().collect::<Vec<_>>(),
+                    "{f:?}"
+                );
+            }
+        }
+        assert!(one_word("abc_123Q") && !one_word("a b") && !one_word("a-b") && !one_word("김"));
     }
 
     #[test]

@@ -340,11 +340,17 @@ fn is_word_char(c: char) -> bool {
 /// One unit of the text the tokenizer reads: a byte of ASCII text, or a character.
 trait Unit: Copy {
     fn ch(self) -> char;
+    /// The text of a run of units.
+    fn text(units: &[Self]) -> String;
 }
 
 impl Unit for u8 {
     fn ch(self) -> char {
         char::from(self)
+    }
+    fn text(units: &[u8]) -> String {
+        // ASCII: copied as it is (nothing to replace).
+        String::from_utf8_lossy(units).into_owned()
     }
 }
 
@@ -352,11 +358,14 @@ impl Unit for char {
     fn ch(self) -> char {
         self
     }
+    fn text(units: &[char]) -> String {
+        units.iter().collect()
+    }
 }
 
 /// The text of a run of units.
 fn text<U: Unit>(units: &[U]) -> String {
-    units.iter().map(|u| u.ch()).collect()
+    U::text(units)
 }
 
 /// Splits `input` into at most [`MAX_TOKENS`] tokens, reading it as following `ctx`.
