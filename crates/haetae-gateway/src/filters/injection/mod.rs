@@ -998,7 +998,19 @@ fn signal_set(signals: &[Signal]) -> SignalSet {
 /// bytes that no pattern can begin with instead of reading the whole value
 /// (`test::one_word_forms_match_the_same_signals_anchored` checks every pattern).
 fn one_word(view: &str) -> bool {
-    view.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_')
+    const WORD: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0u8;
+        loop {
+            t[c as usize] = c.is_ascii_alphanumeric() || c == b'_';
+            if c == u8::MAX {
+                break;
+            }
+            c += 1;
+        }
+        t
+    };
+    view.bytes().all(|c| WORD[usize::from(c)])
 }
 
 /// The form as the signal patterns read it, in ASCII: every Hangul syllable becomes `Q`;

@@ -340,6 +340,8 @@ fn is_word_char(c: char) -> bool {
 /// One unit of the text the tokenizer reads: a byte of ASCII text, or a character.
 trait Unit: Copy {
     fn ch(self) -> char;
+    /// [`is_word_char`] of the unit.
+    fn word(self) -> bool;
     /// The text of a run of units.
     fn text(units: &[Self]) -> String;
 }
@@ -347,6 +349,9 @@ trait Unit: Copy {
 impl Unit for u8 {
     fn ch(self) -> char {
         char::from(self)
+    }
+    fn word(self) -> bool {
+        self.is_ascii_alphanumeric() || matches!(self, b'_' | b'$' | b'.')
     }
     fn text(units: &[u8]) -> String {
         // ASCII: copied as it is (nothing to replace).
@@ -357,6 +362,9 @@ impl Unit for u8 {
 impl Unit for char {
     fn ch(self) -> char {
         self
+    }
+    fn word(self) -> bool {
+        is_word_char(self)
     }
     fn text(units: &[char]) -> String {
         units.iter().collect()
@@ -494,7 +502,7 @@ fn tokenize_units<U: Unit>(chars: &[U], ctx: Context) -> Vec<Token> {
             }
             c if c.is_alphabetic() || c == '_' || c == '$' => {
                 let mut j = i;
-                while j < chars.len() && is_word_char(chars[j].ch()) && j - i < 128 {
+                while j < chars.len() && chars[j].word() && j - i < 128 {
                     j += 1;
                 }
                 let word = lower_word(&chars[i..j]);
