@@ -630,6 +630,24 @@ fn backslash_decode(value: &str) -> Option<String> {
 /// Lower case; SQL comments (`/* */`, `/*! */`) and control characters become a space;
 /// whitespace runs become one space.
 fn normalise(value: &str) -> String {
+    // Bytes that may change something: upper-case ASCII, outside ASCII, whitespace and
+    // control characters, `/` (a comment's start). Without any, the value is its own
+    // normal form.
+    const CHANGES: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0u8;
+        loop {
+            t[c as usize] = c.is_ascii_uppercase() || c <= 0x20 || c >= 0x7F || c == b'/';
+            if c == u8::MAX {
+                break;
+            }
+            c += 1;
+        }
+        t
+    };
+    if !value.bytes().any(|c| CHANGES[usize::from(c)]) {
+        return value.to_owned();
+    }
     let lower = lower_case(value);
     strip_comments_and_collapse(&lower)
 }

@@ -354,8 +354,9 @@ impl Unit for u8 {
         self.is_ascii_alphanumeric() || matches!(self, b'_' | b'$' | b'.')
     }
     fn text(units: &[u8]) -> String {
-        // ASCII: copied as it is (nothing to replace).
-        String::from_utf8_lossy(units).into_owned()
+        // ASCII: copied as it is (valid UTF-8, nothing to replace).
+        String::from_utf8(units.to_vec())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 }
 
