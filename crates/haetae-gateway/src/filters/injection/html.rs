@@ -167,6 +167,10 @@ fn url_attribute(name: &str) -> bool {
 pub fn script_url(value: &str) -> bool {
     // Browsers drop tabs and newlines anywhere in a URL and leading control characters
     // and spaces; entities in attribute values are already decoded by the caller's forms.
+    // Every scheme ends in `:` and no character lower-cases to one.
+    if !value.contains(':') {
+        return false;
+    }
     let compact: String = value
         .chars()
         .filter(|c| !c.is_whitespace() && !c.is_control())
@@ -200,19 +204,24 @@ pub fn scan(value: &str) -> Vec<XssFinding> {
             out.push(f);
         }
     };
+    // Which of the characters the steps below need are there, in one pass: a step whose
+    // character is absent can find nothing.
+    let has = present(b);
     // The whole value as a URL (an href or src the application fills).
-    if script_url(value) {
+    if has & COLON != 0 && script_url(value) {
         push(finding("xss-script-url", 5, 1));
     }
     // The value as the rest of a tag: `onload=...` right at its start.
     let head = value.trim_start_matches(|c: char| c.is_whitespace() || "\"'`/".contains(c));
-    if let Some(eq) = head.find('=')
+    if has & EQUALS != 0
+        && let Some(eq) = head.find('=')
         && event_handler_name(head[..eq].trim_end())
     {
         push(finding("xss-handler-fragment", 3, 1));
     }
     // UTF-7 markup (`+ADw-script+AD4-`): `<` is `+ADw-`, read after a charset switch.
-    if let Some(p) = value.find("adw-")
+    if has & DASH != 0
+        && let Some(p) = value.find("adw-")
         && value[p + 4..]
             .split(|c: char| !c.is_ascii_alphabetic())
             .next()
@@ -220,7 +229,7 @@ pub fn scan(value: &str) -> Vec<XssFinding> {
     {
         push(finding("xss-utf7-markup", 5, 1));
     }
-    let mut i = 0usize;
+    let mut i = if has & LESS != 0 { 0 } else { b.len() };
     let mut tags = 0usize;
     while let Some(p) = memchr_lt(b, i) {
         i = p + 1;
@@ -320,10 +329,17 @@ pub fn scan(value: &str) -> Vec<XssFinding> {
             judge_attribute(local, aname, has_value, aval, &mut push);
         }
     }
-    // Outside tags: breaking out of an attribute value or a script string.
-    attribute_breakout(value, &mut push);
-    script_breakout(value, &mut push);
-    obfuscated_script(value, &mut push);
+    // Outside tags: breaking out of an attribute value or a script string, which both
+    // start at a quote.
+    if has & QUOTE != 0 {
+        attribute_breakout(value, &mut push);
+        script_breakout(value, &mut push);
+    }
+    // Every pattern of obfuscated script has a `.`, `[`, `(` or a backquote; removing
+    // comments and whitespace adds no character.
+    if has & SCRIPT_PUNCT != 0 {
+        obfuscated_script(value, &mut push);
+    }
     out.sort_by_key(|f| std::cmp::Reverse(f.weight));
     out
 }
@@ -344,6 +360,32 @@ fn strip_js_comments(value: &str) -> std::borrow::Cow<'_, str> {
     }
     out.push_str(rest);
     std::borrow::Cow::Owned(out)
+}
+
+const COLON: u8 = 1;
+const EQUALS: u8 = 2;
+const DASH: u8 = 4;
+const LESS: u8 = 8;
+const QUOTE: u8 = 16;
+const SCRIPT_PUNCT: u8 = 32;
+
+/// The classes of the bytes above present in `b`.
+fn present(b: &[u8]) -> u8 {
+    const CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
+        t[b':' as usize] = COLON;
+        t[b'=' as usize] = EQUALS;
+        t[b'-' as usize] = DASH;
+        t[b'<' as usize] = LESS;
+        t[b'"' as usize] = QUOTE;
+        t[b'\'' as usize] = QUOTE;
+        t[b'`' as usize] = QUOTE | SCRIPT_PUNCT;
+        t[b'.' as usize] = SCRIPT_PUNCT;
+        t[b'[' as usize] = SCRIPT_PUNCT;
+        t[b'(' as usize] = SCRIPT_PUNCT;
+        t
+    };
+    b.iter().fold(0, |m, &c| m | CLASS[usize::from(c)])
 }
 
 fn memchr_lt(b: &[u8], from: usize) -> Option<usize> {

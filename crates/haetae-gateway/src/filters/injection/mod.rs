@@ -122,7 +122,8 @@ pub struct InjectionFilter {
 }
 
 /// The verdicts on the values that repeat across requests — the path, the inspected headers
-/// (a client sends the same `User-Agent` with every request), cookie names — so each is
+/// (a client sends the same `User-Agent` with every request), query, form and cookie
+/// names — so each is
 /// judged once, not on every request. Query, body and cookie values, which change from
 /// request to request, are always judged afresh. The key is the whole value (no hash to
 /// collide), at most [`VerdictCache::MAX_VALUE`] bytes; the cache starts over when it holds
@@ -629,7 +630,77 @@ fn backslash_decode(value: &str) -> Option<String> {
 /// Lower case; SQL comments (`/* */`, `/*! */`) and control characters become a space;
 /// whitespace runs become one space.
 fn normalise(value: &str) -> String {
-    // Full-width forms (U+FF01..U+FF5E) are read as the ASCII they look like.
+    // Bytes that may change something: upper-case ASCII, outside ASCII, whitespace and
+    // control characters, `/` (a comment's start). Without any, the value is its own
+    // normal form.
+    const CHANGES: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0u8;
+        loop {
+            t[c as usize] = c.is_ascii_uppercase() || c <= 0x20 || c >= 0x7F || c == b'/';
+            if c == u8::MAX {
+                break;
+            }
+            c += 1;
+        }
+        t
+    };
+    if !value.bytes().any(|c| CHANGES[usize::from(c)]) {
+        return value.to_owned();
+    }
+    let lower = lower_case(value);
+    strip_comments_and_collapse(&lower)
+}
+
+/// Full-width forms (U+FF01..U+FF5E) read as the ASCII they look like, then lower case
+/// (as `str::to_lowercase`), without a copy per step: ASCII and Hangul are copied in runs.
+fn lower_case(value: &str) -> Cow<'_, str> {
+    let b = value.as_bytes();
+    // Nothing to change: no upper-case ASCII letter, nothing outside ASCII but Hangul.
+    let mut i = 0;
+    let mut unchanged = true;
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_uppercase() {
+            unchanged = false;
+            break;
+        }
+        if c < 0x80 {
+            i += 1;
+        } else if hangul_at(b, i) {
+            i += 3;
+        } else {
+            unchanged = false;
+            break;
+        }
+    }
+    if unchanged {
+        return Cow::Borrowed(value);
+    }
+    let mut out = String::with_capacity(value.len());
+    out.push_str(&value[..i]);
+    let rest = &value[i..];
+    for c in rest.chars() {
+        let c = match u32::from(c) {
+            n @ 0xFF01..=0xFF5E => char::from_u32(n - 0xFEE0).unwrap_or(c),
+            _ => c,
+        };
+        if c == '\u{3a3}' {
+            // Σ: its lower case depends on the letters around it; `str::to_lowercase` knows
+            // the rule.
+            return Cow::Owned(slow_lower_case(value));
+        }
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_lowercase());
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`lower_case`] the straightforward way (the reference for it).
+fn slow_lower_case(value: &str) -> String {
     let ascii: String = value
         .chars()
         .map(|c| match u32::from(c) {
@@ -637,7 +708,93 @@ fn normalise(value: &str) -> String {
             _ => c,
         })
         .collect();
-    let lower = ascii.to_lowercase();
+    ascii.to_lowercase()
+}
+
+/// A Hangul syllable (U+AC00..U+D7A3, no case, not whitespace, no control) at byte `i`.
+fn hangul_at(b: &[u8], i: usize) -> bool {
+    // U+AC00 is EA B0 80, U+D7A3 is ED 9E A3.
+    let (Some(&b0), Some(&b1), Some(&b2)) = (b.get(i), b.get(i + 1), b.get(i + 2)) else {
+        return false;
+    };
+    if !(0x80..=0xBF).contains(&b1) || !(0x80..=0xBF).contains(&b2) {
+        return false;
+    }
+    match b0 {
+        0xEA => b1 >= 0xB0,
+        0xEB | 0xEC => true,
+        0xED => b1 < 0x9E || (b1 == 0x9E && b2 <= 0xA3),
+        _ => false,
+    }
+}
+
+/// SQL comments (`/* ... */`, an unclosed one to the end) become a space, then whitespace
+/// and control character runs become one space, trimmed: in one pass.
+fn strip_comments_and_collapse(text: &str) -> String {
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    // The last character written is a space (or nothing is written yet: no leading space).
+    let mut space = true;
+    let mut run = 0; // start of the current run of characters copied as they are
+    let mut i = 0;
+    while i < b.len() {
+        // Skip the printable ASCII characters other than `/` in one go.
+        i += b[i..]
+            .iter()
+            .position(|&c| !(0x21..0x7F).contains(&c) || c == b'/')
+            .unwrap_or(b.len() - i);
+        let Some(&c) = b.get(i) else {
+            break;
+        };
+        if c >= 0x80 {
+            if hangul_at(b, i) {
+                i += 3;
+                continue;
+            }
+            let ch = text[i..].chars().next().unwrap_or(' ');
+            if !(ch.is_whitespace() || ch.is_control()) {
+                i += ch.len_utf8();
+                continue;
+            }
+        }
+        if c == b'/' && b.get(i + 1) != Some(&b'*') {
+            i += 1;
+            continue;
+        }
+        // A space, a control character or a comment: copy the run before it.
+        if run < i {
+            out.push_str(&text[run..i]);
+            space = false;
+        }
+        let len = if c == b'/' {
+            match text[i + 2..].find("*/") {
+                Some(j) => 2 + j + 2,
+                None => b.len() - i,
+            }
+        } else if c < 0x80 {
+            1
+        } else {
+            text[i..].chars().next().map_or(1, char::len_utf8)
+        };
+        if !space {
+            out.push(' ');
+            space = true;
+        }
+        i += len;
+        run = i;
+    }
+    if run < b.len() {
+        out.push_str(&text[run..]);
+    } else if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
+/// [`normalise`] the straightforward way, a step at a time (the reference for it).
+#[cfg(test)]
+fn slow_normalise(value: &str) -> String {
+    let lower = slow_lower_case(value);
     let mut no_comments = String::with_capacity(lower.len());
     let mut rest = lower.as_str();
     while let Some(i) = rest.find("/*") {
@@ -690,30 +847,25 @@ pub struct Detection {
 #[must_use]
 pub fn decoded_forms(value: &str) -> Vec<String> {
     let value = truncate(value, MAX_VALUE);
-    let mut forms: Vec<String> = vec![value.to_owned()];
+    let mut forms: Vec<Cow<'_, str>> = vec![Cow::Borrowed(value)];
     // URL (twice: double encoding), then entities and backslash escapes on each.
-    let mut current = value.to_owned();
     for _ in 0..2 {
-        match url_decode_once(&current) {
-            Some(d) => {
-                forms.push(d.clone());
-                current = d;
-            }
+        match forms.last().and_then(|f| url_decode_once(f)) {
+            Some(d) => forms.push(Cow::Owned(d)),
             None => break,
         }
     }
-    let bases = forms.clone();
-    for f in &bases {
-        if let Some(d) = html_entity_decode(f) {
-            forms.push(d);
+    for i in 0..forms.len() {
+        if let Some(d) = html_entity_decode(&forms[i]) {
+            forms.push(Cow::Owned(d));
         }
-        if let Some(d) = backslash_decode(f) {
-            forms.push(d);
+        if let Some(d) = backslash_decode(&forms[i]) {
+            forms.push(Cow::Owned(d));
         }
     }
     let mut out: Vec<String> = Vec::new();
-    for f in forms.into_iter().take(6) {
-        let n = normalise(truncate(&f, MAX_VALUE));
+    for f in forms.iter().take(6) {
+        let n = normalise(truncate(f, MAX_VALUE));
         if !out.contains(&n) {
             out.push(n);
         }
@@ -732,7 +884,8 @@ pub fn decoded_forms(value: &str) -> Vec<String> {
 /// has no such character that becomes markup.
 fn high_bit_stripped(value: &str) -> Option<String> {
     let markup = |c: char| matches!(u32::from(c), 0xBC | 0xBE | 0xA2 | 0xA7 | 0xBB | 0xA8 | 0xA9);
-    if !value.chars().any(markup) {
+    // Those characters are C2 A2..C2 BE in UTF-8: no C2 byte, none of them.
+    if !value.as_bytes().contains(&0xC2) || !value.chars().any(markup) {
         return None;
     }
     let mut out = String::with_capacity(value.len());
@@ -824,21 +977,97 @@ fn truncate(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
-/// All of a family's patterns in one set, so a value is scanned once per family.
-fn signal_set(signals: &[Signal]) -> RegexSet {
-    RegexSetBuilder::new(signals.iter().map(|s| s.pattern.as_str()))
-        .size_limit(64 << 20)
-        .dfa_size_limit(64 << 20)
-        .build()
-        .unwrap_or_else(|e| panic!("signal set: {e}"))
+/// All of a family's patterns in one set, so a value is scanned once per family; and the
+/// same patterns anchored at the start, for a form that is one word (see [`one_word`]).
+struct SignalSet {
+    anywhere: RegexSet,
+    at_start: RegexSet,
 }
 
-static SQL_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&SQL_SIGNALS));
-static XSS_SET: LazyLock<RegexSet> = LazyLock::new(|| signal_set(&XSS_SIGNALS));
+fn signal_set(signals: &[Signal]) -> SignalSet {
+    let build = |patterns: Vec<String>| {
+        RegexSetBuilder::new(patterns)
+            .size_limit(64 << 20)
+            .dfa_size_limit(64 << 20)
+            .build()
+            .unwrap_or_else(|e| panic!("signal set: {e}"))
+    };
+    SignalSet {
+        anywhere: build(
+            signals
+                .iter()
+                .map(|s| s.pattern.as_str().to_owned())
+                .collect(),
+        ),
+        at_start: build(
+            signals
+                .iter()
+                .map(|s| format!("^(?:{})", s.pattern.as_str()))
+                .collect(),
+        ),
+    }
+}
+
+/// Whether a form (its [`pattern_view`]) is one word: ASCII letters, digits and `_` only
+/// (Hangul syllables are `Q` in the view). In such a form `\b` holds only at the start and
+/// the end, and every signal pattern that can match there at all starts with `\b` or `^`
+/// before a word character, so it can only match from the start: the patterns anchored at
+/// the start find exactly the same signals, and the regex engine stops after the first
+/// bytes that no pattern can begin with instead of reading the whole value
+/// (`test::one_word_forms_match_the_same_signals_anchored` checks every pattern).
+fn one_word(view: &str) -> bool {
+    const WORD: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut c = 0u8;
+        loop {
+            t[c as usize] = c.is_ascii_alphanumeric() || c == b'_';
+            if c == u8::MAX {
+                break;
+            }
+            c += 1;
+        }
+        t
+    };
+    view.bytes().all(|c| WORD[usize::from(c)])
+}
+
+/// The form as the signal patterns read it, in ASCII: every Hangul syllable becomes `Q`;
+/// `None` when it has another character outside ASCII (the patterns then read the form
+/// itself). The same patterns match: a syllable is one word character (`\w`, not `\d` nor
+/// `\s`) and so is `Q`, which no pattern names (they are lower case, checked by the tests),
+/// so every `\b`, class, literal and counted repetition reads the two alike. It matters
+/// for speed only: Unicode word boundaries keep the regex engine off its fast automaton on
+/// text outside ASCII.
+fn pattern_view(form: &str) -> Option<Cow<'_, str>> {
+    if form.is_ascii() {
+        return Some(Cow::Borrowed(form));
+    }
+    let b = form.as_bytes();
+    let mut out = String::with_capacity(b.len());
+    let mut run = 0;
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] < 0x80 {
+            i += 1;
+        } else if hangul_at(b, i) {
+            out.push_str(&form[run..i]);
+            out.push('Q');
+            i += 3;
+            run = i;
+        } else {
+            return None;
+        }
+    }
+    out.push_str(&form[run..]);
+    Some(Cow::Owned(out))
+}
+
+static SQL_SET: LazyLock<SignalSet> = LazyLock::new(|| signal_set(&SQL_SIGNALS));
+static XSS_SET: LazyLock<SignalSet> = LazyLock::new(|| signal_set(&XSS_SIGNALS));
 
 fn score(
     forms: &[String],
-    set: &RegexSet,
+    set: &SignalSet,
     signals: &[Signal],
     paranoia: u8,
     family: &'static str,
@@ -856,7 +1085,12 @@ fn score(
             signals: Vec::new(),
             fingerprint: None,
         };
-        for i in &set.matches(f) {
+        let matches = match pattern_view(f) {
+            Some(view) if one_word(&view) => set.at_start.matches(&view),
+            Some(view) => set.anywhere.matches(&view),
+            None => set.anywhere.matches(f),
+        };
+        for i in &matches {
             if let Some(s) = signals.get(i)
                 && s.paranoia <= paranoia
             {
@@ -867,12 +1101,13 @@ fn score(
         if family == "sqli" {
             // The tokenizer's verdict counts as much as CRS's libinjection rule (942100):
             // a critical, paranoia-1 finding.
-            if let Some(m) = sql::detect(f) {
+            let (detected, fragments) = sql::analyse(f);
+            if let Some(m) = detected {
                 d.score += 5;
                 d.signals.push(m.rule);
                 d.fingerprint = Some(m.fingerprint);
             }
-            for (rule, weight, level) in sql::fragments(f) {
+            for (rule, weight, level) in fragments {
                 if level <= paranoia {
                     d.score += weight;
                     d.signals.push(rule);
@@ -921,6 +1156,10 @@ impl InjectionFilter {
             // Browsers drop tabs and newlines inside a URL scheme: `ja\tvascript:`.
             if !d.signals.contains(&"xss-js-uri")
                 && forms.iter().any(|f| {
+                    // The schemes end in `:`; without one there is nothing to compact.
+                    if !f.contains(':') {
+                        return false;
+                    }
                     let compact: String = f.chars().filter(|c| !c.is_whitespace()).collect();
                     JS_URI_COMPACT.is_match(&compact)
                 })
@@ -956,7 +1195,11 @@ impl InjectionFilter {
             }
             let repeats = matches!(
                 location,
-                Location::Path | Location::Header | Location::CookieName
+                Location::Path
+                    | Location::Header
+                    | Location::CookieName
+                    | Location::QueryName
+                    | Location::BodyName
             );
             let verdict = if repeats {
                 self.repeated.get_or(value, || self.inspect(value))
@@ -1488,6 +1731,339 @@ mod tests {
         }
         let long = "' or 1=1 ".repeat(10_000);
         assert!(decoded_forms(&long).iter().all(|s| s.len() <= MAX_VALUE));
+    }
+
+    /// Deterministic pseudo-random values built from pieces that matter to the
+    /// normalisation and the detectors: quotes, comments, every kind of whitespace and
+    /// control character, escapes, upper case, full-width forms, Σ (whose lower case depends
+    /// on its neighbours), Hangul, letters whose lower case is ASCII (K, İ).
+    pub(super) fn tricky_values(n: usize) -> Vec<String> {
+        const PIECES: [&str; 64] = [
+            "'",
+            "\"",
+            "`",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\x0b",
+            "\x0c",
+            "\r",
+            "\x01",
+            "\x7f",
+            "\u{a0}",
+            "\u{2003}",
+            "\u{85}",
+            "/*",
+            "*/",
+            "/*!",
+            "/",
+            "*",
+            "--",
+            "#",
+            ";",
+            "(",
+            "<",
+            ">",
+            "=",
+            "%27",
+            "%3C",
+            "%253C",
+            "%u003c",
+            "&lt;",
+            "&#60;",
+            "\\u003c",
+            "\\x3c",
+            "+",
+            "OR",
+            "1=1",
+            "UNION",
+            "SeLeCt",
+            "from",
+            "sleep(5)",
+            "script",
+            "alert(1)",
+            "javascript:",
+            "img src=x onerror=",
+            "document.cookie",
+            "김철수",
+            "송금 ",
+            "Ａ",
+            "ｓｅｌｅｃｔ",
+            "＜",
+            "\u{3a3}",
+            "\u{3a3}\u{391}\u{3a3}",
+            "\u{130}",
+            "\u{212a}",
+            "\u{1c5}",
+            "é",
+            "¼",
+            "Â¾",
+            "xxxxxxxx",
+            "110-234-567890",
+            "\u{d7a3}\u{ac00}",
+            "\u{d7a4}",
+        ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        (0..n)
+            .map(|_| {
+                let len = 1 + next() % 10;
+                (0..len)
+                    .map(|_| PIECES[usize::try_from(next() % 64).unwrap_or(0)])
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn normalisation_in_one_pass_equals_the_step_by_step_one() {
+        let mut values = tricky_values(20_000);
+        values.extend(
+            [
+                "",
+                " ",
+                "  a  ",
+                "/*",
+                "/**/",
+                "/*/",
+                "//*x*/y",
+                "a/*b*/c",
+                "a /* b */ c",
+                "*/",
+                "x/",
+                "/",
+                "\u{3a3}",
+                "a\u{3a3}",
+                "\u{3a3}a",
+                "a\u{3a3} b",
+                "ＡＢＣ",
+                "\u{ff01}\u{ff5e}\u{ff5f}",
+                "\u{1100}\u{3131}",
+                "\u{ac00}\u{d7a3}",
+                "\x00\x1f\x7f\u{80}\u{9f}",
+                "tab\there",
+                "x\u{2028}y\u{2029}",
+            ]
+            .map(str::to_owned),
+        );
+        for v in &values {
+            assert_eq!(normalise(v), slow_normalise(v), "{v:?}");
+            assert_eq!(lower_case(v), slow_lower_case(v), "{v:?}");
+        }
+        // Every Hangul syllable passes through as it is; the code points on either side of
+        // the range go the general way.
+        let all: String = ('\u{ac00}'..='\u{d7a3}').collect();
+        assert!(matches!(lower_case(&all), Cow::Borrowed(_)));
+        assert_eq!(normalise(&all), all.to_lowercase());
+        for c in ['\u{abff}', '\u{d7a4}', '\u{e000}'] {
+            let b = c.to_string();
+            assert!(!hangul_at(b.as_bytes(), 0), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn the_patterns_read_hangul_as_they_read_its_ascii_view() {
+        // What makes the view exact: a syllable is a word character and nothing else the
+        // patterns can tell apart, and `Q` is named by no pattern (no upper-case letter and
+        // no upper-case class escape such as `\W`, no case-insensitive flag).
+        let word = Regex::new(r"^\w$").unwrap();
+        let digit = Regex::new(r"^\d$").unwrap();
+        let space = Regex::new(r"^\s$").unwrap();
+        for c in ('\u{ac00}'..='\u{d7a3}').chain(['Q']) {
+            let c = c.to_string();
+            assert!(
+                word.is_match(&c) && !digit.is_match(&c) && !space.is_match(&c),
+                "{c}"
+            );
+        }
+        for s in SQL_SIGNALS.iter().chain(XSS_SIGNALS.iter()) {
+            let p = s.pattern.as_str();
+            assert!(
+                p.is_ascii() && !p.contains("(?i") && !p.contains("\\p") && !p.contains("\\P"),
+                "{}",
+                s.name
+            );
+            // Not even in an escape: `\W`, `\D`, `\S`, `\B` would tell `Q` from a syllable.
+            assert!(
+                !p.chars().any(|c| c.is_ascii_uppercase()),
+                "{}: {p}",
+                s.name
+            );
+        }
+        // And on values: the same signals either way.
+        let mut values = tricky_values(3_000);
+        values.extend(
+            [
+                "김철수' or '1'='1",
+                "김union select 1",
+                "union김 select 1",
+                "select 김 from 철수",
+                "김 ' or 김=김",
+                "<img 김 onerror=alert(1)>",
+                "on김=",
+                "1 and 김철수 = '",
+                "김or 1=1",
+            ]
+            .map(str::to_owned),
+        );
+        for v in values {
+            for f in decoded_forms(&v) {
+                if let Some(view) = pattern_view(&f) {
+                    assert_eq!(
+                        SQL_SET
+                            .anywhere
+                            .matches(&view)
+                            .into_iter()
+                            .collect::<Vec<_>>(),
+                        SQL_SET.anywhere.matches(&f).into_iter().collect::<Vec<_>>(),
+                        "{f:?}"
+                    );
+                    assert_eq!(
+                        XSS_SET
+                            .anywhere
+                            .matches(&view)
+                            .into_iter()
+                            .collect::<Vec<_>>(),
+                        XSS_SET.anywhere.matches(&f).into_iter().collect::<Vec<_>>(),
+                        "{f:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn one_word_forms_match_the_same_signals_anchored() {
+        // The words the patterns name (runs of letters, digits and `_` in their source,
+        // escapes left out), glued to each other and to filler at every position.
+        let mut words: Vec<String> = Vec::new();
+        for s in SQL_SIGNALS.iter().chain(XSS_SIGNALS.iter()) {
+            let mut word = String::new();
+            let mut escaped = false;
+            for c in s.pattern.as_str().chars() {
+                if !escaped && (c.is_ascii_alphanumeric() || c == '_') {
+                    word.push(c);
+                } else if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+                escaped = !escaped && c == '\\';
+            }
+            words.push(word);
+        }
+        words.retain(|w| !w.is_empty());
+        words.sort();
+        words.dedup();
+        let filler = ["", "x", "1", "0", "_", "Q", "xx", "12", "a", "0x1f", "b"];
+        let mut state = 0x1234_5678_9abc_def1_u64;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % n as u64).unwrap_or(0)
+        };
+        let mut forms: Vec<String> = [
+            "organisation",
+            "orxisy",
+            "1or2",
+            "12and3",
+            "xor",
+            "isnull",
+            "isnotnull",
+            "notlikenull",
+            "likenull",
+            "selecttop1",
+            "select0x1f",
+            "selectdistinct",
+            "executeimmediate",
+            "procedureanalyse",
+            "sysobjectsx",
+            "xsysobjects",
+            "innerhtml",
+            "xinnerhtml",
+            "innerhtmlx",
+            "pg_sleep",
+            "xp_cmdshell",
+            "dbms_x",
+            "orderby",
+            "altertable",
+            "fromxwhere",
+            "nvarchar",
+            "varchar2",
+            "tempdb",
+            "msdb",
+            "",
+            "Q",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        for w in &words {
+            for f in filler {
+                forms.push(format!("{w}{f}"));
+                forms.push(format!("{f}{w}"));
+            }
+        }
+        for _ in 0..20_000 {
+            let mut f = String::new();
+            for _ in 0..1 + next(4) {
+                if next(2) == 0 {
+                    f.push_str(filler[next(filler.len())]);
+                }
+                f.push_str(&words[next(words.len())]);
+            }
+            forms.push(f);
+        }
+        for f in forms.iter().filter(|f| one_word(f)) {
+            for set in [&*SQL_SET, &*XSS_SET] {
+                assert_eq!(
+                    set.at_start.matches(f).into_iter().collect::<Vec<_>>(),
+                    set.anywhere.matches(f).into_iter().collect::<Vec<_>>(),
+                    "{f:?}"
+                );
+            }
+        }
+        assert!(one_word("abc_123Q") && !one_word("a b") && !one_word("a-b") && !one_word("김"));
+    }
+
+    #[test]
+    fn the_sql_analysis_reads_the_bare_context_once_with_the_same_result() {
+        for v in tricky_values(5_000) {
+            let f = normalise(&v);
+            assert_eq!(
+                sql::analyse(&f),
+                (sql::detect(&f), sql::fragments(&f)),
+                "{f:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn values_just_past_each_shortcut_are_still_detected() {
+        let f = filter(1);
+        // Script URLs are judged only when there is a `:` (the scheme's end) ...
+        assert_eq!(family(&f, "java\tscript:alert(1)"), Some("xss"));
+        assert_eq!(f.inspect("java\tscript alert(1)"), None);
+        // ... markup read with the high bit cleared only with a C2 byte (U+0080..U+00BF).
+        assert_eq!(family(&f, "\u{bc}script\u{be}x"), Some("xss"));
+        // Comments inside a value that is otherwise ASCII and lower case.
+        assert_eq!(family(&f, "1/**/union/**/select/**/1,2"), Some("sqli"));
+        // Upper case and full-width letters after Hangul are still lower-cased.
+        assert_eq!(family(&f, "김철수' OR '1'='1"), Some("sqli"));
+        assert_eq!(family(&f, "김철수 ＜script＞alert(1)"), Some("xss"));
+        // Obfuscated script needs `.`, `[`, `(` or a backquote: each alone still counts.
+        let f2 = filter(2);
+        assert_eq!(family(&f, "document . cookie"), Some("xss"));
+        assert_eq!(family(&f, "self [ 'al'+'ert' ] ( 1 )"), Some("xss"));
+        assert_eq!(family(&f, "alert`1`"), Some("xss"));
+        assert!(
+            f2.inspect("x; alert (1)")
+                .is_some_and(|d| d.signals.contains(&"xss-sink-call"))
+        );
     }
 
     #[test]

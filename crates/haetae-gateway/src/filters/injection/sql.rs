@@ -337,10 +337,60 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || c == '_' || c == '$' || c == '.'
 }
 
+/// One unit of the text the tokenizer reads: a byte of ASCII text, or a character.
+trait Unit: Copy {
+    fn ch(self) -> char;
+    /// [`is_word_char`] of the unit.
+    fn word(self) -> bool;
+    /// The text of a run of units.
+    fn text(units: &[Self]) -> String;
+}
+
+impl Unit for u8 {
+    fn ch(self) -> char {
+        char::from(self)
+    }
+    fn word(self) -> bool {
+        self.is_ascii_alphanumeric() || matches!(self, b'_' | b'$' | b'.')
+    }
+    fn text(units: &[u8]) -> String {
+        // ASCII: copied as it is (valid UTF-8, nothing to replace).
+        String::from_utf8(units.to_vec())
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+}
+
+impl Unit for char {
+    fn ch(self) -> char {
+        self
+    }
+    fn word(self) -> bool {
+        is_word_char(self)
+    }
+    fn text(units: &[char]) -> String {
+        units.iter().collect()
+    }
+}
+
+/// The text of a run of units.
+fn text<U: Unit>(units: &[U]) -> String {
+    U::text(units)
+}
+
 /// Splits `input` into at most [`MAX_TOKENS`] tokens, reading it as following `ctx`.
 #[must_use]
 pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
-    let chars: Vec<char> = input.chars().take(4096).collect();
+    // The first 4096 characters; ASCII text is read byte by byte, without decoding it.
+    if input.is_ascii() {
+        let b = input.as_bytes();
+        tokenize_units(&b[..b.len().min(4096)], ctx)
+    } else {
+        let chars: Vec<char> = input.chars().take(4096).collect();
+        tokenize_units(&chars, ctx)
+    }
+}
+
+fn tokenize_units<U: Unit>(chars: &[U], ctx: Context) -> Vec<Token> {
     let mut toks: Vec<Token> = Vec::new();
     let mut i = 0usize;
     // In a quote context the value starts inside a string literal.
@@ -349,21 +399,21 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
         Context::Single => Some('\''),
         Context::Double => Some('"'),
     } {
-        let (tok, next) = read_string(&chars, 0, q);
+        let (tok, next) = read_string(chars, 0, q);
         toks.push(tok);
         i = next;
     }
     let mut in_exec_comment = false;
     while i < chars.len() && toks.len() < MAX_TOKENS {
-        let c = chars[i];
+        let c = chars[i].ch();
         if c.is_whitespace() || c.is_control() || c == '\u{a0}' {
             i += 1;
             continue;
         }
-        let peek = chars.get(i + 1).copied();
+        let peek = chars.get(i + 1).map(|u| u.ch());
         match c {
             '\'' | '"' => {
-                let (tok, next) = read_string(&chars, i + 1, c);
+                let (tok, next) = read_string(chars, i + 1, c);
                 toks.push(tok);
                 i = next;
             }
@@ -371,9 +421,9 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 // A quoted identifier (MySQL).
                 let end = chars[i + 1..]
                     .iter()
-                    .position(|&x| x == '`')
+                    .position(|x| x.ch() == '`')
                     .map_or(chars.len(), |p| i + 1 + p + 1);
-                toks.push(tok(Kind::Bare, chars[i..end].iter().collect()));
+                toks.push(tok(Kind::Bare, text(&chars[i..end])));
                 i = end;
             }
             '[' => {
@@ -381,32 +431,32 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 let end = chars[i + 1..]
                     .iter()
                     .take(128)
-                    .position(|&x| x == ']')
+                    .position(|x| x.ch() == ']')
                     .map_or(i + 1, |p| i + 1 + p + 1);
-                toks.push(tok(Kind::Bare, chars[i..end].iter().collect()));
+                toks.push(tok(Kind::Bare, text(&chars[i..end])));
                 i = end;
             }
             '#' | '-' if c == '#' || peek == Some('-') => {
-                toks.push(comment_to_eol(&chars, &mut i));
+                toks.push(comment_to_eol(chars, &mut i));
             }
             '/' if peek == Some('*') => {
-                if chars.get(i + 2) == Some(&'!') {
+                if chars.get(i + 2).map(|u| u.ch()) == Some('!') {
                     // MySQL runs the inside of `/*! ... */` (optionally versioned): read it as
                     // code.
                     i += 3;
-                    while i < chars.len() && chars[i].is_ascii_digit() {
+                    while i < chars.len() && chars[i].ch().is_ascii_digit() {
                         i += 1;
                     }
                     in_exec_comment = true;
                     continue;
                 }
                 let end = (i + 2..chars.len().saturating_sub(1))
-                    .find(|&j| chars[j] == '*' && chars[j + 1] == '/');
+                    .find(|&j| chars[j].ch() == '*' && chars[j + 1].ch() == '/');
                 let (text_end, next, open) = match end {
                     Some(j) => (j, j + 2, false),
                     None => (chars.len(), chars.len(), true),
                 };
-                let mut t = tok(Kind::Comment, chars[i..text_end].iter().collect());
+                let mut t = tok(Kind::Comment, text(&chars[i..text_end]));
                 t.open = open;
                 toks.push(t);
                 i = next;
@@ -433,44 +483,46 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
             }
             '@' => {
                 let mut j = i + 1;
-                if chars.get(j) == Some(&'@') {
+                if chars.get(j).map(|u| u.ch()) == Some('@') {
                     j += 1;
                 }
-                while j < chars.len() && (is_word_char(chars[j]) || chars[j] == '@') {
+                while j < chars.len() && (is_word_char(chars[j].ch()) || chars[j].ch() == '@') {
                     j += 1;
                 }
                 if j - i == 1 {
                     toks.push(tok(Kind::Op, "@".into()));
                 } else {
-                    toks.push(tok(Kind::Var, chars[i..j].iter().collect::<String>()));
+                    toks.push(tok(Kind::Var, text(&chars[i..j])));
                 }
                 i = j;
             }
             '0'..='9' | '.' if c != '.' || peek.is_some_and(|p| p.is_ascii_digit()) => {
-                let j = read_number(&chars, i);
-                toks.push(tok(Kind::Num, chars[i..j].iter().collect()));
+                let j = read_number(chars, i);
+                toks.push(tok(Kind::Num, text(&chars[i..j])));
                 i = j;
             }
             c if c.is_alphabetic() || c == '_' || c == '$' => {
                 let mut j = i;
-                while j < chars.len() && is_word_char(chars[j]) && j - i < 128 {
+                while j < chars.len() && chars[j].word() && j - i < 128 {
                     j += 1;
                 }
-                let word: String = chars[i..j].iter().collect::<String>().to_lowercase();
+                let word = lower_word(&chars[i..j]);
                 // A string with a charset or type prefix: N'..', x'..', b'..', _utf8'..'.
-                if matches!(chars.get(j), Some('\'')) && (word.len() == 1 || word.starts_with('_'))
+                if chars.get(j).map(|u| u.ch()) == Some('\'')
+                    && (word.len() == 1 || word.starts_with('_'))
                 {
-                    let (t, next) = read_string(&chars, j + 1, '\'');
+                    let (t, next) = read_string(chars, j + 1, '\'');
                     toks.push(t);
                     i = next;
                     continue;
                 }
                 let mut k = j;
-                while k < chars.len() && chars[k].is_whitespace() {
+                while k < chars.len() && chars[k].ch().is_whitespace() {
                     k += 1;
                 }
                 // `word(` is a call; `word (` only for known functions ("gpgv (to not ...").
-                let call = chars.get(k) == Some(&'(') && (k == j || known_function(&word));
+                let call =
+                    chars.get(k).map(|u| u.ch()) == Some('(') && (k == j || known_function(&word));
                 let kind = if call {
                     match word_kind(&word) {
                         // `in (`, `and (`, `union (`, `values (`: the word keeps its type.
@@ -490,18 +542,29 @@ pub fn tokenize(input: &str, ctx: Context) -> Vec<Token> {
                 i = j;
             }
             _ => {
-                let (text, len) = read_operator(&chars, i);
-                let kind = if text == "||" || text == "&&" {
+                let (op, len) = read_operator(chars, i);
+                let kind = if op == "||" || op == "&&" {
                     Kind::Logic
                 } else {
                     Kind::Op
                 };
-                toks.push(tok(kind, text));
+                toks.push(tok(kind, op));
                 i += len;
             }
         }
     }
     toks
+}
+
+/// A word's text in lower case (as `str::to_lowercase`).
+fn lower_word<U: Unit>(units: &[U]) -> String {
+    let mut word = text(units);
+    if word.is_ascii() {
+        word.make_ascii_lowercase();
+        word
+    } else {
+        word.to_lowercase()
+    }
 }
 
 fn tok(kind: Kind, text: String) -> Token {
@@ -512,73 +575,80 @@ fn tok(kind: Kind, text: String) -> Token {
     }
 }
 
-fn comment_to_eol(chars: &[char], i: &mut usize) -> Token {
+fn comment_to_eol<U: Unit>(chars: &[U], i: &mut usize) -> Token {
     let end = chars[*i..]
         .iter()
-        .position(|&c| c == '\n')
+        .position(|c| c.ch() == '\n')
         .map_or(chars.len(), |p| *i + p);
-    let t = tok(Kind::Comment, chars[*i..end].iter().collect());
+    let t = tok(Kind::Comment, text(&chars[*i..end]));
     *i = end;
     t
 }
 
 /// A string literal starting at `start` (after its opening quote `q`); `''` and `\'` are
 /// escaped quotes. Returns the token and the index after the closing quote.
-fn read_string(chars: &[char], start: usize, q: char) -> (Token, usize) {
+fn read_string<U: Unit>(chars: &[U], start: usize, q: char) -> (Token, usize) {
     let mut j = start;
     while j < chars.len() {
-        if chars[j] == '\\' {
+        let c = chars[j].ch();
+        if c == '\\' {
             j += 2;
             continue;
         }
-        if chars[j] == q {
-            if chars.get(j + 1) == Some(&q) {
+        if c == q {
+            if chars.get(j + 1).map(|u| u.ch()) == Some(q) {
                 j += 2;
                 continue;
             }
-            let t = tok(Kind::Str, chars[start..j].iter().collect());
+            let t = tok(Kind::Str, text(&chars[start..j]));
             return (t, j + 1);
         }
         j += 1;
     }
     let j = j.min(chars.len());
-    let mut t = tok(Kind::Str, chars[start.min(j)..j].iter().collect());
+    let mut t = tok(Kind::Str, text(&chars[start.min(j)..j]));
     t.open = true;
     (t, j)
 }
 
-fn read_number(chars: &[char], i: usize) -> usize {
+fn read_number<U: Unit>(chars: &[U], i: usize) -> usize {
     let mut j = i;
-    if chars[i] == '0' && matches!(chars.get(i + 1), Some('x' | 'X' | 'b' | 'B')) {
+    if chars[i].ch() == '0'
+        && matches!(
+            chars.get(i + 1).map(|u| u.ch()),
+            Some('x' | 'X' | 'b' | 'B')
+        )
+    {
         j = i + 2;
-        while j < chars.len() && chars[j].is_ascii_hexdigit() {
+        while j < chars.len() && chars[j].ch().is_ascii_hexdigit() {
             j += 1;
         }
         return j;
     }
-    while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == '.') {
+    while j < chars.len() && (chars[j].ch().is_ascii_digit() || chars[j].ch() == '.') {
         j += 1;
     }
     if j < chars.len()
-        && matches!(chars[j], 'e' | 'E')
+        && matches!(chars[j].ch(), 'e' | 'E')
         && chars
             .get(j + 1)
-            .is_some_and(|c| c.is_ascii_digit() || *c == '-' || *c == '+')
+            .map(|u| u.ch())
+            .is_some_and(|c| c.is_ascii_digit() || c == '-' || c == '+')
     {
         j += 2;
-        while j < chars.len() && chars[j].is_ascii_digit() {
+        while j < chars.len() && chars[j].ch().is_ascii_digit() {
             j += 1;
         }
     }
     j.max(i + 1)
 }
 
-fn read_operator(chars: &[char], i: usize) -> (String, usize) {
+fn read_operator<U: Unit>(chars: &[U], i: usize) -> (String, usize) {
     const THREE: [&str; 2] = ["<=>", "!<>"];
     const TWO: [&str; 12] = [
         "<=", ">=", "<>", "!=", "||", "&&", "<<", ">>", ":=", "::", "!<", "!>",
     ];
-    let take = |n: usize| -> String { chars[i..(i + n).min(chars.len())].iter().collect() };
+    let take = |n: usize| -> String { text(&chars[i..(i + n).min(chars.len())]) };
     let t3 = take(3);
     if THREE.contains(&t3.as_str()) {
         return (t3, 3);
@@ -696,6 +766,20 @@ pub struct SqlMatch {
 /// Whether `value` reads as SQL injection in any of the three contexts.
 #[must_use]
 pub fn detect(value: &str) -> Option<SqlMatch> {
+    detect_from(value, tokenize(value, Context::None))
+}
+
+/// [`detect`] and [`fragments`] of one value, reading it in the bare context once for both.
+#[must_use]
+pub fn analyse(value: &str) -> (Option<SqlMatch>, Vec<(&'static str, u32, u8)>) {
+    let bare = tokenize(value, Context::None);
+    let frags = fragments_of(value, &bare);
+    (detect_from(value, bare), frags)
+}
+
+/// [`detect`], given the value's tokens in the bare context.
+fn detect_from(value: &str, bare: Vec<Token>) -> Option<SqlMatch> {
+    let mut bare = Some(bare);
     for ctx in [Context::None, Context::Single, Context::Double] {
         // A quote context only matters when the value holds that quote.
         match ctx {
@@ -703,7 +787,10 @@ pub fn detect(value: &str) -> Option<SqlMatch> {
             Context::Double if !value.contains('"') => continue,
             _ => {}
         }
-        let toks = fold(tokenize(value, ctx));
+        let toks = fold(match bare.take() {
+            Some(t) if ctx == Context::None => t,
+            _ => tokenize(value, ctx),
+        });
         if let Some(rule) = judge(&toks, ctx) {
             return Some(SqlMatch {
                 rule,
@@ -1151,7 +1238,11 @@ fn statement_shape(toks: &[Token]) -> bool {
 /// (`execute system`). Each item: rule, weight, lowest paranoia level.
 #[must_use]
 pub fn fragments(value: &str) -> Vec<(&'static str, u32, u8)> {
-    let toks = tokenize(value, Context::None);
+    fragments_of(value, &tokenize(value, Context::None))
+}
+
+/// [`fragments`], given the value's tokens in the bare context.
+fn fragments_of(value: &str, toks: &[Token]) -> Vec<(&'static str, u32, u8)> {
     let mut out = Vec::new();
     if toks
         .iter()
@@ -1168,7 +1259,7 @@ pub fn fragments(value: &str) -> Vec<(&'static str, u32, u8)> {
     if function_probe(value) {
         out.push(("sql-function-probe", 5, 1));
     }
-    if literal_tautology(&toks) {
+    if literal_tautology(toks) {
         out.push(("sql-literal-tautology", 5, 1));
     }
     out
@@ -1338,6 +1429,43 @@ mod tests {
             "김철수",
         ] {
             assert_eq!(detect(v), None, "{v}");
+        }
+    }
+
+    #[test]
+    fn ascii_text_read_byte_by_byte_tokenizes_as_read_char_by_char() {
+        const PIECES: [&str; 40] = [
+            "'", "\"", "`", "[", "]", " ", "\t", "\n", "\x01", "/*", "/*!50000", "*/", "--", "#",
+            "@", "@@", "0x1f", "0b1", "1e5", "1.5", ".5", ".", "(", ")", "{", "}", ",", ";", "<=>",
+            "!<>", "||", "&&", "<", "=", "!", "\\", "OR", "Union", "select", "N'x'",
+        ];
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let len = 1 + next() % 16;
+            let v: String = (0..len)
+                .map(|_| PIECES[usize::try_from(next() % 40).unwrap_or(0)])
+                .collect();
+            let chars: Vec<char> = v.chars().collect();
+            for ctx in [Context::None, Context::Single, Context::Double] {
+                assert_eq!(
+                    tokenize_units(v.as_bytes(), ctx),
+                    tokenize_units(&chars, ctx),
+                    "{v:?}"
+                );
+            }
+        }
+        // Only the first 4096 characters are read either way.
+        for unit in ["x", "\u{ac00}"] {
+            let long = format!("'{}", unit.repeat(5000));
+            let toks = tokenize(&long, Context::None);
+            assert_eq!(toks[0].text.chars().count(), 4095, "{unit}");
+            assert!(toks[0].open);
         }
     }
 
