@@ -12,8 +12,8 @@ use haetae_core::{
 use http::StatusCode;
 
 use crate::filter::{
-    Decision, FilterContext, FilterServices, LocalResponse, Phases, Reason, SecurityFilter,
-    request_event,
+    Decision, FilterContext, FilterServices, LocalResponse, Modification, Phases, Reason,
+    SecurityFilter, request_event,
 };
 use crate::isolation::{Admission, Guarded, Transition, run_guarded};
 use crate::metrics::{FailureKind, FilterHealth, GatewayMetrics};
@@ -213,7 +213,7 @@ pub(crate) async fn run_phase(
                 let mut new_body = None;
                 for m in mods {
                     match m {
-                        crate::filter::Modification::ReplaceBody(b) => new_body = Some(b),
+                        Modification::ReplaceBody(b) => new_body = Some(b),
                         m => crate::proxy::apply_modification(headers, m),
                     }
                 }
@@ -374,6 +374,33 @@ fn act_on(
         }
         Decision::Modify(mods) => {
             event = event.label("modifications", mods.len().to_string());
+            // What changed, by header name (never a value: a filter may set a cookie).
+            let (mut set, mut removed, mut body) = (String::new(), String::new(), false);
+            for m in mods {
+                let (list, name) = match m {
+                    Modification::SetHeader(n, _) | Modification::AppendHeader(n, _) => {
+                        (&mut set, n)
+                    }
+                    Modification::RemoveHeader(n) => (&mut removed, n),
+                    Modification::ReplaceBody(_) => {
+                        body = true;
+                        continue;
+                    }
+                };
+                if !list.is_empty() {
+                    list.push(',');
+                }
+                list.push_str(name.as_str());
+            }
+            if !set.is_empty() {
+                event = event.label("headers_set", set);
+            }
+            if !removed.is_empty() {
+                event = event.label("headers_removed", removed);
+            }
+            if body {
+                event = event.label("body_replaced", "true");
+            }
         }
         Decision::Continue | Decision::Serve(_) => {}
     }

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use haetae_core::{EventCategory, FilterInstance, PolicySnapshot};
+use haetae_core::{FilterInstance, PolicySnapshot};
 use http::{HeaderName, HeaderValue};
 use serde::Deserialize;
 
@@ -173,47 +173,28 @@ impl SecurityFilter for SecurityHeadersFilter {
         let Some(response) = ctx.response else {
             return Ok(Decision::Continue);
         };
+        // The engine's `security-headers.modify` event names the headers set and removed
+        // (in both modes): the audit of which pages lack which headers. No event of our own,
+        // so a response costs one event, not two.
         let upstream = response.headers();
         let mut mods = Vec::new();
-        let mut missing = Vec::new();
-        let mut replaced = Vec::new();
         for (name, value) in &self.headers {
             match upstream.get(name) {
-                None => {
-                    missing.push(name.as_str());
-                    mods.push(Modification::SetHeader(name.clone(), value.clone()));
-                }
+                None => mods.push(Modification::SetHeader(name.clone(), value.clone())),
                 Some(have) if self.enforce_values && have != value => {
-                    replaced.push(name.as_str());
                     mods.push(Modification::SetHeader(name.clone(), value.clone()));
                 }
                 Some(_) => {}
             }
         }
-        let mut removed = Vec::new();
         for name in &self.remove {
             if upstream.contains_key(name) {
-                removed.push(name.as_str());
                 mods.push(Modification::RemoveHeader(name.clone()));
             }
         }
         if mods.is_empty() {
             return Ok(Decision::Continue);
         }
-        let mut event = ctx
-            .event("security-headers.applied")
-            .category(EventCategory::Web)
-            .http_status(response.status().as_u16());
-        for (label, names) in [
-            ("missing", &missing),
-            ("replaced", &replaced),
-            ("removed", &removed),
-        ] {
-            if !names.is_empty() {
-                event = event.label(label, names.join(","));
-            }
-        }
-        ctx.emit(event);
         Ok(Decision::Modify(mods))
     }
 }
