@@ -191,6 +191,7 @@ pub async fn login(
     password: &str,
     otp: Option<&str>,
     client: &str,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<LoginOutcome, ApiError> {
     let now = now_micros();
     let user = state.store.user_by_name(username).await?;
@@ -284,6 +285,23 @@ pub async fn login(
             } else {
                 LoginOutcome::Refused
             });
+        }
+    }
+    // A remote-support agent logs in only from the networks an administrator allowed; the
+    // answer is the same as for a wrong password, the reason goes to the audit log only.
+    if user.role == auth::Role::Agent {
+        let rules = crate::remote::rules_for(&state.store, &user).await?;
+        if !crate::remote::network_allows(&rules.networks, ip) {
+            state
+                .store
+                .append_audit(
+                    &user.username,
+                    "auth.login_refused",
+                    &user.username,
+                    &json!({ "reason": "address not in the agent's allowlist", "address": ip.map(|i| i.to_string()), "client": client }),
+                )
+                .await?;
+            return Ok(LoginOutcome::Refused);
         }
     }
     state.store.clear_failed_logins(user.id).await?;
