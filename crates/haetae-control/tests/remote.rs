@@ -224,6 +224,9 @@ async fn an_agent_outside_its_allowlist_cannot_log_in() {
             && d.contains("192.0.2.9")),
         "{audit:?}"
     );
+    // It counts as a failed login, like the wrong password: the lockout tells nothing.
+    let lee = t.state.store.user_by_name("lee").await.unwrap().unwrap();
+    assert_eq!(lee.failed_logins, 2);
     // An unknown address (no connection info) is refused too: fail closed.
     let unknown = t.try_login("lee", AGENT_PW, None).await;
     assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
