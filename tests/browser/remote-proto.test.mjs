@@ -208,3 +208,34 @@ describe('decoders never throw anything but DecodeError', () => {
     }
   });
 });
+
+describe('the Center-signed session policy (Ed25519, signed by the Rust side)', () => {
+  const pv = V.policy;
+  const key = u(pv.center_public);
+  const sig = u(pv.signature);
+
+  it('verifies and parses exactly as Rust does', async () => {
+    const p = await P.verifyPolicy(key, pv.payload, sig, sid, pv.valid_at);
+    assert.equal(p.grade, 'indirect');
+    assert.equal(p.agent, '김상담.agent');
+    assert.deepEqual(p.features, { pointer: true, drawing: true, url: true, control: false, files: false });
+    assert.equal(P.policyAllows(p, 'Pointer'), true);
+    assert.equal(P.policyAllows(p, 'ControlRequest'), false);
+    assert.equal(P.policyAllows(p, 'FileOffer'), false);
+    assert.equal(P.policyAllows(P.noPolicy(), 'Drawing'), false);
+    assert.equal(P.policyAllows(P.noPolicy(), 'Chat'), true);
+  });
+
+  it('refuses an escalated, foreign-session, expired or forged policy', async () => {
+    const escalated = pv.payload.replace('grade=indirect', 'grade=direct')
+      .replace('features=pointer,drawing,url', 'features=pointer,drawing,url,control,files');
+    await assert.rejects(P.verifyPolicy(key, escalated, sig, sid, pv.valid_at), /signature/);
+    await assert.rejects(P.verifyPolicy(key, pv.payload, sig, new Uint8Array(16), pv.valid_at), /another session/);
+    await assert.rejects(P.verifyPolicy(key, pv.payload, sig, sid, pv.expired_at), /expired/);
+    const flipped = Uint8Array.from(sig);
+    flipped[10] ^= 1;
+    await assert.rejects(P.verifyPolicy(key, pv.payload, flipped, sid, pv.valid_at), /signature/);
+    assert.throws(() => P.parsePolicy(pv.payload.replace('grade=indirect\nfeatures=pointer,drawing,url', 'grade=indirect\nfeatures=pointer,control')), /grade/);
+    assert.throws(() => P.parsePolicy(pv.payload.replace('\nmax_file=0', '\nmax_file=00')), /malformed/);
+  });
+});

@@ -6,7 +6,10 @@
 // counter as black/white blocks and the test reads it back from the agent's canvas; chat
 // both ways; the agent's pointer appears on the customer's page. Then a relay path that flips
 // one bit of one sealed frame: the agent's console ends the session (fail closed) and never
-// shows the message.
+// shows the message. Indirect control (drawing over the customer's page, a URL the customer
+// accepts or refuses), files both ways with the customer's consent and the Center's scan,
+// the session history in the Center afterwards, and an `indirect` agent whose (modified)
+// console cannot get control: the customer's page holds it to the policy the Center signed.
 //
 // Run: cargo build -p haetae && HAETAE_UP_BINARY=target/debug/haetae \
 //        HAETAE_TEST_BROWSER=/usr/bin/chromium node --test tests/browser/remote.test.mjs
@@ -14,7 +17,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -105,6 +109,25 @@ async function login(page, base) {
   await page.fill('input[name=password]', PASSWORD);
   await Promise.all([page.waitForURL(`${base}/`), page.click('button[type=submit]')]);
 }
+
+/** Logs in as any user; `landing` is where the Center sends that role. */
+async function loginAs(page, base, user, password, landing) {
+  await page.goto(`${base}/login`);
+  await page.fill('input[name=username]', user);
+  await page.fill('input[name=password]', password);
+  await Promise.all([page.waitForURL(`${base}${landing}`), page.click('button[type=submit]')]);
+}
+
+/** A JSON API call from a logged-in page, with its CSRF token. */
+function apiFrom(page, method, url, body) {
+  return page.evaluate(async ({ method, url, body }) => {
+    const csrf = document.querySelector('meta[name="csrf-token"]').content;
+    const r = await fetch(url, { method, headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf }, body: JSON.stringify(body) });
+    return { status: r.status, text: await r.text() };
+  }, { method, url, body });
+}
+
+const sha256hex = (buf) => createHash('sha256').update(buf).digest('hex');
 
 /** Agent: issue a code; returns it. */
 async function issueCode(page, base) {
@@ -355,6 +378,109 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     await customer.waitForSelector('#rs-pointer', { state: 'hidden' });
   });
 
+  it("the agent draws over the customer's page and clears it", async () => {
+    await agent.check('#rs-draw');
+    const box = await agent.locator('#rs-screen').boundingBox();
+    await agent.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
+    await agent.mouse.down();
+    await agent.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.3, { steps: 8 });
+    await agent.mouse.move(box.x + box.width * 0.4, box.y + box.height * 0.5, { steps: 8 });
+    await agent.mouse.up();
+    await customer.waitForFunction(() => document.body.dataset.drawings === '1');
+    // The stroke is on the overlay where the agent drew it (x 20-40 %, y 30 % of 1280x720).
+    const ink = await customer.evaluate(() => {
+      const c = document.getElementById('rs-draw');
+      const px = c.getContext('2d').getImageData(Math.round(c.width * 0.3) - 3, Math.round(c.height * 0.3) - 3, 6, 6).data;
+      let alpha = 0;
+      for (let i = 3; i < px.length; i += 4) alpha = Math.max(alpha, px[i]);
+      const empty = c.getContext('2d').getImageData(Math.round(c.width * 0.8), Math.round(c.height * 0.8), 6, 6).data.some((v) => v !== 0);
+      return { alpha, empty, hidden: c.hidden };
+    });
+    assert.ok(ink.alpha > 100 && !ink.empty && !ink.hidden, JSON.stringify(ink));
+    await customer.screenshot({ path: join(SHOTS, 'remote-05-customer-drawing.png') });
+    await agent.uncheck('#rs-draw');
+    await agent.click('#rs-clear');
+    await customer.waitForFunction(() => document.body.dataset.drawings === '0');
+    assert.ok(await customer.isHidden('#rs-draw'));
+  });
+
+  it('a URL from the agent opens only when the customer accepts it, and only http(s)', async () => {
+    // The console refuses other schemes before sending; the customer's decoder would too.
+    for (const bad of ['javascript:alert(1)', 'file:///etc/passwd']) {
+      await agent.fill('#rs-url', bad);
+      await agent.click('#rs-url-form button');
+    }
+    const pushed = `${baseUrl}/r?pushed=1`;
+    await agent.fill('#rs-url', pushed);
+    await agent.click('#rs-url-form button');
+    await customer.waitForSelector('#rs-url-box:not([hidden])');
+    assert.equal(await customer.textContent('#rs-url-text'), pushed);
+    const pagesBefore = customer.context().pages().length;
+    await customer.click('#rs-url-refuse');
+    assert.ok(await customer.isHidden('#rs-url-box'));
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(customer.context().pages().length, pagesBefore, 'refused URL opened');
+    await agent.fill('#rs-url', pushed);
+    await agent.click('#rs-url-form button');
+    await customer.waitForSelector('#rs-url-box:not([hidden])');
+    const [opened] = await Promise.all([customer.context().waitForEvent('page'), customer.click('#rs-url-open')]);
+    await opened.waitForLoadState('domcontentloaded');
+    assert.equal(opened.url(), pushed);
+    await opened.close();
+    await customer.bringToFront();
+  });
+
+  it('a file sent after the customer consents arrives intact; a refused one never does', async () => {
+    const text = Buffer.from('해태 원격지원 안내문\n'.repeat(5000), 'utf8'); // ~130 KB: several chunks
+    await agent.setInputFiles('#rs-file', { name: '안내문.txt', mimeType: 'text/plain', buffer: text });
+    const offer = customer.locator('li.rs-file-offer').last();
+    await offer.locator('button.rs-accept').waitFor();
+    assert.match(await offer.textContent(), /안내문\.txt/);
+    // Nothing arrives before consent.
+    assert.equal(await customer.locator('a.rs-save').count(), 0);
+    await offer.locator('button.rs-accept').click();
+    const save = customer.locator('a.rs-save').last();
+    await save.waitFor({ timeout: 20000 });
+    assert.equal(await save.getAttribute('data-sha256'), sha256hex(text));
+    // Saving gives the customer exactly the bytes the agent chose.
+    const [download] = await Promise.all([customer.waitForEvent('download'), save.click()]);
+    assert.equal(download.suggestedFilename(), '안내문.txt');
+    assert.equal(sha256hex(readFileSync(await download.path())), sha256hex(text));
+    await agent.waitForSelector('#rs-files li[data-state="sent"]');
+
+    // Refused: the agent's console never sends a byte of it, and nothing is offered for saving.
+    await agent.setInputFiles('#rs-file', { name: 'secret.txt', mimeType: 'text/plain', buffer: Buffer.from('never') });
+    const second = customer.locator('li.rs-file-offer').last();
+    await second.locator('button.rs-refuse').click();
+    await agent.waitForSelector('#rs-files li[data-state="refused"]');
+    assert.equal(await second.getAttribute('data-state'), 'refused');
+    assert.equal(await second.locator('a').count(), 0);
+    assert.equal(await customer.locator('a.rs-save').count(), 1);
+
+    // A program disguised as a PDF: scanned after arrival and refused with the findings shown.
+    const exe = Buffer.alloc(1024);
+    exe.write('MZ', 0);
+    exe.writeUInt32LE(0x80, 0x3c);
+    exe.write('PE\0\0', 0x80, 'latin1');
+    await agent.setInputFiles('#rs-file', { name: 'invoice.pdf', mimeType: 'application/pdf', buffer: exe });
+    const third = customer.locator('li.rs-file-offer').last();
+    await third.locator('button.rs-accept').click();
+    await customer.waitForSelector('li.rs-file-offer[data-state="refused-scan"]');
+    assert.match(await third.textContent(), /위험한 파일|dangerous/);
+    assert.match(await third.textContent(), /[A-Z]+-[A-Z]+/); // a finding code
+    assert.equal(await third.locator('a').count(), 0);
+    await agent.waitForSelector('#rs-files li[data-state="refused-scan"]');
+  });
+
+  it('a file the customer chooses reaches the agent intact after the scan', async () => {
+    const data = Buffer.from(Array.from({ length: 70000 }, (_, i) => (i * 7) % 251));
+    await customer.setInputFiles('#rs-send-file', { name: 'screenshot.bin', mimeType: 'application/octet-stream', buffer: data });
+    await agent.waitForSelector('#rs-files li[data-state="received"] a', { timeout: 20000 });
+    const a = agent.locator('#rs-files li[data-state="received"] a').last();
+    assert.equal(await a.getAttribute('data-sha256'), sha256hex(data));
+    await customer.waitForSelector('#rs-files li[data-state="sent"]');
+  });
+
   it("the relay's traffic to the agent holds no chat plaintext and no H.264 start code", () => {
     const all = Buffer.concat(tap.state.captured);
     // The customer's screen went through: hundreds of kilobytes of sealed frames.
@@ -373,6 +499,27 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     const log = await agent.textContent('#rs-log');
     assert.match(log, /확인 번호 일치 확인/);
     assert.match(log, /접속 번호 발급/);
+  });
+
+  it('the session history (chat, files, consent, control) is visible in the Center afterwards', async () => {
+    await agent.waitForFunction(() => document.getElementById('rs-agent').dataset.historyDone === 'yes');
+    const session = await agent.$eval('#rs-agent', (el) => el.dataset.session);
+    await agent.goto(`${agentUrl}/remote/history`);
+    await agent.waitForSelector(`#rs-sessions a[href="/remote/history/${session}"]`);
+    await agent.click(`#rs-sessions a[href="/remote/history/${session}"]`);
+    await agent.waitForSelector('#rs-records');
+    const page = await agent.textContent('#rs-records');
+    assert.match(page, /안녕하세요, 상담원입니다/);
+    assert.match(page, /네, 화면이 보이시나요\?/);
+    assert.match(page, /안내문\.txt/);
+    assert.match(page, new RegExp(sha256hex(Buffer.from('해태 원격지원 안내문\n'.repeat(5000), 'utf8'))));
+    // Records are JSON objects with their keys in order.
+    assert.match(page, /"consent":"refused"[^}]*"name":"secret\.txt"/);
+    assert.match(page, /"name":"invoice\.pdf","scan":"vulnerable"/);
+    assert.match(page, /screenshot\.bin/);
+    assert.match(page, /consent/);
+    assert.match(await agent.textContent('main'), /Normal/);
+    await agent.screenshot({ path: join(SHOTS, 'remote-06-history.png'), fullPage: true });
   });
 
   it('a used code does not work a second time', async () => {
@@ -435,6 +582,83 @@ describe('remote support between two browsers', { skip: SKIP }, () => {
     assert.ok(m.matched >= 20, `only ${m.matched} counter values read back`);
     assert.ok(m.matched >= m.seen * 0.8, `${m.seen} seen, ${m.matched} matched`);
     await agent.click('#rs-end');
+  });
+
+  it('an indirect agent cannot get control, even with a modified console', async () => {
+    // The admin makes an `agent` user with the indirect grade.
+    const r1 = await apiFrom(agent, 'POST', '/api/v1/users', { username: 'lee.agent', password: PASSWORD, role: 'agent' });
+    assert.ok(r1.status < 300, r1.text);
+    const r2 = await apiFrom(agent, 'PUT', '/api/v1/remote/agents/lee.agent', { grade: 'indirect', allow_from: '127.0.0.0/8' });
+    assert.equal(r2.status, 200, r2.text);
+    const lee = await newPage(agentBrowser, 'indirect-agent');
+    await loginAs(lee, baseUrl, 'lee.agent', PASSWORD, '/remote');
+    const run = async (tamper) => {
+      await lee.unroute('**/remote/session').catch(() => {});
+      if (tamper) {
+        await lee.route('**/remote/session', async (route) => {
+          const resp = await route.fetch();
+          const body = await resp.json();
+          await route.fulfill({ response: resp, json: tamper(body) });
+        });
+      }
+      const code = await issueCode(lee, baseUrl);
+      const cust = await newPage(customerBrowser, 'customer-indirect');
+      await cust.goto(`${baseUrl}/r/${code}`);
+      await cust.check('#rs-agree');
+      await cust.click('#rs-connect');
+      await lee.waitForSelector('#rs-sas-box:not([hidden])');
+      await lee.click('#rs-sas-ok');
+      await cust.waitForFunction(() => ['open', 'ended'].includes(document.body.dataset.state));
+      return cust;
+    };
+
+    // 1. The genuine console: no control button, no file tools; the customer sees the grade.
+    let cust = await run(null);
+    await cust.waitForFunction(() => document.body.dataset.grade === 'indirect');
+    assert.equal(await lee.textContent('#rs-grade'), 'indirect');
+    assert.ok(await lee.isHidden('#rs-control'));
+    assert.ok(await lee.isHidden('#rs-file-label'));
+    assert.ok(await cust.isHidden('#rs-send-file-box'));
+    await lee.click('#rs-end');
+    await cust.close();
+
+    // 2. A console told it is direct (the Center's signed policy forwarded unchanged): it asks
+    //    for control and offers a file; the customer's page refuses both.
+    cust = await run((b) => ({ ...b, grade: 'direct', max_file: 1 << 20 }));
+    await lee.waitForSelector('#rs-control:not([hidden])');
+    await cust.waitForFunction(() => document.body.dataset.grade === 'indirect');
+    await lee.click('#rs-control');
+    await cust.waitForFunction(() => document.body.dataset.refused === 'ControlRequest');
+    assert.match(await cust.textContent('#rs-status'), /허용되지 않아 거부/);
+    assert.doesNotMatch(await cust.textContent('#rs-chat-log'), /원격 제어 요청/);
+    await lee.setInputFiles('#rs-file', { name: 'x.txt', mimeType: 'text/plain', buffer: Buffer.from('x') });
+    await cust.waitForFunction(() => document.body.dataset.refused === 'FileOffer');
+    assert.equal(await cust.locator('li.rs-file-offer').count(), 0);
+    await lee.waitForSelector('#rs-files li[data-state="refused"]');
+    assert.equal(await cust.evaluate(() => document.body.dataset.state), 'open');
+    await lee.click('#rs-end');
+    await cust.close();
+
+    // 3. A console that rewrites the policy to `direct`: the signature fails; the session ends.
+    cust = await run((b) => ({ ...b, grade: 'direct', payload: b.payload.replace('grade=indirect', 'grade=direct').replace('features=pointer,drawing,url', 'features=pointer,drawing,url,control,files') }));
+    await cust.waitForFunction(() => document.body.dataset.state === 'ended');
+    assert.equal(await cust.evaluate(() => document.body.dataset.endReason), 'Protocol');
+    assert.match(await cust.textContent('#rs-status'), /session policy is invalid/);
+    await cust.close();
+    await lee.close();
+  });
+
+  it('an agent outside its allowed networks cannot log in', async () => {
+    const r = await apiFrom(agent, 'PUT', '/api/v1/remote/agents/lee.agent', { grade: 'indirect', allow_from: '10.99.0.0/16' });
+    assert.equal(r.status, 200, r.text);
+    const page = await newPage(agentBrowser, 'indirect-agent-outside');
+    await page.goto(`${baseUrl}/login`);
+    await page.fill('input[name=username]', 'lee.agent');
+    await page.fill('input[name=password]', PASSWORD);
+    await page.click('button[type=submit]');
+    await page.waitForSelector('.error, .flash.error, p.error');
+    assert.match(page.url(), /\/login/);
+    await page.close();
   });
 
   it('no script or CSP errors on either page', () => {

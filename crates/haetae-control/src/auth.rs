@@ -38,6 +38,9 @@ pub enum Role {
     Auditor,
     /// Read dashboards, policies and events.
     Viewer,
+    /// A remote-support agent: the agent console (`/remote`) and its own account, nothing
+    /// else; its grade and the addresses it may log in from are set per agent.
+    Agent,
 }
 
 /// A permission checked on every route.
@@ -51,15 +54,18 @@ pub enum Permission {
     ReadAudit,
     /// Manage users and API tokens.
     ManageUsers,
+    /// Use the remote-support agent console (issue codes, support customers).
+    RemoteSupport,
 }
 
 impl Role {
     /// Every role, most powerful first.
-    pub const ALL: [Role; 4] = [
+    pub const ALL: [Role; 5] = [
         Role::Admin,
         Role::SecurityOfficer,
         Role::Auditor,
         Role::Viewer,
+        Role::Agent,
     ];
 
     /// The name used in the API, the database and the UI.
@@ -70,6 +76,7 @@ impl Role {
             Role::SecurityOfficer => "security-officer",
             Role::Auditor => "auditor",
             Role::Viewer => "viewer",
+            Role::Agent => "agent",
         }
     }
 
@@ -77,10 +84,13 @@ impl Role {
     #[must_use]
     pub const fn allows(self, permission: Permission) -> bool {
         match permission {
-            Permission::Read => true,
+            Permission::Read => !matches!(self, Role::Agent),
             Permission::EditPolicy => matches!(self, Role::Admin | Role::SecurityOfficer),
             Permission::ReadAudit => matches!(self, Role::Admin | Role::Auditor),
             Permission::ManageUsers => matches!(self, Role::Admin),
+            Permission::RemoteSupport => {
+                matches!(self, Role::Admin | Role::SecurityOfficer | Role::Agent)
+            }
         }
     }
 }
@@ -93,7 +103,7 @@ impl fmt::Display for Role {
 
 /// The error for a role name that is not one of the four.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown role {0:?}: expected admin, security-officer, auditor or viewer")]
+#[error("unknown role {0:?}: expected admin, security-officer, auditor, viewer or agent")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -256,13 +266,16 @@ mod tests {
     fn roles_grant_exactly_their_permissions() {
         use Permission::*;
         let table = [
-            (Role::Admin, [true, true, true, true]),
-            (Role::SecurityOfficer, [true, true, false, false]),
-            (Role::Auditor, [true, false, true, false]),
-            (Role::Viewer, [true, false, false, false]),
+            (Role::Admin, [true, true, true, true, true]),
+            (Role::SecurityOfficer, [true, true, false, false, true]),
+            (Role::Auditor, [true, false, true, false, false]),
+            (Role::Viewer, [true, false, false, false, false]),
+            // An agent: the console and nothing administrative, not even reading.
+            (Role::Agent, [false, false, false, false, true]),
         ];
         for (role, expected) in table {
-            let got = [Read, EditPolicy, ReadAudit, ManageUsers].map(|p| role.allows(p));
+            let got =
+                [Read, EditPolicy, ReadAudit, ManageUsers, RemoteSupport].map(|p| role.allows(p));
             assert_eq!(got, expected, "{role}");
         }
     }

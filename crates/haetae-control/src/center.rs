@@ -425,6 +425,7 @@ impl ControlCenter {
         state.agent_tickets = options.agent_tickets.clone();
         let (stop, stop_rx) = watch::channel(false);
 
+        // With the peer address (agents' login allowlists, the customer scan limit).
         let app = http::router(state.clone());
         let mut server_stop = stop_rx.clone();
         let relay_handoff = options.relay_handoff.clone();
@@ -435,25 +436,36 @@ impl ControlCenter {
             let result = match tls {
                 Some(acceptor) => match tls_listener(listener, acceptor) {
                     Ok(tls_listener) => {
-                        axum::serve(tls_listener, app)
-                            .with_graceful_shutdown(shutdown)
-                            .await
+                        // `tap_io` (a no-op) gives axum's connection-info support for any
+                        // listener whose address is a `SocketAddr`.
+                        axum::serve(
+                            axum::serve::ListenerExt::tap_io(tls_listener, |_| {}),
+                            app.into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(shutdown)
+                        .await
                     }
                     Err(e) => Err(e),
                 },
                 None => match relay_handoff {
                     Some(relay) => match demux_listener(listener, relay) {
                         Ok(demux) => {
-                            axum::serve(demux, app)
-                                .with_graceful_shutdown(shutdown)
-                                .await
+                            axum::serve(
+                                axum::serve::ListenerExt::tap_io(demux, |_| {}),
+                                app.into_make_service_with_connect_info::<SocketAddr>(),
+                            )
+                            .with_graceful_shutdown(shutdown)
+                            .await
                         }
                         Err(e) => Err(e),
                     },
                     None => {
-                        axum::serve(listener, app)
-                            .with_graceful_shutdown(shutdown)
-                            .await
+                        axum::serve(
+                            listener,
+                            app.into_make_service_with_connect_info::<SocketAddr>(),
+                        )
+                        .with_graceful_shutdown(shutdown)
+                        .await
                     }
                 },
             };

@@ -8,6 +8,8 @@
 //!   per-direction AES-256-GCM with sequence numbers; any failure closes it for good.
 //! - [`session`]: the rules over the channel: who may send what, control only while the
 //!   customer grants it, files only after the receiver's consent and with a matching SHA-256.
+//! - [`policy`]: the session policy (grade, features, agent, session, expiry) the Control
+//!   Center signs with Ed25519 and the customer's side checks, so the grade holds end to end.
 //! - [`codes`] (feature `net`): one-time 6-9 digit access codes in the shared `haetae-bus`
 //!   KV with per-code and per-address attempt limits.
 //! - [`relay`] and [`client`] (feature `net`): the WebSocket relay and a Rust client of it.
@@ -38,6 +40,7 @@
 
 pub mod channel;
 pub mod codec;
+pub mod policy;
 pub mod protocol;
 pub mod session;
 

@@ -27,6 +27,8 @@ pub const MAX_RELAY_FRAME: usize = MAX_PEER_FRAME + 16;
 pub const MAX_FILE_NAME: usize = 255;
 /// Most bytes of a pushed URL.
 pub const MAX_URL: usize = 2048;
+/// Longest signed session policy text.
+pub const MAX_POLICY: usize = 1024;
 /// Most points in one freehand path.
 pub const MAX_PATH_POINTS: usize = 1024;
 /// Most bytes of an agent id.
@@ -463,6 +465,7 @@ pub enum MessageType {
     UrlPush,
     Bye,
     Error,
+    Policy,
 }
 
 byte_enum!(MessageType, "sealed message type", {
@@ -470,7 +473,7 @@ byte_enum!(MessageType, "sealed message type", {
     KeyFrameRequest = 0x25, Input = 0x26, ControlRequest = 0x27, ControlGrant = 0x28,
     ControlRevoke = 0x29, FileOffer = 0x2a, FileAccept = 0x2b, FileRefuse = 0x2c,
     FileChunk = 0x2d, FileDone = 0x2e, Pointer = 0x2f, Drawing = 0x30, DrawingClear = 0x31,
-    UrlPush = 0x32, Bye = 0x33, Error = 0x34,
+    UrlPush = 0x32, Bye = 0x33, Error = 0x34, Policy = 0x35,
 });
 
 impl MessageType {
@@ -866,6 +869,15 @@ pub enum AppMessage {
         /// Human-readable text.
         message: String,
     },
+    /// Agent → customer, right after `SasConfirmed`: the session policy the Control Center
+    /// signed for this agent and session (see [`crate::policy`]); the customer's side
+    /// checks the signature with the Center's public key and holds the agent to it.
+    Policy {
+        /// The signed text (`haetae-remote-policy v1` lines).
+        payload: String,
+        /// Ed25519 signature of the payload's bytes by the Center's key.
+        signature: [u8; 64],
+    },
 }
 
 impl AppMessage {
@@ -894,6 +906,7 @@ impl AppMessage {
             AppMessage::UrlPush { .. } => MessageType::UrlPush,
             AppMessage::Bye { .. } => MessageType::Bye,
             AppMessage::Error { .. } => MessageType::Error,
+            AppMessage::Policy { .. } => MessageType::Policy,
         }
     }
 
@@ -968,6 +981,9 @@ impl AppMessage {
             AppMessage::Bye { reason } => reason.encode(&mut w),
             AppMessage::Error { code, message } => {
                 w.u16(*code).string(message);
+            }
+            AppMessage::Policy { payload, signature } => {
+                w.string(payload).raw(signature);
             }
         }
         w.into_bytes()
@@ -1070,6 +1086,10 @@ impl AppMessage {
             MessageType::Error => AppMessage::Error {
                 code: r.u16("error code")?,
                 message: r.string(MAX_ERROR_TEXT, "error text")?,
+            },
+            MessageType::Policy => AppMessage::Policy {
+                payload: r.string(MAX_POLICY, "session policy")?,
+                signature: r.array("policy signature")?,
             },
         };
         r.finish()?;
@@ -1218,6 +1238,10 @@ pub fn examples() -> Vec<AppMessage> {
         AppMessage::Error {
             code: 2,
             message: "file refused".into(),
+        },
+        AppMessage::Policy {
+            payload: "haetae-remote-policy v1\nagent=kim\n".into(),
+            signature: [7; 64],
         },
     ]
 }

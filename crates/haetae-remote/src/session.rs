@@ -12,14 +12,22 @@ use haetae_crypto::hash::{HashAlgorithm, Hasher};
 use subtle::ConstantTimeEq;
 
 use crate::channel::{Channel, ChannelError, Role};
-use crate::protocol::{AppMessage, MessageType, PeerMessage};
+use crate::policy::{PolicyError, PolicyGrant};
+use crate::protocol::{AppMessage, MessageType, PeerMessage, SessionId};
 
 /// Most file transfers in progress per direction.
 pub const MAX_TRANSFERS: usize = 8;
 
 /// What the agent may do in this session (from the agent's grade in the Center).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::struct_excessive_bools)]
 pub struct SessionPolicy {
+    /// May show the laser pointer.
+    pub pointer: bool,
+    /// May draw over the customer's screen.
+    pub drawing: bool,
+    /// May send a URL for the customer to open.
+    pub url_push: bool,
     /// `direct` grade: may request keyboard/mouse control.
     pub direct_control: bool,
     /// May send and receive files.
@@ -29,10 +37,27 @@ pub struct SessionPolicy {
 }
 
 impl SessionPolicy {
+    /// Nothing beyond chat and the screen: what the customer's side allows until a valid
+    /// Center-signed policy has arrived.
+    #[must_use]
+    pub fn none() -> Self {
+        SessionPolicy {
+            pointer: false,
+            drawing: false,
+            url_push: false,
+            direct_control: false,
+            file_transfer: false,
+            max_file_size: 0,
+        }
+    }
+
     /// The `indirect` grade: pointer, drawing and URLs only.
     #[must_use]
     pub fn indirect() -> Self {
         SessionPolicy {
+            pointer: true,
+            drawing: true,
+            url_push: true,
             direct_control: false,
             file_transfer: false,
             max_file_size: 0,
@@ -43,6 +68,9 @@ impl SessionPolicy {
     #[must_use]
     pub fn direct() -> Self {
         SessionPolicy {
+            pointer: true,
+            drawing: true,
+            url_push: true,
             direct_control: true,
             file_transfer: true,
             max_file_size: 2 << 30,
@@ -74,6 +102,10 @@ pub enum SessionError {
     /// Keyboard/mouse control is not granted (never granted, or revoked).
     #[error("control is not granted; input event dropped")]
     ControlNotGranted,
+    /// The agent's session policy is not the Center's, not for this session, expired, sent
+    /// twice, or sent to a side that has none to check: the session ends.
+    #[error("session policy refused: {0}")]
+    Policy(PolicyError),
     /// Control was granted without a pending request.
     #[error("control can only be granted after the agent asked for it")]
     NoControlRequest,
@@ -93,7 +125,7 @@ impl SessionError {
     pub fn is_fatal(&self) -> bool {
         match self {
             SessionError::Channel(e) => e.is_fatal(),
-            SessionError::WrongSender { .. } => true,
+            SessionError::WrongSender { .. } | SessionError::Policy(_) => true,
             _ => false,
         }
     }
@@ -141,6 +173,17 @@ pub struct Session {
     /// Offers we sent, by id: (size, accepted, bytes sent).
     outgoing: HashMap<u32, (u64, bool, u64)>,
     dropped_inputs: u64,
+    /// The customer's side: how to check the agent's signed policy, and what it granted.
+    policy_check: Option<PolicyCheck>,
+    grant: Option<PolicyGrant>,
+}
+
+/// What the customer's side needs to check the agent's signed policy.
+#[derive(Debug, Clone, Copy)]
+struct PolicyCheck {
+    center_key: [u8; 32],
+    sid: SessionId,
+    now_unix: u64,
 }
 
 fn allowed_from(role: Role, kind: MessageType) -> bool {
@@ -153,7 +196,8 @@ fn allowed_from(role: Role, kind: MessageType) -> bool {
         | T::Pointer
         | T::Drawing
         | T::DrawingClear
-        | T::UrlPush => role == Role::Agent,
+        | T::UrlPush
+        | T::Policy => role == Role::Agent,
         T::ScreenFrame | T::ScreenChunk | T::ControlGrant | T::ControlRevoke => {
             role == Role::Customer
         }
@@ -188,7 +232,41 @@ impl Session {
             incoming: HashMap::new(),
             outgoing: HashMap::new(),
             dropped_inputs: 0,
+            policy_check: None,
+            grant: None,
         }
+    }
+
+    /// The customer's side of a session whose agent must show a policy the Center signed
+    /// (key `center_key`) for session `sid`: until it does, only chat and the screen flow
+    /// ([`SessionPolicy::none`]); after it, exactly what the policy grants. A bad, foreign,
+    /// expired or second policy ends the session.
+    #[must_use]
+    pub fn awaiting_policy(
+        channel: Channel,
+        center_key: [u8; 32],
+        sid: SessionId,
+        now_unix: u64,
+    ) -> Self {
+        let mut s = Session::new(channel, SessionPolicy::none());
+        s.policy_check = Some(PolicyCheck {
+            center_key,
+            sid,
+            now_unix,
+        });
+        s
+    }
+
+    /// The policy in force.
+    #[must_use]
+    pub fn policy(&self) -> SessionPolicy {
+        self.policy
+    }
+
+    /// The Center-signed policy the agent showed, once checked.
+    #[must_use]
+    pub fn grant(&self) -> Option<&PolicyGrant> {
+        self.grant.as_ref()
     }
 
     /// This side's role.
@@ -220,6 +298,15 @@ impl Session {
             kind,
             MessageType::ControlRequest | MessageType::ControlGrant | MessageType::Input
         );
+        let tool_refused = match kind {
+            MessageType::Pointer => !self.policy.pointer,
+            MessageType::Drawing | MessageType::DrawingClear => !self.policy.drawing,
+            MessageType::UrlPush => !self.policy.url_push,
+            _ => false,
+        };
+        if tool_refused {
+            return Err(SessionError::NotPermitted { kind });
+        }
         let needs_files = matches!(
             kind,
             MessageType::FileOffer
@@ -339,6 +426,25 @@ impl Session {
         }
         self.check_grade(kind)?;
         match &msg {
+            AppMessage::Policy { payload, signature } => {
+                if let Some(check) = self.policy_check {
+                    if self.grant.is_some() {
+                        return Err(SessionError::Policy(PolicyError::Malformed(
+                            "a second policy in one session",
+                        )));
+                    }
+                    let grant = crate::policy::verify(
+                        &check.center_key,
+                        payload,
+                        signature,
+                        check.sid,
+                        check.now_unix,
+                    )
+                    .map_err(SessionError::Policy)?;
+                    self.policy = grant.session_policy();
+                    self.grant = Some(grant);
+                }
+            }
             AppMessage::Input(_) if !self.control_granted => {
                 self.dropped_inputs += 1;
                 return Err(SessionError::ControlNotGranted);

@@ -173,3 +173,152 @@ fn files_above_the_limit_or_under_an_indirect_grade_are_refused() {
         Err(SessionError::NotPermitted { .. })
     ));
 }
+
+fn channels(
+    sid: SessionId,
+) -> (
+    haetae_remote::channel::Channel,
+    haetae_remote::channel::Channel,
+) {
+    let (customer, commit) = CustomerHandshake::start(sid).unwrap();
+    let mut agent = AgentHandshake::start(sid).unwrap();
+    let reveal = agent.on_commit(&commit).unwrap();
+    let (ck, customer) = customer.on_agent_key(&reveal).unwrap();
+    let agent = agent.on_customer_key(&ck).unwrap();
+    let (agent, confirm) = agent.confirm_sas().unwrap();
+    let customer = customer.on_confirmation(&confirm).unwrap();
+    (agent, customer)
+}
+
+fn signed(
+    key: &haetae_crypto::pk::Ed25519KeyPair,
+    sid: SessionId,
+    grade: haetae_remote::policy::Grade,
+) -> AppMessage {
+    use haetae_remote::policy::{Features, Grade, PolicyGrant};
+    let s = PolicyGrant {
+        sid,
+        agent: "lee.agent".into(),
+        grade,
+        features: Features::of(grade),
+        max_file: if grade == Grade::Direct { 1 << 20 } else { 0 },
+        issued: 100,
+        expires: 200,
+    }
+    .sign(key)
+    .unwrap();
+    AppMessage::Policy {
+        payload: s.payload,
+        signature: s.signature,
+    }
+}
+
+#[test]
+fn the_customer_side_holds_an_indirect_agent_to_its_signed_policy() {
+    use haetae_remote::policy::Grade;
+    let center = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[42; 32]);
+    let sid = SessionId([9; 16]);
+    let (a, c) = channels(sid);
+    // A modified console that believes it is direct; the customer checks the Center's policy.
+    let mut agent = Session::new(a, SessionPolicy::direct());
+    let mut customer = Session::awaiting_policy(c, center.public_key(), sid, 150);
+
+    // Before any policy: chat flows, the pointer and control do not.
+    let pointer = AppMessage::Pointer {
+        x: 1,
+        y: 1,
+        visible: true,
+    };
+    let f = agent.send(&pointer).unwrap();
+    assert!(matches!(
+        customer.receive(&f),
+        Err(SessionError::NotPermitted { .. })
+    ));
+    let f = agent
+        .send(&AppMessage::Chat {
+            id: 1,
+            text: "hi".into(),
+        })
+        .unwrap();
+    assert!(customer.receive(&f).is_ok());
+
+    let f = agent.send(&signed(&center, sid, Grade::Indirect)).unwrap();
+    customer.receive(&f).unwrap();
+    assert_eq!(customer.grant().unwrap().grade, Grade::Indirect);
+    let f = agent.send(&pointer).unwrap();
+    assert!(customer.receive(&f).is_ok());
+    let f = agent.send(&AppMessage::ControlRequest).unwrap();
+    assert!(matches!(
+        customer.receive(&f),
+        Err(SessionError::NotPermitted { .. })
+    ));
+    assert_eq!(
+        customer.send(&AppMessage::ControlGrant),
+        Err(SessionError::NotPermitted {
+            kind: haetae_remote::protocol::MessageType::ControlGrant
+        })
+    );
+    let f = agent.send(&offer(b"abc")).unwrap();
+    assert!(matches!(
+        customer.receive(&f),
+        Err(SessionError::NotPermitted { .. })
+    ));
+    // A second policy, even a genuine direct one, ends the session.
+    let f = agent.send(&signed(&center, sid, Grade::Direct)).unwrap();
+    let e = customer.receive(&f).unwrap_err();
+    assert!(e.is_fatal(), "{e}");
+}
+
+#[test]
+fn a_forged_escalated_or_foreign_policy_ends_the_session() {
+    use haetae_remote::policy::Grade;
+    let center = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[42; 32]);
+    let rogue = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[43; 32]);
+    let sid = SessionId([9; 16]);
+    let genuine = signed(&center, sid, Grade::Indirect);
+    let AppMessage::Policy { payload, signature } = genuine.clone() else {
+        unreachable!()
+    };
+    let escalated = AppMessage::Policy {
+        payload: payload.replace("grade=indirect", "grade=direct").replace(
+            "features=pointer,drawing,url",
+            "features=pointer,drawing,url,control,files",
+        ),
+        signature,
+    };
+    for bad in [
+        signed(&rogue, sid, Grade::Direct),
+        escalated,
+        signed(&center, SessionId([1; 16]), Grade::Direct),
+    ] {
+        let (a, c) = channels(sid);
+        let mut agent = Session::new(a, SessionPolicy::direct());
+        let mut customer = Session::awaiting_policy(c, center.public_key(), sid, 150);
+        let f = agent.send(&bad).unwrap();
+        let e = customer.receive(&f).unwrap_err();
+        assert!(matches!(e, SessionError::Policy(_)) && e.is_fatal(), "{e}");
+        assert!(customer.grant().is_none());
+    }
+    // Expired.
+    let (a, c) = channels(sid);
+    let mut agent = Session::new(a, SessionPolicy::direct());
+    let mut customer = Session::awaiting_policy(c, center.public_key(), sid, 10_000);
+    let f = agent.send(&genuine).unwrap();
+    assert!(customer.receive(&f).unwrap_err().is_fatal());
+}
+
+#[test]
+fn a_direct_policy_lets_the_customer_grant_control() {
+    use haetae_remote::policy::Grade;
+    let center = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[42; 32]);
+    let sid = SessionId([9; 16]);
+    let (a, c) = channels(sid);
+    let mut agent = Session::new(a, SessionPolicy::direct());
+    let mut customer = Session::awaiting_policy(c, center.public_key(), sid, 150);
+    let f = agent.send(&signed(&center, sid, Grade::Direct)).unwrap();
+    customer.receive(&f).unwrap();
+    let f = agent.send(&AppMessage::ControlRequest).unwrap();
+    customer.receive(&f).unwrap();
+    assert!(customer.send(&AppMessage::ControlGrant).is_ok());
+    assert_eq!(customer.policy().max_file_size, 1 << 20);
+}

@@ -147,6 +147,26 @@ fn generate() -> Value {
         { "why": "unknown sealed type", "frame": hex::encode(frame(0x13, &[0, 0, 0, 0, 0, 0, 0, 0, 0x99, 0, 0, 0, 0])) },
     ]);
 
+    // A Center-signed session policy (Ed25519, RFC 8032 seed of 32 bytes 0x05).
+    let center = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[5; 32]);
+    let grant = haetae_remote::policy::PolicyGrant {
+        sid,
+        agent: "김상담.agent".into(),
+        grade: haetae_remote::policy::Grade::Indirect,
+        features: haetae_remote::policy::Features::of(haetae_remote::policy::Grade::Indirect),
+        max_file: 0,
+        issued: 1_700_000_000,
+        expires: 1_700_043_200,
+    };
+    let signed = grant.sign(&center).unwrap();
+    let policy = json!({
+        "center_public": hex::encode(center.public_key()),
+        "payload": signed.payload,
+        "signature": hex::encode(signed.signature),
+        "valid_at": 1_700_000_100u64,
+        "expired_at": 1_700_043_200u64 + haetae_remote::policy::CLOCK_LEEWAY_SECS + 1,
+    });
+
     json!({
         "description": "haetae remote support v1 test vectors (remote-e2e.md, docs/remote.md). Hex strings; `||` in hashes is 4-byte big-endian length + bytes. X25519 keys are RFC 7748 section 6.1 (agent = Alice, customer = Bob).",
         "handshake": {
@@ -174,6 +194,7 @@ fn generate() -> Value {
         "messages": messages,
         "relay": relay,
         "invalid": invalid,
+        "policy": policy,
     })
 }
 

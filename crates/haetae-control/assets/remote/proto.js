@@ -23,6 +23,7 @@ export const MAX_PATH_POINTS = 1024;
 export const MAX_AGENT_ID = 64;
 export const MAX_ERROR_TEXT = 512;
 export const MAX_KEY_CODE = 32;
+export const MAX_POLICY = 1024;
 
 /** A frame or field that does not decode: names the field and its byte offset. */
 export class DecodeError extends Error {
@@ -164,7 +165,7 @@ export const MessageType = byteEnum({
   SasConfirmed: 0x20, Chat: 0x21, Ack: 0x22, ScreenFrame: 0x23, ScreenChunk: 0x24, KeyFrameRequest: 0x25,
   Input: 0x26, ControlRequest: 0x27, ControlGrant: 0x28, ControlRevoke: 0x29, FileOffer: 0x2a, FileAccept: 0x2b,
   FileRefuse: 0x2c, FileChunk: 0x2d, FileDone: 0x2e, Pointer: 0x2f, Drawing: 0x30, DrawingClear: 0x31,
-  UrlPush: 0x32, Bye: 0x33, Error: 0x34,
+  UrlPush: 0x32, Bye: 0x33, Error: 0x34, Policy: 0x35,
 }, 'sealed message type');
 const VideoCodec = byteEnum({ H264: 1, VP8: 2, PNG: 3 }, 'video codec');
 const MouseButton = byteEnum({ Left: 0, Middle: 1, Right: 2 }, 'mouse button');
@@ -325,6 +326,7 @@ export function encodeAppBody(m) {
     case 'UrlPush': w.string(m.url); break;
     case 'Bye': w.u8(EndReason.byte(m.reason)); break;
     case 'Error': w.u16(m.code).string(m.message); break;
+    case 'Policy': w.string(m.payload).raw(m.signature); break;
     default: throw new Error(`unknown application message ${m.type}`);
   }
   return w.bytes();
@@ -413,6 +415,7 @@ export function decodeAppBody(kind, body) {
     }
     case 'Bye': m = { type, reason: EndReason.read(r) }; break;
     case 'Error': m = { type, code: r.u16('error code'), message: r.string(MAX_ERROR_TEXT, 'error text') }; break;
+    case 'Policy': m = { type, payload: r.string(MAX_POLICY, 'session policy'), signature: Uint8Array.from(r.array(64, 'policy signature')) }; break;
     default: throw new DecodeError('sealed message type', 0, `unknown value ${kind}`);
   }
   r.finish();
@@ -423,8 +426,93 @@ export function decodeAppBody(kind, body) {
 export function allowedFrom(role, type) {
   switch (type) {
     case 'SasConfirmed': case 'KeyFrameRequest': case 'Input': case 'ControlRequest': case 'Pointer':
-    case 'Drawing': case 'DrawingClear': case 'UrlPush': return role === 'agent';
+    case 'Drawing': case 'DrawingClear': case 'UrlPush': case 'Policy': return role === 'agent';
     case 'ScreenFrame': case 'ScreenChunk': case 'ControlGrant': case 'ControlRevoke': return role === 'customer';
+    default: return true;
+  }
+}
+
+// ---- the Center-signed session policy (crates/haetae-remote/src/policy.rs) ----
+
+export const POLICY_HEADER = 'haetae-remote-policy v1';
+export const POLICY_CLOCK_LEEWAY_SECS = 300;
+const FEATURES = ['pointer', 'drawing', 'url', 'control', 'files'];
+
+/** What a session allows before any valid policy: chat and the screen only. */
+export function noPolicy() {
+  return { grade: null, features: { pointer: false, drawing: false, url: false, control: false, files: false }, maxFile: 0 };
+}
+
+export class PolicyError extends Error {}
+
+function policyNumber(s) {
+  if (!/^(0|[1-9][0-9]{0,19})$/.test(s)) throw new PolicyError('the session policy is malformed: a number is not canonical decimal');
+  const n = BigInt(s);
+  if (n > 0xffffffffffffffffn) throw new PolicyError('the session policy is malformed: a number is out of range');
+  return n;
+}
+
+/** Parses a policy text exactly as the Rust side does (after the signature was checked). */
+export function parsePolicy(text) {
+  const bad = (why) => new PolicyError(`the session policy is malformed: ${why}`);
+  if (!text.endsWith('\n')) throw bad('the last line must end with a newline');
+  const lines = text.slice(0, -1).split('\n');
+  if (lines[0] !== POLICY_HEADER) throw bad('the first line must be the header');
+  const keys = ['sid', 'agent', 'grade', 'features', 'max_file', 'issued', 'expires'];
+  if (lines.length !== keys.length + 1) throw bad('fields missing or extra lines');
+  const f = {};
+  keys.forEach((k, i) => {
+    const line = lines[i + 1];
+    if (!line.startsWith(`${k}=`)) throw bad('fields out of order or misspelt');
+    f[k] = line.slice(k.length + 1);
+  });
+  if (!/^[0-9a-f]{32}$/.test(f.sid)) throw bad('sid must be 32 lower-case hex digits');
+  const agentBytes = utf8.encode(f.agent).length;
+  // eslint-disable-next-line no-control-regex
+  if (agentBytes < 1 || agentBytes > 64 || /[\u0000-\u001f\u007f-\u009f]/.test(f.agent)) throw bad('bad agent name');
+  if (f.grade !== 'indirect' && f.grade !== 'direct') throw bad('unknown grade');
+  const features = { pointer: false, drawing: false, url: false, control: false, files: false };
+  let next = 0;
+  if (f.features !== '') {
+    for (const name of f.features.split(',')) {
+      const pos = FEATURES.indexOf(name);
+      if (pos < 0) throw bad('unknown feature');
+      if (pos < next) throw bad('features repeated or out of order');
+      features[name] = true;
+      next = pos + 1;
+    }
+  }
+  const maxFile = policyNumber(f.max_file);
+  const issued = policyNumber(f.issued);
+  const expires = policyNumber(f.expires);
+  if (f.grade !== 'direct' && (features.control || features.files)) throw new PolicyError('the session policy grants more than the agent\'s grade allows');
+  if (!features.files && maxFile !== 0n) throw bad('max_file without files');
+  if (expires < issued) throw bad('expires before it was issued');
+  return { sid: f.sid, agent: f.agent, grade: f.grade, features, maxFile: Number(maxFile), issued, expires };
+}
+
+/**
+ * Checks a policy forwarded by the agent: Ed25519 signature by the Center's key (32 raw
+ * bytes, fetched from this page's own origin) first, then format, session id and expiry.
+ */
+export async function verifyPolicy(centerKeyRaw, payload, signature, sid, nowUnix) {
+  const key = await subtle.importKey('raw', centerKeyRaw, { name: 'Ed25519' }, false, ['verify']);
+  const ok = await subtle.verify({ name: 'Ed25519' }, key, signature, utf8.encode(payload));
+  if (!ok) throw new PolicyError('the session policy\'s signature is not the Control Center\'s');
+  const p = parsePolicy(payload);
+  if (p.sid !== hex(sid)) throw new PolicyError('the session policy was signed for another session');
+  if (BigInt(nowUnix) > p.expires + BigInt(POLICY_CLOCK_LEEWAY_SECS)) throw new PolicyError('the session policy has expired');
+  return p;
+}
+
+/** Whether the policy in force allows receiving a message of this type from the agent. */
+export function policyAllows(policy, type) {
+  switch (type) {
+    case 'Pointer': return policy.features.pointer;
+    case 'Drawing': case 'DrawingClear': return policy.features.drawing;
+    case 'UrlPush': return policy.features.url;
+    case 'ControlRequest': case 'ControlGrant': case 'Input': return policy.grade === 'direct' && policy.features.control;
+    case 'FileOffer': case 'FileAccept': case 'FileChunk': case 'FileDone': return policy.grade === 'direct' && policy.features.files;
     default: return true;
   }
 }

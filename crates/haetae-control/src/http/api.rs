@@ -70,6 +70,7 @@ pub struct SessionInfo {
     responses((status = 200, body = SessionInfo), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
+    crate::remote::ClientAddr(ip): crate::remote::ClientAddr,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
     if req.username.len() > 64 || req.password.len() > auth::MAX_PASSWORD_LEN {
@@ -87,6 +88,7 @@ pub async fn login(
         &req.password,
         req.otp.as_deref(),
         "api",
+        ip,
     )
     .await?
     {

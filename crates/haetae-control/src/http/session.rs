@@ -191,6 +191,7 @@ pub async fn login(
     password: &str,
     otp: Option<&str>,
     client: &str,
+    ip: Option<std::net::IpAddr>,
 ) -> Result<LoginOutcome, ApiError> {
     let now = now_micros();
     let user = state.store.user_by_name(username).await?;
@@ -277,6 +278,34 @@ pub async fn login(
                     "auth.login_failed",
                     &user.username,
                     &json!({ "reason": "wrong second factor", "failures": failures, "locked": locked, "client": client }),
+                )
+                .await?;
+            return Ok(if locked {
+                LoginOutcome::Locked
+            } else {
+                LoginOutcome::Refused
+            });
+        }
+    }
+    // A remote-support agent logs in only from the networks an administrator allowed. The
+    // refusal is a failed login in every respect (same answer, same count towards the
+    // lockout), so that it tells an outsider nothing about the password; the reason goes to
+    // the audit log only.
+    if user.role == auth::Role::Agent {
+        let rules = crate::remote::rules_for(&state.store, &user).await?;
+        if !crate::remote::network_allows(&rules.networks, ip) {
+            let failures = state
+                .store
+                .record_failed_login(user.id, auth::LOCKOUT_THRESHOLD, now + auth::LOCKOUT_MICROS)
+                .await?;
+            let locked = failures >= auth::LOCKOUT_THRESHOLD;
+            state
+                .store
+                .append_audit(
+                    &user.username,
+                    "auth.login_refused",
+                    &user.username,
+                    &json!({ "reason": "address not in the agent's allowlist", "address": ip.map(|i| i.to_string()), "failures": failures, "locked": locked, "client": client }),
                 )
                 .await?;
             return Ok(if locked {

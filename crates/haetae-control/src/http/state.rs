@@ -53,6 +53,8 @@ pub struct AppState {
     /// The key agent tickets for the remote-support relay are made with, when a relay that
     /// requires them runs beside this Center (`haetae up`); see `GET /remote/ticket`.
     pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
+    /// Remote support: the policy-signing key and the customer scan limiter.
+    pub remote: Arc<crate::remote::RemoteState>,
 }
 
 /// The alerting part of the state.
@@ -102,6 +104,7 @@ impl AppState {
             secure_cookies,
             alerts: Arc::new(Alerting::new()),
             agent_tickets: None,
+            remote: Arc::new(crate::remote::RemoteState::default()),
         }
     }
 }

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod events;
 pub mod gateways;
 pub mod policy;
+pub mod remote;
 pub mod totp;
 pub mod users;
 
@@ -93,7 +94,7 @@ pub enum Backend {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &'static str); 4] = match backend {
+    let files: [(i64, &str, &'static str); 5] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -114,6 +115,11 @@ fn migrator(backend: Backend) -> Migrator {
                 4,
                 "event_indexes",
                 include_str!("../../migrations/sqlite/0004_event_indexes.sql"),
+            ),
+            (
+                5,
+                "remote",
+                include_str!("../../migrations/sqlite/0005_remote.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -136,6 +142,11 @@ fn migrator(backend: Backend) -> Migrator {
                 4,
                 "event_indexes",
                 include_str!("../../migrations/postgres/0004_event_indexes.sql"),
+            ),
+            (
+                5,
+                "remote",
+                include_str!("../../migrations/postgres/0005_remote.sql"),
             ),
         ],
     };

@@ -70,6 +70,11 @@ impl Page {
         self.principal.user.role.allows(p)
     }
 
+    /// The logged-in user.
+    pub(crate) fn principal_user(&self) -> crate::store::users::User {
+        self.principal.user.clone()
+    }
+
     /// The logged-in user's name.
     pub(crate) fn principal_name(&self) -> String {
         self.principal.user.username.clone()
@@ -105,8 +110,22 @@ const NAV: &[(&str, &str)] = &[
 ];
 
 pub(crate) fn layout(p: &Page, active: &str, body: &str) -> Response {
+    // A remote-support agent sees the console and its account, nothing else.
+    let agent_only = !p.can(Permission::Read);
+    if agent_only && !matches!(active, "/remote" | "/account") {
+        let mut r = layout(
+            p,
+            "/remote",
+            &format!("<p class=\"error\">{}</p>", p.t("forbidden")),
+        );
+        *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
+        return r;
+    }
     let mut nav = String::new();
     for (href, key) in NAV {
+        if agent_only && !matches!(*href, "/remote" | "/account") {
+            continue;
+        }
         let cls = if *href == active {
             " class=\"active\""
         } else {
@@ -211,6 +230,7 @@ pub async fn login_page(State(state): State<AppState>, headers: HeaderMap) -> Re
 /// POST /login: checks the login CSRF pair, then the password; sets the session cookie.
 pub async fn login_submit(
     State(state): State<AppState>,
+    crate::remote::ClientAddr(ip): crate::remote::ClientAddr,
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
@@ -233,9 +253,16 @@ pub async fn login_submit(
         );
     }
     let otp = Some(form.otp.as_str()).filter(|o| !o.is_empty() && o.len() <= 64);
-    match session::login(&state, &form.username, &form.password, otp, "web").await {
-        Ok(LoginOutcome::Success { session_id, .. }) => {
-            let mut r = Redirect::to("/").into_response();
+    match session::login(&state, &form.username, &form.password, otp, "web", ip).await {
+        Ok(LoginOutcome::Success {
+            session_id, user, ..
+        }) => {
+            let home = if user.role.allows(Permission::Read) {
+                "/"
+            } else {
+                "/remote"
+            };
+            let mut r = Redirect::to(home).into_response();
             if let Ok(v) =
                 HeaderValue::from_str(&session::session_cookie(&session_id, state.secure_cookies))
             {
