@@ -386,30 +386,34 @@ async fn restarts_are_rate_limited() {
     gw.stop().await;
 }
 
-/// The C example: `HAETAE_TEST_WASM_C` names a built module, or it is built here with
-/// `examples/wasm/build.sh` (clang for wasm32-wasi).
+/// An example module: the file `env` names, or built here with `examples/wasm/build.sh`
+/// into `dir`.
+fn example_module(dir: &Path, env: &str, what: &str, file: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
+        return PathBuf::from(p);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm/build.sh");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg(dir)
+        .arg(what)
+        .output()
+        .expect("bash runs examples/wasm/build.sh");
+    assert!(
+        out.status.success(),
+        "examples/wasm/build.sh {what} failed (C: install clang lld wasi-libc \
+         libclang-rt-dev-wasm32; AssemblyScript: npm ci), or set {env}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir.join(file)
+}
+
+/// The C example (`examples/wasm/c/block_header.c`).
 #[tokio::test]
 #[ignore = "needs clang with wasi-libc (examples/wasm/build.sh) or HAETAE_TEST_WASM_C=<block_header.wasm>"]
 async fn the_c_filter_blocks_a_header_pattern() {
     let dir = tempfile::tempdir().unwrap();
-    let module = match std::env::var_os("HAETAE_TEST_WASM_C") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/wasm/build.sh");
-            let out = std::process::Command::new("bash")
-                .arg(&script)
-                .arg(dir.path())
-                .output()
-                .expect("bash runs examples/wasm/build.sh");
-            assert!(
-                out.status.success(),
-                "examples/wasm/build.sh failed (install clang lld wasi-libc \
-                 libclang-rt-dev-wasm32): {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            dir.path().join("block_header.wasm")
-        }
-    };
+    let module = example_module(dir.path(), "HAETAE_TEST_WASM_C", "c", "block_header.wasm");
     let up = spawn_echo().await;
     let gw = TestGateway::start(&policy(
         up,
@@ -436,6 +440,46 @@ async fn the_c_filter_blocks_a_header_pattern() {
     assert_eq!(
         blocked[0].rule.as_ref().map(|r| r.name.as_str()),
         Some("c-filter-pattern")
+    );
+    gw.stop().await;
+}
+
+/// The AssemblyScript example, built with a third-party SDK (`@solo-io/proxy-runtime`
+/// 0.1.8): ABI compatibility with modules made for Envoy.
+#[tokio::test]
+#[ignore = "needs `npm ci` (assemblyscript, @solo-io/proxy-runtime) or HAETAE_TEST_WASM_AS=<as_block.wasm>"]
+async fn the_assemblyscript_sdk_filter_runs_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = example_module(dir.path(), "HAETAE_TEST_WASM_AS", "as", "as_block.wasm");
+    let up = spawn_echo().await;
+    let gw = TestGateway::start(&policy(
+        up,
+        &module,
+        "",
+        r#"configuration = "x-scanner", root_id = "as_block", instances = 2"#,
+    ))
+    .await;
+    let c = client();
+    let r = send(&c, get(&gw.url("/login"), &[("x-scanner", "nikto")])).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(r.body, "blocked by AssemblyScript\n");
+    for _ in 0..20 {
+        let r = send(&c, get(&gw.url("/account"), &[])).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.body.contains("x-as-filter: passed\n"), "{}", r.body);
+        assert_eq!(r.header("x-as-root"), Some("as_block"));
+    }
+    let blocked = gw.events.with_action("wasm.respond");
+    assert_eq!(blocked.len(), 1);
+    assert_eq!(
+        blocked[0].rule.as_ref().map(|r| r.name.as_str()),
+        Some("as-block")
+    );
+    assert_eq!(
+        gw.events.count("gateway.filter_failure"),
+        0,
+        "{:?}",
+        gw.events.actions()
     );
     gw.stop().await;
 }
