@@ -444,7 +444,7 @@ async fn the_c_filter_blocks_a_header_pattern() {
     gw.stop().await;
 }
 
-/// The AssemblyScript example, built with a third-party SDK (`@solo-io/proxy-runtime`
+/// The `AssemblyScript` example, built with a third-party SDK (`@solo-io/proxy-runtime`
 /// 0.1.8): ABI compatibility with modules made for Envoy.
 #[tokio::test]
 #[ignore = "needs `npm ci` (assemblyscript, @solo-io/proxy-runtime) or HAETAE_TEST_WASM_AS=<as_block.wasm>"]
