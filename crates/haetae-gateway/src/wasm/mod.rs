@@ -452,9 +452,13 @@ impl Vm {
             return Ok(());
         }
         self.last_tick = Instant::now();
-        self.store.data_mut().call = Call::default();
+        // The tick runs in the root context: it sees no request; the request's snapshot
+        // is put back for the callback that follows.
+        let call = std::mem::take(&mut self.store.data_mut().call);
         self.store.set_epoch_deadline(ticks);
-        f.call(&mut self.store, ROOT_CONTEXT)
+        let result = f.call(&mut self.store, ROOT_CONTEXT);
+        self.store.data_mut().call = call;
+        result
     }
 }
 
@@ -638,9 +642,12 @@ impl WasmFilter {
             Some((slot, _, _)) if slot < self.slots.len() => slot,
             _ => self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len(),
         };
-        let mut slot = self.slots[index]
-            .lock()
-            .map_err(|_| FilterError::new("wasm instance lock poisoned"))?;
+        let mut slot = self.slots[index].lock().unwrap_or_else(|poisoned| {
+            // A panic while the instance was in use: its state is unknown, start afresh.
+            let mut slot = poisoned.into_inner();
+            slot.vm = None;
+            slot
+        });
         if slot.vm.is_none() {
             slot.vm = Some(self.restart(ctx)?);
         }
@@ -687,6 +694,9 @@ impl WasmFilter {
             .map_err(|e| ("proxy_on_tick", e))?;
         let context = match pin {
             Some((slot, generation, id)) if slot == index && generation == vm.generation => id,
+            // The request's context died with an instance another request crashed: there
+            // is nothing to log.
+            Some(_) if phase == CallPhase::Log => return Ok(Decision::Continue),
             // A new request, or its instance crashed since: a new context.
             _ => {
                 let id = vm
