@@ -1006,6 +1006,61 @@ mod tests {
         assert_eq!(reason.rule, "wasm-block");
     }
 
+    /// A module with a timer: `proxy_on_tick` runs (driven by traffic) and the callback
+    /// after it still sees its request.
+    #[test]
+    fn ticks_run_before_a_callback_and_leave_its_request_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tick.wasm");
+        let module = wat::parse_str(
+            r#"(module
+              (import "env" "proxy_set_tick_period_milliseconds" (func $period (param i32) (result i32)))
+              (import "env" "proxy_get_property" (func $prop (param i32 i32 i32 i32) (result i32)))
+              (import "env" "proxy_add_header_map_value" (func $add (param i32 i32 i32 i32 i32) (result i32)))
+              (memory (export "memory") 2)
+              (data (i32.const 16) "request\00path")
+              (data (i32.const 32) "x-tickedyn")
+              (global $ticks (mut i32) (i32.const 0))
+              (global $heap (mut i32) (i32.const 65536))
+              (func (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+                (local $p i32)
+                (local.set $p (global.get $heap))
+                (global.set $heap (i32.add (global.get $heap) (i32.add (local.get $n) (i32.const 8))))
+                (local.get $p))
+              (func (export "proxy_abi_version_0_2_1"))
+              (func (export "proxy_on_vm_start") (param i32 i32) (result i32)
+                (drop (call $period (i32.const 1))) (i32.const 1))
+              (func (export "proxy_on_tick") (param i32)
+                (global.set $ticks (i32.add (global.get $ticks) (i32.const 1))))
+              (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
+                (global.set $heap (i32.const 65536))
+                (if (call $prop (i32.const 16) (i32.const 12) (i32.const 200) (i32.const 204))
+                  (then unreachable))
+                (drop (call $add (i32.const 0) (i32.const 32) (i32.const 8)
+                  (select (i32.const 40) (i32.const 41) (global.get $ticks)) (i32.const 1)))
+                (i32.const 0)))"#,
+        )
+        .unwrap();
+        std::fs::write(&path, module).unwrap();
+        let mut instance = FilterInstance::new("tick", KIND);
+        instance.config = serde_json::json!({ "module": path.to_str().unwrap(), "instances": 1 });
+        let cfg: WasmConfig = typed_config(&instance).unwrap();
+        let filter = WasmFilter::new(&instance, &cfg).unwrap();
+        let services = services();
+        let resp = response();
+        let req = request(&[("host", "bank.example")]);
+        let ticked = |d: &Decision| match d {
+            Decision::Modify(m) => match &m[0] {
+                Modification::AppendHeader(n, v) if n == "x-ticked" => v.as_bytes() == b"y",
+                other => panic!("{other:?}"),
+            },
+            other => panic!("{other:?}"),
+        };
+        std::thread::sleep(Duration::from_millis(3));
+        let (first, _, _) = lifecycle(&filter, &services, &req, &resp);
+        assert!(ticked(&first), "the tick ran before the request callback");
+    }
+
     /// The cost of the Wasm filter per request (request headers, response headers, log:
     /// one context created and deleted, two header lookups, two header changes).
     /// `cargo test -p haetae-gateway --release --lib wasm::tests::cost -- --ignored --nocapture`
