@@ -58,6 +58,8 @@ const EPOCH_TICK: Duration = Duration::from_millis(1);
 /// The deadline for starting an instance (`_initialize`, `proxy_on_vm_start`,
 /// `proxy_on_configure`): SDK start-up may do more work than a request callback.
 const START_BUDGET_TICKS: u64 = 1_000;
+/// Elements per table (function tables of SDK-built modules hold a few thousand).
+const MAX_TABLE_ELEMENTS: usize = 100_000;
 /// The largest module file accepted.
 const MAX_MODULE_BYTES: u64 = 64 * 1024 * 1024;
 /// Stream contexts one instance may hold before stale ones (requests that never reached
@@ -314,6 +316,7 @@ impl Spec {
             .instances(1)
             .memories(1)
             .tables(4)
+            .table_elements(MAX_TABLE_ELEMENTS)
             .trap_on_grow_failure(true)
             .build();
         let mut store = Store::new(&rt.engine, Host::new(Arc::clone(&self.plugin), limits));
