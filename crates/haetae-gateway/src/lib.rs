@@ -49,6 +49,8 @@ mod pool;
 pub mod proxy;
 pub mod request;
 pub mod routing;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use bus::{EventSink, EventTee, LogEventSink, watch_bus_policy};
 pub use chain::{FilterChain, Phase};

@@ -81,6 +81,8 @@ impl FilterRegistry {
         r.register(security_headers::KIND, Arc::new(security_headers::build));
         r.register(single_session::KIND, Arc::new(single_session::build));
         r.register(upload_inspect::KIND, Arc::new(upload_inspect::build));
+        #[cfg(feature = "wasm")]
+        r.register(crate::wasm::KIND, Arc::new(crate::wasm::build));
         r
     }
 

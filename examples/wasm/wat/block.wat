@@ -1,0 +1,63 @@
+;; A Proxy-Wasm (ABI 0.2.1) filter in WebAssembly text: answers 403 to a request that
+;; carries the header named by the plugin configuration (e.g. `x-scanner`), marks the
+;; others with `x-wasm-seen: yes`, and adds `x-wasm-response: ok` to every response.
+;; Used by crates/haetae-gateway/tests/wasm.rs (compiled with the `wat` crate).
+(module
+  (import "env" "proxy_log" (func $log (param i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_buffer_bytes" (func $get_buffer (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_get_header_map_value" (func $get_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_add_header_map_value" (func $add_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_replace_header_map_value" (func $replace_header (param i32 i32 i32 i32 i32) (result i32)))
+  (import "env" "proxy_send_local_response" (func $send (param i32 i32 i32 i32 i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 16) "blocked by wasm\0a")
+  (data (i32.const 48) "x-wasm-seen")
+  (data (i32.const 64) "yes")
+  (data (i32.const 80) "wasm-block")
+  (data (i32.const 96) "x-wasm-response")
+  (data (i32.const 112) "ok")
+  (data (i32.const 128) "request headers seen")
+  ;; 200/204: return slots (pointer, length); 256..320: the configured header name.
+  (global $heap (mut i32) (i32.const 65536))
+  (global $cfg_len (mut i32) (i32.const 0))
+
+  ;; A bump allocator, reset at the start of every callback: what the host hands over is
+  ;; only used during the callback that asked for it.
+  (func $alloc (export "proxy_on_memory_allocate") (param $n i32) (result i32)
+    (local $p i32)
+    (local.set $p (global.get $heap))
+    (global.set $heap (i32.and (i32.add (i32.add (global.get $heap) (local.get $n)) (i32.const 7)) (i32.const -8)))
+    (if (i32.gt_u (global.get $heap) (i32.mul (memory.size) (i32.const 65536)))
+      (then (if (i32.eq (memory.grow (i32.const 1)) (i32.const -1)) (then (return (i32.const 0))))))
+    (local.get $p))
+  (func $reset (global.set $heap (i32.const 65536)))
+
+  (func (export "proxy_abi_version_0_2_1"))
+  (func (export "proxy_on_context_create") (param i32 i32))
+  (func (export "proxy_on_vm_start") (param i32 i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_configure") (param $ctx i32) (param $size i32) (result i32)
+    (call $reset)
+    (if (i32.or (i32.eqz (local.get $size)) (i32.gt_u (local.get $size) (i32.const 64)))
+      (then (return (i32.const 0))))
+    (if (call $get_buffer (i32.const 7) (i32.const 0) (local.get $size) (i32.const 200) (i32.const 204))
+      (then (return (i32.const 0))))
+    (memory.copy (i32.const 256) (i32.load (i32.const 200)) (i32.load (i32.const 204)))
+    (global.set $cfg_len (i32.load (i32.const 204)))
+    (i32.const 1))
+  (func (export "proxy_on_request_headers") (param $ctx i32) (param $n i32) (param $eos i32) (result i32)
+    (call $reset)
+    (if (i32.eqz (call $get_header (i32.const 0) (i32.const 256) (global.get $cfg_len) (i32.const 200) (i32.const 204)))
+      (then
+        (drop (call $send (i32.const 403) (i32.const 80) (i32.const 10) (i32.const 16) (i32.const 16)
+                          (i32.const 0) (i32.const 0) (i32.const -1)))
+        (return (i32.const 1))))
+    (drop (call $add_header (i32.const 0) (i32.const 48) (i32.const 11) (i32.const 64) (i32.const 3)))
+    (drop (call $log (i32.const 1) (i32.const 128) (i32.const 20)))
+    (i32.const 0))
+  (func (export "proxy_on_response_headers") (param i32 i32 i32) (result i32)
+    (drop (call $replace_header (i32.const 2) (i32.const 96) (i32.const 15) (i32.const 112) (i32.const 2)))
+    (i32.const 0))
+  (func (export "proxy_on_done") (param i32) (result i32) (i32.const 1))
+  (func (export "proxy_on_log") (param i32))
+  (func (export "proxy_on_delete") (param i32))
+)
