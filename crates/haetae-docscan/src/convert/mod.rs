@@ -90,6 +90,7 @@ use crate::limits::Limits;
 
 mod archive;
 mod bmp;
+mod cfb_write;
 mod doc;
 mod gif;
 mod hwp;
@@ -205,12 +206,12 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
-        FileType::Hwp => hwp::render(data, limits),
-        FileType::Doc => doc::render(data, limits),
-        FileType::Xls => xls::render(data, limits),
-        FileType::Ppt => ppt::render(data, limits),
-        FileType::Msg => msg::render(data, limits),
-        FileType::Cfb => ole::render(data, limits),
+        FileType::Hwp => hwp::rebuild(data, limits),
+        FileType::Doc => doc::rebuild(data, limits),
+        FileType::Xls => xls::rebuild(data, limits),
+        FileType::Ppt => ppt::rebuild(data, limits),
+        FileType::Msg => msg::rebuild(data, limits),
+        FileType::Cfb => ole::rebuild(data, limits),
         FileType::Zip => archive::rebuild(data, limits, 0),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),

@@ -23,9 +23,11 @@
 //! Failures are `CONVERT-XLS-*` with the record type and its offset in the `Workbook`
 //! stream.
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
+use crate::container::cfb::{DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -740,6 +742,113 @@ fn sheet_cells(
     Ok(cells)
 }
 
+/// Top-level streams a workbook copy keeps.
+const KEPT: [&str; 5] = [
+    "Workbook",
+    "Book",
+    "\u{5}SummaryInformation",
+    "\u{5}DocumentSummaryInformation",
+    "\u{1}CompObj",
+];
+const SUPBOOK: u16 = 0x01AE;
+const EXTERNNAME: u16 = 0x0023;
+const DCONN: u16 = 0x0876;
+const DBQUERYEXT: u16 = 0x0803;
+
+/// What a workbook copy leaves out.
+fn policy(e: &DirEntry) -> Keep {
+    let p = e.path.as_str();
+    if !cfb_write::top(p) {
+        return Keep::Drop("stream of a dropped storage");
+    }
+    if e.kind == EntryKind::Stream && KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) {
+        return Keep::Yes;
+    }
+    let upper = p.to_ascii_uppercase();
+    if upper == "_VBA_PROJECT_CUR" || upper == "_VBA_PROJECT" {
+        Keep::Drop("macro project (VBA)")
+    } else if upper.starts_with("MBD") {
+        Keep::Drop("embedded OLE object")
+    } else if upper.starts_with("_SX_DB") {
+        Keep::Drop("pivot-table cache")
+    } else {
+        Keep::Drop("storage or stream the workbook does not need")
+    }
+}
+
+/// Why the workbook stream itself holds active content that a record-level rewrite
+/// cannot take out exactly (`None`: nothing of the kind): Excel 4.0 macro sheets and VB
+/// module sheets (`BoundSheet8.dt` 1 and 6), links to other workbooks and DDE links
+/// (`SupBook` with a path, `ExternName`), and external data connections.
+fn active_records(wb: &[u8]) -> Option<String> {
+    let mut pos = 0usize;
+    while pos < wb.len() {
+        let Ok(r) = record(wb, pos) else {
+            return Some(format!("the record at offset {pos} cannot be read"));
+        };
+        let at = r.at();
+        match r.kind {
+            BOUNDSHEET if matches!(r.body.get(5), Some(1 | 6)) => {
+                return Some(format!("{at}: an Excel 4.0 macro sheet or VB module sheet"));
+            }
+            SUPBOOK => {
+                let cch = le16(r.body, 2).unwrap_or(0);
+                if cch != 0x0401 && cch != 0x3A01 {
+                    return Some(format!("{at}: a link to another workbook or a DDE source"));
+                }
+            }
+            EXTERNNAME => return Some(format!("{at}: an external (DDE/OLE) name")),
+            DCONN | DBQUERYEXT => return Some(format!("{at}: an external data connection")),
+            _ => {}
+        }
+        pos += 4 + r.body.len();
+    }
+    None
+}
+
+/// The same-format copy of a workbook: the rendition first (a failure there is the
+/// conversion's finding), then the compound file with only [`KEPT`] streams — no VBA
+/// project, embedded objects (`MBD…`) or pivot caches. A workbook stream with macro
+/// sheets, external links, DDE or data connections keeps the text rendition instead
+/// (a record-level rewrite of those is not exact), and `removed` says why.
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut rendition = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let (name, wb) = match rendition::stream(data, &cfb, "Workbook", &mut ctx, PREFIX)? {
+        Some(wb) => ("Workbook", wb),
+        None => (
+            "Book",
+            rendition::stream(data, &cfb, "Book", &mut ctx, PREFIX)?.unwrap_or_default(),
+        ),
+    };
+    if let Some(why) = active_records(&wb) {
+        rendition.removed.insert(
+            0,
+            Removed {
+                what: "no same-format copy: the workbook stream holds active content (text rendition instead)".into(),
+                location: why.replace("stream Workbook", &format!("stream {name}")),
+            },
+        );
+        return Ok(rendition);
+    }
+    let mut removed = Vec::new();
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &policy,
+        &mut |_, _, _| Ok(()),
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Xls,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1041,5 +1150,103 @@ mod tests {
                 .iter()
                 .any(|r| r.what.starts_with("code page 949"))
         );
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = crate::container::cfb::Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_workbook_copy_keeps_its_workbook_and_drops_vba_and_objects() {
+        let original = streams_of(&workbook(false));
+        let mut wb = original
+            .iter()
+            .find(|(p, _)| p == "Workbook")
+            .unwrap()
+            .1
+            .clone();
+        // Macro1 turned into a worksheet: no macro sheet left.
+        let name = wb.windows(6).position(|w| w == b"Macro1").unwrap();
+        assert_eq!(wb[name - 3], 1);
+        wb[name - 3] = 0;
+        let file = cfb(&[
+            ("Workbook", &wb),
+            ("\u{5}SummaryInformation", &[1u8; 300]),
+            ("_VBA_PROJECT_CUR/VBA", b"Sub Auto_Open()"),
+            ("MBD00000001/\u{1}Ole10Native", &[7u8; 100]),
+            ("_SX_DB_CUR/0001", &[1u8; 10]),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Xls);
+        assert_eq!(
+            streams_of(&d.bytes),
+            vec![
+                ("\u{5}SummaryInformation".to_owned(), vec![1u8; 300]),
+                ("Workbook".to_owned(), wb.clone()),
+            ]
+        );
+        let gone: Vec<(&str, &str)> = d
+            .removed
+            .iter()
+            .map(|r| (r.what.as_str(), r.location.as_str()))
+            .collect();
+        for want in [
+            ("macro project (VBA)", "storage _VBA_PROJECT_CUR"),
+            ("embedded OLE object", "storage MBD00000001"),
+            ("pivot-table cache", "storage _SX_DB_CUR"),
+        ] {
+            assert!(gone.contains(&want), "{want:?} not in {gone:?}");
+        }
+        // The copy renders to the same text, and scans without macro or object findings.
+        let text = |f: &[u8]| render(f, &Limits::default()).unwrap().bytes;
+        assert_eq!(text(&d.bytes), text(&file));
+        let r = crate::scan_bytes(&d.bytes, Some("book.xls"), &Limits::default());
+        assert_eq!(r.detected_type, FileType::Xls);
+        assert!(
+            r.findings.iter().all(|f| !f.code.starts_with("OLE-")),
+            "{:?}",
+            r.findings
+        );
+    }
+
+    #[test]
+    fn a_workbook_with_a_macro_sheet_or_an_external_link_keeps_its_rendition() {
+        let d = rebuild(&workbook(false), &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert!(
+            d.removed[0].what.starts_with("no same-format copy"),
+            "{:?}",
+            d.removed[0]
+        );
+        assert!(
+            d.removed[0].location.contains("macro sheet"),
+            "{:?}",
+            d.removed[0]
+        );
+        // A SupBook naming another file (not the self-reference 0x0401).
+        let mut wb = bof(0x05);
+        let mut supbook = 1u16.to_le_bytes().to_vec();
+        supbook.extend_from_slice(&3u16.to_le_bytes());
+        supbook.push(0);
+        supbook.extend_from_slice(b"cmd");
+        wb.extend(rec(SUPBOOK, &supbook));
+        wb.extend(rec(EOF, &[]));
+        assert!(active_records(&wb).unwrap().contains("DDE"));
+        let mut own = bof(0x05);
+        own.extend(rec(SUPBOOK, &[1, 0, 1, 4]));
+        own.extend(rec(EOF, &[]));
+        assert_eq!(active_records(&own), None);
+        assert!(rebuild(&workbook(true), &Limits::default()).is_err());
     }
 }
