@@ -206,12 +206,12 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
-        FileType::Hwp => hwp::rebuild(data, limits),
-        FileType::Doc => doc::rebuild(data, limits),
-        FileType::Xls => xls::rebuild(data, limits),
-        FileType::Ppt => ppt::rebuild(data, limits),
-        FileType::Msg => msg::rebuild(data, limits),
-        FileType::Cfb => ole::rebuild(data, limits),
+        FileType::Hwp
+        | FileType::Doc
+        | FileType::Xls
+        | FileType::Ppt
+        | FileType::Msg
+        | FileType::Cfb => compound(data, file_type, limits),
         FileType::Zip => archive::rebuild(data, limits, 0),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
@@ -222,6 +222,52 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         other => Err(ConvertError::Unsupported(other)),
     }
 }
+
+/// The same-format rebuild of an OLE2 or HWP 5.0 document, delivered only when it scans
+/// clean: a copy keeps the original's application streams as they are, so a structural
+/// flaw of the original (a record running past its container...) would stay in it; such a
+/// document gets its text rendition instead, and `removed` names the finding.
+fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let (rebuild, render): (Convert, Convert) = match file_type {
+        FileType::Hwp => (hwp::rebuild, hwp::render),
+        FileType::Doc => (doc::rebuild, doc::render),
+        FileType::Xls => (xls::rebuild, xls::render),
+        FileType::Ppt => (ppt::rebuild, ppt::render),
+        FileType::Msg => (msg::rebuild, msg::render),
+        _ => (ole::rebuild, ole::render),
+    };
+    let copy = rebuild(data, limits)?;
+    if copy.file_type != file_type {
+        return Ok(copy);
+    }
+    let report = crate::report::scan_bytes(&copy.bytes, None, limits);
+    if report.verdict == haetae_core::Verdict::Clean {
+        return Ok(copy);
+    }
+    let mut rendition = render(data, limits)?;
+    let first = report
+        .findings
+        .iter()
+        .find(|f| crate::finding::verdict_for(f.class, f.severity) != haetae_core::Verdict::Clean);
+    rendition.removed.insert(
+        0,
+        Removed {
+            what: format!(
+                "no same-format copy: the rebuilt copy would still scan {:?} (text rendition instead)",
+                report.verdict
+            )
+            .to_lowercase(),
+            location: first.map_or_else(
+                || "file".to_owned(),
+                |f| format!("{} at {}: {}", f.code, f.location, f.message),
+            ),
+        },
+    );
+    Ok(rendition)
+}
+
+/// A conversion function.
+type Convert = fn(&[u8], &Limits) -> Result<Disarmed, ConvertError>;
 
 #[cfg(test)]
 mod tests;
