@@ -223,15 +223,27 @@ def compound_problems(path, kind):
         if kind == "xls":
             wb = streams.get("Workbook") or streams.get("Book") or b""
             pos = 0
+            supbook = False
             while pos + 4 <= len(wb):
                 rt, ln = struct.unpack_from("<HH", wb, pos)
                 body = wb[pos + 4: pos + 4 + ln]
                 if rt == 0x0085 and len(body) > 5 and body[5] in (1, 6):
                     out.append(f"a macro sheet remains (BoundSheet at {pos})")
-                elif rt == 0x01AE and len(body) >= 4 and struct.unpack_from("<H", body, 2)[0] not in (0x0401, 0x3A01):
-                    out.append(f"an external link or DDE source remains (SupBook at {pos})")
-                elif rt == 0x0023:
-                    out.append(f"an external name remains (ExternName at {pos})")
+                elif rt == 0x01AE and len(body) >= 4:
+                    cch = struct.unpack_from("<H", body, 2)[0]
+                    supbook = True
+                    if cch not in (0x0401, 0x3A01):
+                        # A link to another file, a DDE source or an OLE link: its path
+                        # (XLUnicodeStringNoCch after ctab, cch) must be blank.
+                        width = 2 if len(body) > 4 and body[4] & 1 else 1
+                        raw = body[5: 5 + cch * width]
+                        link = raw.decode("utf-16-le" if width == 2 else "latin-1", "replace")
+                        if link.strip(" "):
+                            out.append(f"an external link or DDE source remains (SupBook at {pos}: {link!r})")
+                elif rt == 0x0023 and not supbook:
+                    out.append(f"an external name without a SupBook remains (ExternName at {pos})")
+                elif rt in (0x0876, 0x0803):
+                    out.append(f"an external data connection remains (record {rt:#06x} at {pos})")
                 pos += 4 + ln
         if kind == "ppt":
             d = streams.get("PowerPoint Document") or b""

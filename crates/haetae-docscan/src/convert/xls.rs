@@ -754,6 +754,7 @@ const SUPBOOK: u16 = 0x01AE;
 const EXTERNNAME: u16 = 0x0023;
 const DCONN: u16 = 0x0876;
 const DBQUERYEXT: u16 = 0x0803;
+const EXTERNSHEET: u16 = 0x0017;
 
 /// What a workbook copy leaves out.
 fn policy(e: &DirEntry) -> Keep {
@@ -776,34 +777,94 @@ fn policy(e: &DirEntry) -> Keep {
     }
 }
 
-/// Why the workbook stream itself holds active content that a record-level rewrite
-/// cannot take out exactly (`None`: nothing of the kind): Excel 4.0 macro sheets and VB
-/// module sheets (`BoundSheet8.dt` 1 and 6), links to other workbooks and DDE links
-/// (`SupBook` with a path, `ExternName`), and external data connections.
-fn active_records(wb: &[u8]) -> Option<String> {
+/// What the record walk of a workbook stream found.
+#[derive(Debug, Default)]
+struct Active {
+    /// `SupBook` paths to blank in place: offset and width (1 or 2) of each character,
+    /// with the path as read.
+    paths: Vec<(Vec<(usize, usize)>, String)>,
+    /// Why the stream holds active content that a same-length rewrite cannot take out.
+    blocker: Option<String>,
+}
+
+/// Walks every record of the workbook stream. Excel 4.0 macro sheets and VB module sheets
+/// (`BoundSheet8.dt` 1 and 6), external data connections (`DConn`, `DbQueryExt`), a
+/// BIFF5 `ExternSheet` naming another file, and an `ExternName` not under a `SupBook`
+/// this walk neutralises are blockers. A BIFF8 `SupBook` naming another workbook, a DDE
+/// source (`app\x03topic`) or an OLE link gets its path blanked (spaces, the same
+/// length): the formulas keep their cached values, the links lead nowhere. Zero padding
+/// at the end of the stream is not a record.
+fn active_records(wb: &[u8], biff5: bool) -> Active {
+    let mut out = Active::default();
     let mut pos = 0usize;
+    // Whether the last SupBook was neutralised or internal (its ExternNames are harmless).
+    let mut supbook_ok = false;
     while pos < wb.len() {
         let Ok(r) = record(wb, pos) else {
-            return Some(format!("the record at offset {pos} cannot be read"));
+            if wb
+                .get(pos..)
+                .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+            {
+                break;
+            }
+            out.blocker = Some(format!("the record at offset {pos} cannot be read"));
+            return out;
         };
         let at = r.at();
-        match r.kind {
+        let blocker = match r.kind {
             BOUNDSHEET if matches!(r.body.get(5), Some(1 | 6)) => {
-                return Some(format!("{at}: an Excel 4.0 macro sheet or VB module sheet"));
+                Some(format!("{at}: an Excel 4.0 macro sheet or VB module sheet"))
             }
             SUPBOOK => {
-                let cch = le16(r.body, 2).unwrap_or(0);
-                if cch != 0x0401 && cch != 0x3A01 {
-                    return Some(format!("{at}: a link to another workbook or a DDE source"));
+                let cch = usize::from(le16(r.body, 2).unwrap_or(0));
+                if cch == 0x0401 || cch == 0x3A01 {
+                    supbook_ok = true;
+                    None
+                } else {
+                    let wide = r.body.get(4).is_some_and(|f| f & 1 != 0);
+                    let width = if wide { 2 } else { 1 };
+                    let start = pos + 4 + 5;
+                    if cch == 0 || 5 + cch * width > r.body.len() {
+                        supbook_ok = false;
+                        Some(format!(
+                            "{at}: a link whose path runs into a Continue record"
+                        ))
+                    } else {
+                        let chars: Vec<(usize, usize)> =
+                            (0..cch).map(|k| (start + k * width, width)).collect();
+                        let path: String = chars
+                            .iter()
+                            .map(|&(o, w)| {
+                                let u = if w == 2 {
+                                    le16(wb, o).unwrap_or(0)
+                                } else {
+                                    u16::from(wb.get(o).copied().unwrap_or(0))
+                                };
+                                char::from_u32(u32::from(u))
+                                    .filter(|c| !c.is_control())
+                                    .unwrap_or('|')
+                            })
+                            .collect();
+                        out.paths.push((chars, path));
+                        supbook_ok = true;
+                        None
+                    }
                 }
             }
-            EXTERNNAME => return Some(format!("{at}: an external (DDE/OLE) name")),
-            DCONN | DBQUERYEXT => return Some(format!("{at}: an external data connection")),
-            _ => {}
+            EXTERNNAME if !supbook_ok || biff5 => Some(format!("{at}: an external (DDE/OLE) name")),
+            EXTERNSHEET if biff5 && r.body.get(1) == Some(&1) => {
+                Some(format!("{at}: a link to another workbook"))
+            }
+            DCONN | DBQUERYEXT => Some(format!("{at}: an external data connection")),
+            _ => None,
+        };
+        if blocker.is_some() {
+            out.blocker = blocker;
+            return out;
         }
         pos += 4 + r.body.len();
     }
-    None
+    out
 }
 
 /// The same-format copy of a workbook: the rendition first (a failure there is the
@@ -822,7 +883,9 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
             rendition::stream(data, &cfb, "Book", &mut ctx, PREFIX)?.unwrap_or_default(),
         ),
     };
-    if let Some(why) = active_records(&wb) {
+    let biff5 = name == "Book" || record(&wb, 0).is_ok_and(|r| le16(r.body, 0) == Some(0x0500));
+    let active = active_records(&wb, biff5);
+    if let Some(why) = active.blocker {
         rendition.removed.insert(
             0,
             Removed {
@@ -833,13 +896,36 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         return Ok(rendition);
     }
     let mut removed = Vec::new();
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case(name) {
+            for (chars, link) in &active.paths {
+                for &(at, width) in chars {
+                    if let Some(c) = bytes.get_mut(at..at + width) {
+                        for (k, b) in c.iter_mut().enumerate() {
+                            *b = if k == 0 { b' ' } else { 0 };
+                        }
+                    }
+                }
+                removed.push(Removed {
+                    what:
+                        "link to another workbook, DDE source or OLE link (path blanked in place)"
+                            .into(),
+                    location: format!(
+                        "stream {name}, SupBook at offset {}: {link}",
+                        chars.first().map_or(0, |c| c.0.saturating_sub(9))
+                    ),
+                });
+            }
+        }
+        Ok(())
+    };
     let bytes = cfb_write::copy(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
         &policy,
-        &mut |_, _, _| Ok(()),
+        &mut edit,
         &mut removed,
     )?;
     Ok(Disarmed {
@@ -1241,12 +1327,59 @@ mod tests {
         supbook.push(0);
         supbook.extend_from_slice(b"cmd");
         wb.extend(rec(SUPBOOK, &supbook));
+        wb.extend(rec(
+            EXTERNNAME,
+            &[0, 0, 0, 0, 0, 0, 4, 0, b'c', b'a', b'l', b'c'],
+        ));
         wb.extend(rec(EOF, &[]));
-        assert!(active_records(&wb).unwrap().contains("DDE"));
-        let mut own = bof(0x05);
-        own.extend(rec(SUPBOOK, &[1, 0, 1, 4]));
-        own.extend(rec(EOF, &[]));
-        assert_eq!(active_records(&own), None);
+        wb.extend([0, 0, 0]); // zero padding
+        let found = active_records(&wb, false);
+        assert_eq!(found.blocker, None);
+        assert_eq!(found.paths.len(), 1);
+        assert_eq!(found.paths[0].1, "cmd");
+        // An ExternName with no SupBook before it, and a data connection, are blockers.
+        let mut lone = bof(0x05);
+        lone.extend(rec(EXTERNNAME, &[0; 8]));
+        assert!(
+            active_records(&lone, false)
+                .blocker
+                .unwrap()
+                .contains("external")
+        );
+        let mut conn = bof(0x05);
+        conn.extend(rec(DCONN, &[0; 8]));
+        assert!(
+            active_records(&conn, false)
+                .blocker
+                .unwrap()
+                .contains("connection")
+        );
+        // The copy of a workbook with the DDE link: the path is blanked, the rest stays.
+        let mut globals = bof(0x05);
+        globals.extend(rec(SUPBOOK, &supbook));
+        globals.extend(rec(
+            EXTERNNAME,
+            &[0, 0, 0, 0, 0, 0, 4, 0, b'c', b'a', b'l', b'c'],
+        ));
+        globals.extend(rec(EOF, &[]));
+        let file = cfb(&[("Workbook", &globals)]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Xls);
+        let after = streams_of(&d.bytes);
+        let blanked = &after[0].1;
+        assert_eq!(blanked.len(), globals.len());
+        let at = globals.windows(3).position(|w| w == b"cmd").unwrap();
+        assert_eq!(&blanked[at..at + 3], b"   ");
+        assert_eq!(&blanked[..at], &globals[..at]);
+        assert_eq!(&blanked[at + 3..], &globals[at + 3..]);
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.what.starts_with("link to another workbook")
+                    && r.location.ends_with(": cmd")),
+            "{:?}",
+            d.removed
+        );
         assert!(rebuild(&workbook(true), &Limits::default()).is_err());
     }
 }
