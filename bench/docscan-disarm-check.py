@@ -11,7 +11,7 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     Windows, so a record walk checks their structure), a UTF-8 decode for text, balanced
     groups for RTF, zipfile + an XML parse of every part for HWPX, zipfile (mimetype first
     and stored) + an XML parse of content.xml for ODF, zipfile (every member's CRC) for plain
-    ZIP, pikepdf for PDF;
+    ZIP, pikepdf for PDF, olefile for compound files;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
     vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External"; in ODF
     no Basic/, Scripts/, Object N or ObjectReplacements/ entry, no script block, event
@@ -22,8 +22,16 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     checked the same way; in WMF/EMF no escape or comment record; no `\\object` in RTF; in
     PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF, /XFA, RichMedia or /Next
     key and no Launch/URI/SubmitForm/ImportData/... action, and the original's page count);
+  * a same-format compound copy (DOC/XLS/PPT/MSG/HWP/other compound files) opens in olefile
+    with every stream readable, has no macro/script/object/attachment storage or stream
+    (VBA, Macros, _VBA_PROJECT_CUR, ObjectPool, Scripts, MBD*, _SX_DB*, \x01Ole*,
+    Equation Native, __attach_*), no external field instruction in a DOC, no macro sheet,
+    unblanked SupBook path, lone ExternName or data connection in an XLS, no embedded or
+    linked object record or macro/program action in a PPT, only empty non-picture BinData
+    items in an HWP, and oletools' olevba finds no VBA macros in it;
   * a plain-text rendition (sidecar `"kind": "text rendition"`, written as `<name>.txt`:
-    OLE2 DOC/XLS/PPT/MSG/other compound files, HWP 5.0, BIFF3/4) is valid UTF-8 and not
+    OLE2 DOC/XLS/PPT/MSG/other compound files and HWP 5.0 without an exact same-format
+    copy, BIFF3/4) is valid UTF-8 and not
     empty; for HWP, whose `PrvText` stream holds the first lines of text as Hancom's writer
     saw them (read with olefile, independently of haetae), every word of that preview's
     first line must be in it, and it may be empty (blank lines) only when that preview has
