@@ -11,7 +11,7 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     Windows, so a record walk checks their structure), a UTF-8 decode for text, balanced
     groups for RTF, zipfile + an XML parse of every part for HWPX, zipfile (mimetype first
     and stored) + an XML parse of content.xml for ODF, zipfile (every member's CRC) for plain
-    ZIP, pikepdf for PDF;
+    ZIP, pikepdf for PDF, olefile for compound files;
   * contains no macros, scripts, external links or embedded objects (no vbaProject/
     vbaData/embeddings/activeX/externalLinks/Scripts part, no TargetMode="External"; in ODF
     no Basic/, Scripts/, Object N or ObjectReplacements/ entry, no script block, event
@@ -22,8 +22,16 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     checked the same way; in WMF/EMF no escape or comment record; no `\\object` in RTF; in
     PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF, /XFA, RichMedia or /Next
     key and no Launch/URI/SubmitForm/ImportData/... action, and the original's page count);
+  * a same-format compound copy (DOC/XLS/PPT/MSG/HWP/other compound files) opens in olefile
+    with every stream readable, has no macro/script/object/attachment storage or stream
+    (VBA, Macros, _VBA_PROJECT_CUR, ObjectPool, Scripts, MBD*, _SX_DB*, \x01Ole*,
+    Equation Native, __attach_*), no external field instruction in a DOC, no macro sheet,
+    unblanked SupBook path, lone ExternName or data connection in an XLS, no embedded or
+    linked object record or macro/program action in a PPT, only empty non-picture BinData
+    items in an HWP, and oletools' olevba finds no VBA macros in it;
   * a plain-text rendition (sidecar `"kind": "text rendition"`, written as `<name>.txt`:
-    OLE2 DOC/XLS/PPT/MSG/other compound files, HWP 5.0, BIFF3/4) is valid UTF-8 and not
+    OLE2 DOC/XLS/PPT/MSG/other compound files and HWP 5.0 without an exact same-format
+    copy, BIFF3/4) is valid UTF-8 and not
     empty; for HWP, whose `PrvText` stream holds the first lines of text as Hancom's writer
     saw them (read with olefile, independently of haetae), every word of that preview's
     first line must be in it, and it may be empty (blank lines) only when that preview has
@@ -174,6 +182,124 @@ def archive_problems(path_or_bytes, where="", depth=0):
     return out
 
 
+# Storages and streams a compound copy must not have (any level, case-insensitive): macro
+# projects, HWP scripts, embedded objects (Word's ObjectPool, Excel's MBD…, OLE object
+# streams), pivot caches, Outlook attachments.
+COMPOUND_FORBIDDEN = ("vba", "_vba_project_cur", "_vba_project", "macros", "objectpool",
+                      "scripts", "\x01ole10native", "equation native", "\x01ole")
+COMPOUND_FORBIDDEN_PREFIX = ("mbd", "_sx_db", "__attach_version1.0_")
+COMPOUND_KINDS = ("doc", "xls", "ppt", "msg", "hwp", "cfb")
+HWP_PICTURES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
+EXTERNAL_FIELD = re.compile(r"\x13\s*(DDE|DDEAUTO|INCLUDETEXT|INCLUDEPICTURE|INCLUDE|IMPORT)\b", re.I)
+
+
+def compound_problems(path, kind):
+    """A same-format OLE2/HWP copy, with olefile (independent of haetae): it opens, every
+    stream reads back, no macro/script/object/attachment storage or stream is left; per
+    format, no external field instruction in a DOC's WordDocument, no macro sheet, link or
+    DDE record in an XLS workbook stream, no embedded or linked object record in a PPT, an
+    HWP's non-picture BinData items empty (an OLE item an empty compound file); and olevba
+    (oletools) finds no VBA macros."""
+    import olefile, zlib, io, struct
+    out = []
+    try:
+        f = olefile.OleFileIO(path)
+    except Exception as e:  # noqa: BLE001 - any failure to open is the finding
+        return [f"olefile cannot open it: {e}"]
+    with f:
+        entries = f.listdir(streams=True, storages=True)
+        streams = {"/".join(e): None for e in f.listdir()}
+        for name in streams:
+            try:
+                streams[name] = f.openstream(name).read()
+            except Exception as e:  # noqa: BLE001
+                out.append(f"olefile cannot read the stream {name!r}: {e}")
+        for e in entries:
+            for part in e:
+                low = part.lower()
+                if low in COMPOUND_FORBIDDEN or low.startswith(COMPOUND_FORBIDDEN_PREFIX):
+                    out.append(f"a forbidden storage or stream remains: {'/'.join(e)!r}")
+                    break
+        if kind == "doc" and streams.get("WordDocument"):
+            w = streams["WordDocument"]
+            for text in (w.decode("latin-1"), w[: len(w) // 2 * 2].decode("utf-16-le", "replace"),
+                         w[1: 1 + (len(w) - 1) // 2 * 2].decode("utf-16-le", "replace")):
+                m = EXTERNAL_FIELD.search(text)
+                if m:
+                    out.append(f"an external field instruction remains: {m.group(0)!r}")
+                    break
+        if kind == "xls":
+            wb = streams.get("Workbook") or streams.get("Book") or b""
+            pos = 0
+            supbook = False
+            while pos + 4 <= len(wb):
+                rt, ln = struct.unpack_from("<HH", wb, pos)
+                body = wb[pos + 4: pos + 4 + ln]
+                if rt == 0x0085 and len(body) > 5 and body[5] in (1, 6):
+                    out.append(f"a macro sheet remains (BoundSheet at {pos})")
+                elif rt == 0x01AE and len(body) >= 4:
+                    cch = struct.unpack_from("<H", body, 2)[0]
+                    supbook = True
+                    if cch not in (0x0401, 0x3A01):
+                        # A link to another file, a DDE source or an OLE link: its path
+                        # (XLUnicodeStringNoCch after ctab, cch) must be blank.
+                        width = 2 if len(body) > 4 and body[4] & 1 else 1
+                        raw = body[5: 5 + cch * width]
+                        link = raw.decode("utf-16-le" if width == 2 else "latin-1", "replace")
+                        if link.strip(" "):
+                            out.append(f"an external link or DDE source remains (SupBook at {pos}: {link!r})")
+                elif rt == 0x0023 and not supbook:
+                    out.append(f"an external name without a SupBook remains (ExternName at {pos})")
+                elif rt in (0x0876, 0x0803):
+                    out.append(f"an external data connection remains (record {rt:#06x} at {pos})")
+                pos += 4 + ln
+        if kind == "ppt":
+            d = streams.get("PowerPoint Document") or b""
+            pos = 0
+            while pos + 8 <= len(d):
+                vi, rt, ln = struct.unpack_from("<HHI", d, pos)
+                if rt in (0x1011, 0x0FCE):
+                    out.append(f"an embedded or linked object record {rt:#06x} remains at {pos}")
+                    break
+                if rt == 0x0FF3 and pos + 16 < len(d) and d[pos + 16] in (1, 2, 5):
+                    out.append(f"a macro/program/OLE action remains at {pos}")
+                pos += 8 if (vi & 0xF) == 0xF and not 0x040E <= rt <= 0x0428 else 8 + ln
+        if kind == "hwp":
+            header = streams.get("FileHeader") or b""
+            compressed = len(header) >= 40 and header[36] & 1
+            for name, body in streams.items():
+                if not name.lower().startswith("bindata/") or name.lower().endswith(HWP_PICTURES):
+                    continue
+                plain = body or b""
+                if compressed and plain:
+                    try:
+                        plain = zlib.decompress(plain, -15)
+                    except zlib.error:
+                        pass
+                if name.lower().endswith(".ole") and plain:
+                    inner = plain[4:]
+                    try:
+                        with olefile.OleFileIO(inner) as o:
+                            if o.listdir():
+                                out.append(f"{name}: the OLE item still has streams")
+                    except Exception as e:  # noqa: BLE001
+                        out.append(f"{name}: the OLE item is not a compound file: {e}")
+                elif plain:
+                    out.append(f"{name}: a non-picture item kept its {len(plain)} bytes")
+    try:
+        from oletools.olevba import VBA_Parser
+        vp = VBA_Parser(path)
+        if vp.detect_vba_macros():
+            out.append("olevba finds VBA macros")
+        vp.close()
+    except ImportError:
+        pass
+    except Exception as e:  # noqa: BLE001 - olevba not reading a non-Office file is no finding
+        if kind in ("doc", "xls", "ppt"):
+            out.append(f"olevba cannot read it: {e}")
+    return out
+
+
 def metafile_problems(path, kind):
     """A WMF/EMF copy walked record by record: the records tile the file up to the
     end-of-file record, the header's size and counts match, and no escape (WMF 0x0626) or
@@ -236,6 +362,9 @@ def open_with_reader(path, kind, py):
         "pdf": "import pikepdf,sys; p=pikepdf.open(sys.argv[1]); [pg.obj for pg in p.pages]",
         # Plain ZIP: zipfile reads every member back (CRC checked).
         "zip": "import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); b=z.testzip(); assert b is None, b",
+        # Compound files (DOC/XLS/PPT/MSG/HWP/other): olefile opens them, reads every stream.
+        **{k: "import olefile,sys; f=olefile.OleFileIO(sys.argv[1]); [f.openstream(e).read() for e in f.listdir()]"
+           for k in COMPOUND_KINDS},
     }.get(kind)
     if code is None:
         return ""
@@ -491,10 +620,10 @@ def main():
     if not os.path.exists(py):
         subprocess.run([sys.executable, "-m", "venv", a.venv], check=True)
     # A venv from an earlier run may lack a reader added since (pikepdf).
-    if subprocess.run([py, "-c", "import docx, openpyxl, pptx, PIL, pikepdf, olefile"],
+    if subprocess.run([py, "-c", "import docx, openpyxl, pptx, PIL, pikepdf, olefile, oletools.olevba"],
                       capture_output=True).returncode != 0:
         subprocess.run([py, "-m", "pip", "install", "-q", "python-docx", "openpyxl",
-                        "python-pptx", "Pillow", "pikepdf", "olefile"], check=True)
+                        "python-pptx", "Pillow", "pikepdf", "olefile", "oletools"], check=True)
     # The checks made here in-process (olefile for archive members) need the venv's modules.
     if os.path.realpath(sys.prefix) != os.path.realpath(a.venv):
         os.execv(py, [py, os.path.abspath(__file__)] + sys.argv[1:])
@@ -576,6 +705,8 @@ def main():
             problems += archive_problems(path)
         elif kind in ("wmf", "emf"):
             problems += metafile_problems(path, kind)
+        elif kind in COMPOUND_KINDS:
+            problems += compound_problems(path, kind)
         elif kind == "rtf":
             data = open(path, "rb").read()
             # An unescaped control word: an odd number of backslashes before it.

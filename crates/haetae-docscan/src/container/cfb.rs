@@ -53,6 +53,15 @@ pub struct DirEntry {
     pub size: u64,
     /// Whether the tree walk reached it (unreachable entries are hidden data).
     pub reachable: bool,
+    /// The directory index of the storage holding it (`None` for the root and for entries
+    /// the tree walk did not reach).
+    pub parent: Option<u32>,
+    /// User-defined state bits.
+    pub state_bits: u32,
+    /// Creation time (FILETIME, 0 when not recorded).
+    pub created: u64,
+    /// Modification time (FILETIME, 0 when not recorded).
+    pub modified: u64,
 }
 
 /// A parsed compound file.
@@ -349,10 +358,10 @@ impl Cfb {
         if let Some(root) = seen.first_mut() {
             *root = true;
         }
-        let mut stack: Vec<(u32, String)> = Vec::new();
+        let mut stack: Vec<(u32, String, u32)> = Vec::new();
         let root_child = self.entries.first().map_or(NO_STREAM, |e| e.child);
-        stack.push((root_child, String::new()));
-        while let Some((id, parent)) = stack.pop() {
+        stack.push((root_child, String::new(), 0));
+        while let Some((id, parent, parent_id)) = stack.pop() {
             // Some writers leave 0 (the root, which is never a child) for "no link".
             if id == NO_STREAM || id == 0 {
                 continue;
@@ -382,6 +391,7 @@ impl Cfb {
                 continue;
             };
             entry.reachable = true;
+            entry.parent = Some(parent_id);
             entry.path = if parent.is_empty() {
                 entry.name.clone()
             } else {
@@ -410,10 +420,10 @@ impl Cfb {
                     "a second root entry inside the tree",
                 );
             }
-            stack.push((left, parent.clone()));
-            stack.push((right, parent));
+            stack.push((left, parent.clone(), parent_id));
+            stack.push((right, parent, parent_id));
             if kind == EntryKind::Storage {
-                stack.push((child, path));
+                stack.push((child, path, id));
             } else if child != NO_STREAM && child != 0 {
                 ctx.structure(
                     "CFB-DIR-REF",
@@ -697,6 +707,10 @@ fn parse_entry(id: u32, raw: &[u8], major: u16) -> DirEntry {
         start: le32(raw, 116).unwrap_or(END_OF_CHAIN),
         size,
         reachable: false,
+        parent: None,
+        state_bits: le32(raw, 96).unwrap_or(0),
+        created: le64(raw, 100).unwrap_or(0),
+        modified: le64(raw, 108).unwrap_or(0),
     }
 }
 

@@ -26,10 +26,11 @@
 //! `CONVERT-DOC-VERSION`. Other failures are `CONVERT-DOC-*` naming the stream and the FIB
 //! field, CLX offset or piece.
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::Cfb;
+use crate::container::cfb::{Cfb, DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -201,6 +202,246 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     }
     let read = ["WordDocument".to_owned(), table_name.to_owned()];
     Ok(rendition::finish(out.text, &cfb, FileType::Doc, &read))
+}
+
+/// Top-level streams a Word 97–2003 copy keeps: the text and its formatting, pictures
+/// (`Data`), the document properties and the class id.
+const KEPT: [&str; 7] = [
+    "WordDocument",
+    "0Table",
+    "1Table",
+    "Data",
+    "\u{5}SummaryInformation",
+    "\u{5}DocumentSummaryInformation",
+    "\u{1}CompObj",
+];
+
+/// Field types whose instruction fetches or runs something outside the document.
+const EXTERNAL_FIELDS: [&str; 6] = [
+    "DDE",
+    "DDEAUTO",
+    "INCLUDETEXT",
+    "INCLUDEPICTURE",
+    "INCLUDE",
+    "IMPORT",
+];
+
+/// What a Word 97–2003 copy leaves out of the storage at `path`.
+fn policy(e: &DirEntry) -> Keep {
+    let p = e.path.as_str();
+    if !cfb_write::top(p) {
+        // Under a storage the root policy kept (none is kept).
+        return Keep::Drop("stream of a dropped storage");
+    }
+    if KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) && e.kind == EntryKind::Stream {
+        return Keep::Yes;
+    }
+    if p.eq_ignore_ascii_case("Macros") || p.eq_ignore_ascii_case("_VBA_PROJECT_CUR") {
+        Keep::Drop("macro project (VBA)")
+    } else if p.eq_ignore_ascii_case("ObjectPool") {
+        Keep::Drop("embedded OLE objects")
+    } else if p.eq_ignore_ascii_case("\u{1}Ole") {
+        Keep::Drop("OLE link information")
+    } else {
+        Keep::Drop("storage or stream the document does not need")
+    }
+}
+
+/// One field while the piece walk is inside it.
+struct OpenField {
+    /// Still in the instruction (before 0x14).
+    instruction: bool,
+    /// The instruction's own characters (nested fields left out), at most `MAX_INSTR`.
+    text: String,
+    /// `WordDocument` byte offset and width (1: compressed, 2: UTF-16) of each of them.
+    at: Vec<(usize, u8)>,
+    /// Character position of its 0x13.
+    cp: u64,
+}
+
+/// Longest field instruction looked at whole.
+const MAX_INSTR: usize = 65_536;
+
+/// Blanks the instruction of a field that reaches outside the document.
+fn close_instruction(
+    f: &OpenField,
+    word: &mut [u8],
+    removed: &mut Vec<Removed>,
+) -> Result<(), ConvertError> {
+    let kind = f
+        .text
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if !EXTERNAL_FIELDS.contains(&kind.as_str()) {
+        return Ok(());
+    }
+    if f.text.chars().count() >= MAX_INSTR {
+        return Err(fail(
+            "CONVERT-DOC-FIELD",
+            format!("stream WordDocument, field at CP {}", f.cp),
+            format!("a {kind} field's instruction is longer than {MAX_INSTR} characters"),
+        ));
+    }
+    for &(off, width) in &f.at {
+        if let Some(b) = word.get_mut(off..off + usize::from(width)) {
+            for (k, byte) in b.iter_mut().enumerate() {
+                *byte = if k == 0 { b' ' } else { 0 };
+            }
+        }
+    }
+    let shown: String = f.text.trim().chars().take(80).collect();
+    removed.push(Removed {
+        what: format!("{kind} field instruction (blanked in place, its result kept)"),
+        location: format!("stream WordDocument, field at CP {}: {shown}", f.cp),
+    });
+    Ok(())
+}
+
+/// Walks the piece table of a Word 97 document (verified by [`render`]) and blanks, in
+/// `WordDocument`, the instructions of DDE, `DDEAUTO`, `INCLUDETEXT` and `INCLUDEPICTURE`
+/// fields: the same number of spaces, so every character position, the field tables and
+/// the field results stay as they are.
+fn blank_fields(
+    word: &mut [u8],
+    table: &[u8],
+    table_name: &str,
+    removed: &mut Vec<Removed>,
+) -> Result<(), ConvertError> {
+    let fib_at = "stream WordDocument, FIB";
+    let short = || fail("CONVERT-DOC-FIB", fib_at, "the FIB is too short");
+    let csw = usize::from(le16(word, FIB_BASE).ok_or_else(short)?);
+    let lw_count_at = FIB_BASE + 2 + csw * 2;
+    let cslw = usize::from(le16(word, lw_count_at).ok_or_else(short)?);
+    let lw_at = lw_count_at + 2;
+    let blob_count_at = lw_at + cslw * 4;
+    let mut stories = 0u64;
+    for index in [3usize, 4, 5, 7, 8, 9, 10] {
+        stories += u64::from(le32(word, lw_at + index * 4).ok_or_else(short)?);
+    }
+    let clx_field = blob_count_at + 2 + CLX_PAIR * 8;
+    let (Some(fc_clx), Some(lcb_clx)) = (le32(word, clx_field), le32(word, clx_field + 4)) else {
+        return Err(short());
+    };
+    let clx = slice(table, fc_clx as usize, lcb_clx as usize).ok_or_else(|| {
+        fail(
+            "CONVERT-DOC-CLX",
+            format!("stream {table_name}"),
+            "the CLX runs past the table stream",
+        )
+    })?;
+    let plc = piece_table(clx, table_name, fc_clx)?.to_vec();
+    let pieces = (plc.len() - 4) / 12;
+    let pcd_at = (pieces + 1) * 4;
+    let mut open: Vec<OpenField> = Vec::new();
+    for i in 0..pieces {
+        let cp0 = u64::from(le32(&plc, i * 4).unwrap_or(0));
+        let cp1 = u64::from(le32(&plc, i * 4 + 4).unwrap_or(0));
+        let end = cp1.min(stories);
+        if cp0 >= end {
+            continue;
+        }
+        let n = usize::try_from(end - cp0).unwrap_or(usize::MAX);
+        let raw = le32(&plc, pcd_at + i * 8 + 2).unwrap_or(0);
+        let compressed = raw & 0x4000_0000 != 0;
+        let fc = (raw & 0x3FFF_FFFF) as usize;
+        let (start, width) = if compressed { (fc / 2, 1u8) } else { (fc, 2u8) };
+        for k in 0..n {
+            let off = start + k * usize::from(width);
+            let c = if compressed {
+                word.get(off).map(|&b| rendition::cp1252(b))
+            } else {
+                le16(word, off)
+                    .map(|u| char::from_u32(u32::from(u)).unwrap_or(char::REPLACEMENT_CHARACTER))
+            };
+            let Some(c) = c else {
+                return Err(fail(
+                    "CONVERT-DOC-PIECE",
+                    format!("stream {table_name}, piece {i}"),
+                    "the piece runs past the WordDocument stream",
+                ));
+            };
+            match c {
+                '\u{13}' => open.push(OpenField {
+                    instruction: true,
+                    text: String::new(),
+                    at: Vec::new(),
+                    cp: cp0 + k as u64,
+                }),
+                '\u{14}' => {
+                    if let Some(top) = open.last_mut()
+                        && top.instruction
+                    {
+                        top.instruction = false;
+                        close_instruction(top, word, removed)?;
+                    }
+                }
+                '\u{15}' => {
+                    if let Some(top) = open.pop()
+                        && top.instruction
+                    {
+                        close_instruction(&top, word, removed)?;
+                    }
+                }
+                c => {
+                    if let Some(top) = open.last_mut() {
+                        if top.instruction && top.at.len() < MAX_INSTR {
+                            top.text.push(c);
+                            top.at.push((off, width));
+                        } else if top.instruction {
+                            top.text.push(' ');
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The same-format copy of a Word 97–2003 document: the rendition first (a failure there
+/// is the conversion's finding, an encrypted file is refused), then the compound file
+/// rebuilt with only [`KEPT`] streams and the instructions of external fields blanked. A
+/// Word 6/95 document keeps its text rendition (its fields are not walked).
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let rendition = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let Some(word) = rendition::stream(data, &cfb, "WordDocument", &mut ctx, PREFIX)? else {
+        return Ok(rendition);
+    };
+    if le16(&word, 0) != Some(W_IDENT) {
+        return Ok(rendition);
+    }
+    let flags = le16(&word, 0x0A).unwrap_or(0);
+    let table_name = if flags & 0x0200 != 0 {
+        "1Table"
+    } else {
+        "0Table"
+    };
+    let table = rendition::stream(data, &cfb, table_name, &mut ctx, PREFIX)?.unwrap_or_default();
+    let mut removed = Vec::new();
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case("WordDocument") {
+            blank_fields(bytes, &table, table_name, removed)?;
+        }
+        Ok(())
+    };
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &policy,
+        &mut edit,
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Doc,
+        removed,
+    })
 }
 
 /// The text rendition of a Word 6/95 document (`word` is its `WordDocument` stream).
@@ -635,5 +876,109 @@ mod tests {
         assert_eq!(failure(&plain).0, "CONVERT-DOC-FIB");
         let none = cfb(&[("Book", b"x")]);
         assert_eq!(failure(&none).0, "CONVERT-DOC-WORDDOCUMENT");
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Characters of the first (compressed) piece of the test document.
+    fn before_len(_: &[u8]) -> usize {
+        FIRST_PIECE.chars().count()
+    }
+
+    const FIRST_PIECE: &str = "Pay \u{13} DDEAUTO c:\\windows\\cmd.exe \"/c calc\" \u{14}now\u{15} page \u{13} PAGE \u{14}1\u{15}\r";
+
+    #[test]
+    fn a_doc_copy_loses_its_macros_and_external_field_instructions() {
+        let file = doc(
+            &[
+                (FIRST_PIECE, true),
+                (
+                    "더 \u{13} INCLUDETEXT \"http://x.example/a\" \u{13} DATE \u{14}d\u{15} \u{14}inc\u{15}\r",
+                    false,
+                ),
+            ],
+            0,
+        );
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Doc);
+        let before = streams_of(&file);
+        let after = streams_of(&d.bytes);
+        let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["1Table", "WordDocument"]);
+        assert_eq!(after[0], before[0], "the table stream is copied as it is");
+        let (word0, word1) = (&before[2].1, &after[1].1);
+        assert_eq!(word0.len(), word1.len());
+        let tail = |w: &[u8]| w[FIB_LEN..].to_vec();
+        let compressed_part = String::from_utf8_lossy(&tail(word1)).into_owned();
+        assert!(!compressed_part.contains("DDEAUTO") && !compressed_part.contains("calc"));
+        assert!(compressed_part.contains(" PAGE "), "other fields stay");
+        // The UTF-16 piece follows the compressed one (whose length may be odd).
+        let wide_at = FIB_LEN + before_len(&file);
+        let wide: String = char::decode_utf16(
+            word1[wide_at..]
+                .chunks(2)
+                .filter(|c| c.len() == 2)
+                .map(|c| u16::from_le_bytes([c[0], c[1]])),
+        )
+        .map(|c| c.unwrap_or('?'))
+        .collect();
+        assert!(!wide.contains("INCLUDETEXT") && !wide.contains("x.example"));
+        assert!(wide.contains(" DATE "), "the nested field stays: {wide}");
+        // Every byte that changed became a space (or a UTF-16 space's high byte).
+        for (a, b) in word0.iter().zip(word1.iter()) {
+            if a != b {
+                assert!(*b == b' ' || *b == 0, "{a} -> {b}");
+            }
+        }
+        let whats: Vec<&str> = d.removed.iter().map(|r| r.what.as_str()).collect();
+        assert!(whats.contains(&"macro project (VBA)"), "{whats:?}");
+        assert!(
+            whats
+                .iter()
+                .any(|w| w.starts_with("DDEAUTO field instruction"))
+                && whats
+                    .iter()
+                    .any(|w| w.starts_with("INCLUDETEXT field instruction")),
+            "{whats:?}"
+        );
+        // The results and the text read the same; the copy scans without macro findings.
+        assert_eq!(text_of(&d.bytes), text_of(&file));
+        let r = crate::scan_bytes(&d.bytes, Some("pay.doc"), &Limits::default());
+        assert_eq!(r.detected_type, FileType::Doc);
+        assert!(
+            r.findings.iter().all(|f| !f.code.starts_with("OLE-")),
+            "{:?}",
+            r.findings
+        );
+        let r0 = crate::scan_bytes(&file, Some("pay.doc"), &Limits::default());
+        assert!(
+            r0.findings.iter().any(|f| f.code == "OLE-VBA"),
+            "{:?}",
+            r0.findings
+        );
+    }
+
+    #[test]
+    fn a_word6_document_and_an_encrypted_one_are_not_rebuilt() {
+        let old = cfb(&[("WordDocument", &word6(b"Plain text\r", b"", 0))]);
+        let d = rebuild(&old, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert_eq!(
+            rebuild(&doc(&[("x", true)], 0x0100), &Limits::default()).unwrap_err(),
+            ConvertError::Encrypted(FileType::Doc)
+        );
     }
 }

@@ -16,9 +16,11 @@
 //! budget: a rendition must have every paragraph or fail. Failures are `CONVERT-HWP-*`
 //! with the stream and the record's offset in the inflated stream.
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le32, slice};
+use crate::container::cfb::DirEntry;
 use crate::container::inflate::{Framing, InflateError, inflate_partial};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
@@ -315,6 +317,139 @@ fn para_text(body: &[u8], text: &mut String) -> Result<(), usize> {
     Ok(())
 }
 
+/// Top-level streams and storages an HWP copy keeps (`BinData` is sorted item by item).
+const KEPT: [&str; 8] = [
+    "FileHeader",
+    "DocInfo",
+    "BodyText",
+    "ViewText",
+    "PrvText",
+    "PrvImage",
+    "DocOptions",
+    "\u{5}HwpSummaryInformation",
+];
+/// Picture formats a `BinData` item may keep.
+const PICTURES: [&str; 5] = ["jpg", "jpeg", "png", "bmp", "gif"];
+
+/// What an HWP copy does with an entry: kept, dropped, or (a `BinData` item that is not a
+/// picture) kept under its name with empty content, so `DocInfo`'s `BIN_DATA` records
+/// still name an existing stream.
+fn policy(e: &DirEntry) -> Keep {
+    let p = e.path.as_str();
+    let first = p.split('/').next().unwrap_or_default();
+    if first.eq_ignore_ascii_case("Scripts") {
+        return if cfb_write::top(p) {
+            Keep::Drop("scripts (JScript macros)")
+        } else {
+            Keep::Drop("stream of a dropped storage")
+        };
+    }
+    if first.eq_ignore_ascii_case("BinData") || KEPT.iter().any(|k| k.eq_ignore_ascii_case(first)) {
+        Keep::Yes
+    } else {
+        Keep::Drop("storage or stream the document does not need")
+    }
+}
+
+/// Whether a `BinData` item is a picture kept as it is.
+fn picture(name: &str) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(_, ext)| PICTURES.iter().any(|p| p.eq_ignore_ascii_case(ext)))
+}
+
+/// The content an emptied `BinData` item gets: an OLE item its 4-byte size and an empty
+/// compound file, anything else nothing; raw-deflated when the document is compressed.
+fn emptied(name: &str, compressed: bool) -> Result<Vec<u8>, ConvertError> {
+    let mut plain = Vec::new();
+    if name.to_ascii_lowercase().ends_with(".ole") {
+        let empty = cfb_write::Compound::new(cfb_write::Meta::default())
+            .write()
+            .map_err(|w| ConvertError::at("CONVERT-HWP-WRITE", name.into(), w.to_string()))?;
+        plain.extend_from_slice(&(empty.len() as u32).to_le_bytes());
+        plain.extend_from_slice(&empty);
+    }
+    if !compressed {
+        return Ok(plain);
+    }
+    use std::io::Write as _;
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    enc.write_all(&plain)
+        .and_then(|()| enc.finish())
+        .map_err(|e| ConvertError::at("CONVERT-HWP-WRITE", name.into(), e.to_string()))
+}
+
+/// The same-format copy of an HWP 5.0 document: the rendition first (a failure there is
+/// the conversion's finding, a protected document is refused), then the compound file
+/// without `Scripts` (the document's `JScript`) and with only the [`KEPT`] streams; a
+/// `BinData` item that is not a picture (an OLE object, PostScript, anything else) keeps
+/// its name, so `DocInfo` stays consistent, but is emptied (an OLE object becomes an
+/// empty compound file). The `FileHeader`'s "scripts saved" flag (bit 3) is cleared in
+/// place. A document with PostScript items (`.eps`, `.ps`: an item's name gives its type,
+/// so emptying it is not enough, and dropping it leaves `DocInfo` naming a missing
+/// stream) keeps the text rendition.
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut rendition = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    // PostScript is recognised by its item name: an emptied `.eps` item would still be one.
+    if let Some(eps) = cfb.entries.iter().find(|e| {
+        let p = e.path.to_ascii_lowercase();
+        e.reachable && p.starts_with("bindata/") && (p.ends_with(".eps") || p.ends_with(".ps"))
+    }) {
+        rendition.removed.insert(
+            0,
+            Removed {
+                what:
+                    "no same-format copy: the document embeds PostScript (text rendition instead)"
+                        .into(),
+                location: format!("stream {}", eps.path),
+            },
+        );
+        return Ok(rendition);
+    }
+    let compressed = rendition::stream(data, &cfb, "FileHeader", &mut ctx, PREFIX)?
+        .and_then(|h| le32(&h, 36))
+        .is_some_and(|f| f & 1 != 0);
+    let mut removed = Vec::new();
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case("FileHeader") {
+            if let Some(flags) = bytes.get_mut(36) {
+                *flags &= !0x08;
+            }
+        } else if path.len() > 8
+            && path
+                .get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("BinData/"))
+            && !picture(path)
+        {
+            *bytes = emptied(path, compressed)?;
+            removed.push(Removed {
+                what: if path.to_ascii_lowercase().ends_with(".ole") {
+                    "embedded OLE object (replaced by an empty compound file)".into()
+                } else {
+                    "embedded binary data that is not a picture (emptied)".into()
+                },
+                location: format!("stream {path}"),
+            });
+        }
+        Ok(())
+    };
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &policy,
+        &mut edit,
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Hwp,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -554,5 +689,115 @@ mod tests {
             Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-HWP-DEFLATE-RATIO"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = crate::container::cfb::Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == crate::container::cfb::EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn an_hwp_copy_loses_its_scripts_and_ole_objects_and_keeps_pictures() {
+        // Compressed, "scripts saved" (bit 3).
+        let header = file_header(1 | 8);
+        let section = deflate(&paragraph(&[&utf16("송금 확인서")]));
+        let jpg = [1u8, 2, 3, 4, 5, 6, 7];
+        // A DefaultJScript stream: length-prefixed UTF-16 strings, a handler that does work.
+        let source = "function OnDocument_Open() { Run(\"calc\"); }";
+        let mut script = (source.encode_utf16().count() as u32)
+            .to_le_bytes()
+            .to_vec();
+        script.extend(utf16(source));
+        let ole = deflate(&[4, 0, 0, 0, 1, 2, 3, 4]);
+        let file = cfb(&[
+            ("FileHeader", &header),
+            ("DocInfo", &deflate(b"")),
+            ("BodyText/Section0", &section),
+            ("BinData/BIN0001.jpg", &jpg),
+            ("BinData/BIN0002.OLE", &ole),
+            ("PrvText", &utf16("송금")),
+            ("Scripts/DefaultJScript", &deflate(&script)),
+            ("Scripts/JScriptVersion", &[1, 0, 0, 0]),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Hwp);
+        let after = streams_of(&d.bytes);
+        let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "BinData/BIN0001.jpg",
+                "BinData/BIN0002.OLE",
+                "BodyText/Section0",
+                "DocInfo",
+                "FileHeader",
+                "PrvText"
+            ]
+        );
+        assert_eq!(after[0].1, jpg, "the picture is kept as it is");
+        assert_eq!(after[2].1, section);
+        // The OLE item: its size and an empty compound file, deflated as the document is.
+        let (plain, _) = inflate_partial(&after[1].1, Framing::Raw, 1 << 20);
+        let empty = streams_of(&plain[4..]);
+        assert!(empty.is_empty());
+        assert_eq!(le32(&plain, 0).unwrap() as usize, plain.len() - 4);
+        // The header's "scripts saved" flag is cleared, nothing else.
+        let mut want = header.clone();
+        want[36] &= !8;
+        assert_eq!(after[4].1, want);
+        let whats: Vec<(&str, &str)> = d
+            .removed
+            .iter()
+            .map(|r| (r.what.as_str(), r.location.as_str()))
+            .collect();
+        assert!(
+            whats.contains(&("scripts (JScript macros)", "storage Scripts")),
+            "{whats:?}"
+        );
+        assert!(
+            whats.contains(&(
+                "embedded OLE object (replaced by an empty compound file)",
+                "stream BinData/BIN0002.OLE"
+            )),
+            "{whats:?}"
+        );
+        assert_eq!(text_of(&d.bytes), text_of(&file));
+        let r = crate::scan_bytes(&d.bytes, Some("a.hwp"), &Limits::default());
+        assert_eq!(r.detected_type, FileType::Hwp);
+        assert!(
+            r.findings.iter().all(|f| f.code != "HWP-SCRIPT"),
+            "{:?}",
+            r.findings
+        );
+        let r0 = crate::scan_bytes(&file, Some("a.hwp"), &Limits::default());
+        assert!(
+            r0.findings.iter().any(|f| f.code == "HWP-SCRIPT"),
+            "{:?}",
+            r0.findings
+        );
+    }
+
+    #[test]
+    fn an_hwp_with_postscript_keeps_its_rendition() {
+        let header = file_header(0);
+        let file = cfb(&[
+            ("FileHeader", &header),
+            ("DocInfo", b""),
+            ("BodyText/Section0", &paragraph(&[&utf16("x")])),
+            ("BinData/BIN0001.eps", b"%!PS"),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert_eq!(d.removed[0].location, "stream BinData/BIN0001.eps");
     }
 }

@@ -51,12 +51,40 @@
 //! answer [`ConvertError::Unsupported`], as a type without a rebuild does, so they are not
 //! taken for broken files.
 //!
-//! OLE2 (DOC/XLS/PPT, MSG, other compound files) and HWP 5.0 get a plain-text rendition
-//! instead of a rebuild (a
-//! faithful re-serialisation of these binary formats is out of reach): the compound file
-//! read with the crate's CFB reader, the text decoded to UTF-8, and
-//! [`Disarmed::file_type`] [`FileType::Text`]; `removed` names the binary format and every
-//! stream the text was not taken from (macros, objects, pictures, scripts).
+//! OLE2 (DOC/XLS/PPT, MSG, other compound files) and HWP 5.0 get a same-format copy: the
+//! compound file read with the crate's CFB reader and written anew by `cfb_write` (a
+//! version-3 compound file: mini stream, FAT, DIFAT, balanced sibling trees, class ids,
+//! state bits and times kept) with only the storages and streams the document needs, the
+//! kept application streams edited only in place (same length, so no offset inside them
+//! moves):
+//! - DOC: `WordDocument`, `0Table`/`1Table`, `Data`, the two property streams and
+//!   `\x01CompObj`; `Macros`, `_VBA_PROJECT_CUR`, `ObjectPool` and the rest dropped; the
+//!   instructions of `DDE`, `DDEAUTO`, `INCLUDETEXT`, `INCLUDEPICTURE`, `INCLUDE` and
+//!   `IMPORT` fields blanked to spaces through the piece table (their results kept). The
+//!   FIB has no macro flag to clear (MS-DOC `FibBase`): macros are the `Macros` storage.
+//! - XLS: `Workbook`/`Book`, property streams, `\x01CompObj`; VBA, `MBD…` objects,
+//!   `_SX_DB…` pivot caches and the rest dropped; a `SupBook`'s path to another
+//!   workbook, DDE source or OLE link blanked to spaces.
+//! - PPT: `PowerPoint Document`, `Current User`, `Pictures`, property streams,
+//!   `\x01CompObj`; `InteractiveInfoAtom` actions that run a macro, a program or an OLE verb
+//!   set to none.
+//! - MSG: the top-level properties, recipients and named-property map; attachments
+//!   dropped (the attachment count, `PidTagHasAttachments` and `mfHasAttach` cleared), the
+//!   HTML and RTF bodies dropped when a plain body exists.
+//! - HWP 5.0: `FileHeader` (its "scripts saved" flag cleared), `DocInfo`, `BodyText`,
+//!   `ViewText`, `PrvText`, `PrvImage`, `DocOptions`, the summary, `BinData` pictures
+//!   (JPEG/PNG/BMP/GIF); `Scripts` dropped; other `BinData` items emptied under their names
+//!   (an OLE item becomes an empty compound file) so `DocInfo` still finds them.
+//! - other compound files: everything but macro projects, OLE object streams, `Equation
+//!   Native` and `Package`.
+//!
+//! The text rendition is still made first (a failure there is the conversion's finding,
+//! a protected document is refused), and is the copy ([`FileType::Text`], `removed`
+//! saying why first) when no exact same-format copy can be made: a workbook with Excel 4.0
+//! macro sheets, data connections or BIFF5 links; a presentation with an embedded or
+//! linked object (`ExOleObjStg` also holds its VBA project); an HWP with PostScript
+//! items; a Word 6/95 document; and any copy that would not scan clean (a structural flaw
+//! of the original that the copied streams keep). What the renditions read:
 //! - HWP 5.0 (`hwp`): the paragraph text (`HWPTAG_PARA_TEXT`) of every `BodyText/SectionN`,
 //!   inflated under the caps, controls skipped whole, one paragraph a line; a distribution
 //!   document's `ViewText/SectionN` decrypted first (AES-128, the key masked in the file).
@@ -90,6 +118,7 @@ use crate::limits::Limits;
 
 mod archive;
 mod bmp;
+mod cfb_write;
 mod doc;
 mod gif;
 mod hwp;
@@ -135,7 +164,8 @@ pub struct Failure {
 pub struct Disarmed {
     /// The copy's bytes: the original's format for a rebuild, UTF-8 text for a rendition.
     pub bytes: Vec<u8>,
-    /// The format of the copy ([`FileType::Text`] for the OLE2/HWP text renditions).
+    /// The format of the copy: the original's for a rebuild, [`FileType::Text`] for a
+    /// text rendition (an OLE2/HWP document without an exact same-format copy).
     pub file_type: FileType,
     /// What was removed.
     pub removed: Vec<Removed>,
@@ -205,12 +235,12 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         FileType::Tiff => tiff::rebuild(data, limits),
         FileType::Pdf => pdf::rebuild(data, limits),
         FileType::Text => text::rebuild(data),
-        FileType::Hwp => hwp::render(data, limits),
-        FileType::Doc => doc::render(data, limits),
-        FileType::Xls => xls::render(data, limits),
-        FileType::Ppt => ppt::render(data, limits),
-        FileType::Msg => msg::render(data, limits),
-        FileType::Cfb => ole::render(data, limits),
+        FileType::Hwp
+        | FileType::Doc
+        | FileType::Xls
+        | FileType::Ppt
+        | FileType::Msg
+        | FileType::Cfb => compound(data, file_type, limits),
         FileType::Zip => archive::rebuild(data, limits, 0),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
@@ -221,6 +251,52 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         other => Err(ConvertError::Unsupported(other)),
     }
 }
+
+/// The same-format rebuild of an OLE2 or HWP 5.0 document, delivered only when it scans
+/// clean: a copy keeps the original's application streams as they are, so a structural
+/// flaw of the original (a record running past its container...) would stay in it; such a
+/// document gets its text rendition instead, and `removed` names the finding.
+fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let (rebuild, render): (Convert, Convert) = match file_type {
+        FileType::Hwp => (hwp::rebuild, hwp::render),
+        FileType::Doc => (doc::rebuild, doc::render),
+        FileType::Xls => (xls::rebuild, xls::render),
+        FileType::Ppt => (ppt::rebuild, ppt::render),
+        FileType::Msg => (msg::rebuild, msg::render),
+        _ => (ole::rebuild, ole::render),
+    };
+    let copy = rebuild(data, limits)?;
+    if copy.file_type != file_type {
+        return Ok(copy);
+    }
+    let report = crate::report::scan_bytes(&copy.bytes, None, limits);
+    if report.verdict == haetae_core::Verdict::Clean {
+        return Ok(copy);
+    }
+    let mut rendition = render(data, limits)?;
+    let first = report
+        .findings
+        .iter()
+        .find(|f| crate::finding::verdict_for(f.class, f.severity) != haetae_core::Verdict::Clean);
+    rendition.removed.insert(
+        0,
+        Removed {
+            what: format!(
+                "no same-format copy: the rebuilt copy would still scan {:?} (text rendition instead)",
+                report.verdict
+            )
+            .to_lowercase(),
+            location: first.map_or_else(
+                || "file".to_owned(),
+                |f| format!("{} at {}: {}", f.code, f.location, f.message),
+            ),
+        },
+    );
+    Ok(rendition)
+}
+
+/// A conversion function.
+type Convert = fn(&[u8], &Limits) -> Result<Disarmed, ConvertError>;
 
 #[cfg(test)]
 mod tests;

@@ -21,9 +21,11 @@
 //! (`-CFB`), a property stream that cannot be read (`-STREAM`), the text over the budget
 //! (`-SIZE`).
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le32, le64};
+use crate::container::cfb::DirEntry;
 use crate::container::cfb::{Cfb, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
@@ -295,6 +297,86 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     Ok(d)
 }
 
+/// `PidTagHasAttachments` (boolean) and `PidTagMessageFlags` (`mfHasAttach` 0x10).
+const HAS_ATTACHMENTS: u32 = 0x0E1B_000B;
+const MESSAGE_FLAGS: u32 = 0x0E07_0003;
+
+/// What a message copy leaves out: attachments (their data, embedded messages and OLE
+/// objects), and the HTML and compressed-RTF bodies when `plain` (a plain-text body exists).
+fn policy(e: &DirEntry, plain: bool) -> Keep {
+    let p = e.path.to_ascii_lowercase();
+    let first = p.split('/').next().unwrap_or_default();
+    if first.starts_with("__attach_version1.0_") {
+        return if cfb_write::top(&p) {
+            Keep::Drop("attachment (not carried)")
+        } else {
+            Keep::Drop("stream of a dropped storage")
+        };
+    }
+    if first.starts_with("__recip_version1.0_") || first == "__nameid_version1.0" {
+        return Keep::Yes;
+    }
+    if !cfb_write::top(&p) {
+        return Keep::Drop("stream of a dropped storage");
+    }
+    if e.kind != EntryKind::Stream {
+        return Keep::Drop("storage the message does not need");
+    }
+    if plain && (p.starts_with("__substg1.0_1013") || p.starts_with("__substg1.0_1009")) {
+        return Keep::Drop("HTML or RTF body (the plain-text body is kept)");
+    }
+    if p.starts_with("__substg1.0_") || p == "__properties_version1.0" {
+        Keep::Yes
+    } else {
+        Keep::Drop("stream the message does not need")
+    }
+}
+
+/// The same-format copy of a message: the rendition first (a failure there is the
+/// conversion's finding), then the compound file with the top-level properties, the
+/// recipients and the named-property map; the attachments are dropped (a disarmed copy of
+/// each would be a second document of its own), and the top-level property stream says
+/// so: attachment count 0, `PidTagHasAttachments` false, `mfHasAttach` cleared (in place).
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let _ = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let plain = cfb.entries.iter().any(|e| {
+        e.reachable && e.parent == Some(0) && {
+            let n = e.name.to_ascii_lowercase();
+            n == "__substg1.0_1000001f" || n == "__substg1.0_1000001e"
+        }
+    });
+    let mut removed = Vec::new();
+    let keep = |e: &DirEntry| policy(e, plain);
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, _: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case("__properties_version1.0") {
+            if let Some(count) = bytes.get_mut(20..24) {
+                count.fill(0);
+            }
+            let mut at = 32;
+            while at + 16 <= bytes.len() {
+                let tag = le32(bytes, at);
+                if let Some(value) = bytes.get_mut(at + 8) {
+                    match tag {
+                        Some(HAS_ATTACHMENTS) => *value = 0,
+                        Some(MESSAGE_FLAGS) => *value &= !0x10,
+                        _ => {}
+                    }
+                }
+                at += 16;
+            }
+        }
+        Ok(())
+    };
+    let bytes = cfb_write::copy(data, &cfb, &mut ctx, PREFIX, &keep, &mut edit, &mut removed)?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Msg,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,5 +475,84 @@ mod tests {
             Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-MSG-CFB"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_message_copy_drops_attachments_and_says_so_in_its_properties() {
+        let mut props = fixed(32, &[(0x0E1B, 0x000B, 1), (0x0E07, 0x0003, 0x13)]);
+        props[20..24].copy_from_slice(&1u32.to_le_bytes()); // one attachment
+        props[12..16].copy_from_slice(&1u32.to_le_bytes()); // next attachment id
+        let body = utf16("Hello\r\n");
+        let msg = cfb(&[
+            ("__properties_version1.0", &props),
+            ("__substg1.0_0037001F", &utf16("subject")),
+            ("__substg1.0_1000001F", &body),
+            ("__substg1.0_10130102", b"<script>x</script>"),
+            (
+                "__recip_version1.0_#00000000/__substg1.0_3001001F",
+                &utf16("Park"),
+            ),
+            (
+                "__attach_version1.0_#00000000/__substg1.0_37010102",
+                b"MZ\x90\x00",
+            ),
+            ("__nameid_version1.0/__substg1.0_00020102", &[0u8; 16]),
+        ]);
+        let d = rebuild(&msg, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Msg);
+        let after = streams_of(&d.bytes);
+        let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "__nameid_version1.0/__substg1.0_00020102",
+                "__properties_version1.0",
+                "__recip_version1.0_#00000000/__substg1.0_3001001F",
+                "__substg1.0_0037001F",
+                "__substg1.0_1000001F",
+            ]
+        );
+        let p = &after[1].1;
+        assert_eq!(le32(p, 20), Some(0));
+        assert_eq!(le32(p, 12), Some(1), "the next id stays");
+        assert_eq!((p[40], p[56]), (0, 0x03));
+        let whats: Vec<(&str, &str)> = d
+            .removed
+            .iter()
+            .map(|r| (r.what.as_str(), r.location.as_str()))
+            .collect();
+        assert!(
+            whats.contains(&(
+                "attachment (not carried)",
+                "storage __attach_version1.0_#00000000"
+            )),
+            "{whats:?}"
+        );
+        assert!(
+            whats
+                .iter()
+                .any(|(_, l)| *l == "stream __substg1.0_10130102"),
+            "{whats:?}"
+        );
+        let text = String::from_utf8(render(&d.bytes, &Limits::default()).unwrap().bytes).unwrap();
+        assert!(
+            text.contains("subject") && text.contains("Hello") && text.contains("Park"),
+            "{text}"
+        );
     }
 }

@@ -14,9 +14,10 @@
 //! data is not). Failures are `CONVERT-CFB-*`: the compound file (`-CFB`), a stream that
 //! cannot be read (`-STREAM`), the text over the budget (`-SIZE`) or time (`-TIME`).
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed};
-use crate::container::cfb::EntryKind;
+use crate::container::cfb::{DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -128,6 +129,51 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
     Ok(rendition::finish(text, &cfb, FileType::Cfb, &[]))
 }
 
+/// The same-format copy of a compound file of no known application: every storage and
+/// stream but macro projects and embedded objects (the names [`active`] knows), the rest
+/// copied as they are. The rendition is made first (a failure there is the conversion's
+/// finding).
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let _ = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let keep = |e: &DirEntry| {
+        let name = e.path.rsplit('/').next().unwrap_or_default();
+        if ACTIVE_STORAGES.iter().any(|a| a.eq_ignore_ascii_case(name))
+            && e.kind == EntryKind::Storage
+        {
+            if name.eq_ignore_ascii_case("ObjectPool") {
+                Keep::Drop("embedded OLE objects")
+            } else {
+                Keep::Drop("macro project (VBA)")
+            }
+        } else if active(&e.path) {
+            Keep::Drop("macro project stream or OLE object stream")
+        } else if cfb_write::named(&e.path, "Equation Native") {
+            Keep::Drop("Equation Editor 3.0 object")
+        } else if cfb_write::named(&e.path, "Package") {
+            Keep::Drop("embedded package")
+        } else {
+            Keep::Yes
+        }
+    };
+    let mut removed = Vec::new();
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &keep,
+        &mut |_, _, _| Ok(()),
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Cfb,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +213,46 @@ mod tests {
         match render(b"\xd0\xcf\x11\xe0", &Limits::default()) {
             Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-CFB-CFB"),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_compound_copy_keeps_data_streams_and_drops_macros_and_objects() {
+        let file = cfb(&[
+            ("PerfectOffice_MAIN", &[3u8; 5000]),
+            ("Equation Native", &[1u8; 40]),
+            ("VBA/Module1", b"Sub AutoOpen()"),
+            ("PROJECT", b"ID="),
+            ("\u{1}Ole10Native", b"MZ"),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Cfb);
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, d.bytes.len());
+        let c = crate::container::cfb::Cfb::parse(&d.bytes, &mut ctx).unwrap();
+        let kept: Vec<&str> = c
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(kept, ["PerfectOffice_MAIN"]);
+        let e = c.find("PerfectOffice_MAIN").unwrap();
+        assert_eq!(
+            c.read_stream(&d.bytes, e, &mut ctx).unwrap(),
+            vec![3u8; 5000]
+        );
+        for gone in [
+            "storage VBA",
+            "stream PROJECT",
+            "stream \u{1}Ole10Native",
+            "stream Equation Native",
+        ] {
+            assert!(
+                d.removed.iter().any(|r| r.location == gone),
+                "{gone}: {:?}",
+                d.removed
+            );
         }
     }
 }

@@ -24,9 +24,11 @@
 //! [`ConvertError::Encrypted`]. Failures are `CONVERT-PPT-*` with the record type and
 //! its offset in the stream.
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
-use super::{ConvertError, Disarmed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
+use crate::container::cfb::{DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -261,6 +263,180 @@ impl Walker<'_, '_> {
     }
 }
 
+/// Top-level streams a presentation copy keeps.
+const KEPT: [&str; 6] = [
+    STREAM,
+    "Current User",
+    "Pictures",
+    "\u{5}SummaryInformation",
+    "\u{5}DocumentSummaryInformation",
+    "\u{1}CompObj",
+];
+/// `ExOleObjStg`: an embedded OLE object's or the VBA project's storage, compressed.
+const EX_OLE_OBJ_STG: u16 = 0x1011;
+/// `ExOleLinkContainer`: an object linked to a file.
+const EX_OLE_LINK: u16 = 0x0FCE;
+/// `InteractiveInfoAtom`: what a click or mouse-over does.
+const INTERACTIVE_INFO_ATOM: u16 = 0x0FF3;
+
+/// What a presentation copy leaves out.
+fn policy(e: &DirEntry) -> Keep {
+    let p = e.path.as_str();
+    if !cfb_write::top(p) {
+        return Keep::Drop("stream of a dropped storage");
+    }
+    if e.kind == EntryKind::Stream && KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) {
+        return Keep::Yes;
+    }
+    if p.eq_ignore_ascii_case("VBA") || p.eq_ignore_ascii_case("_VBA_PROJECT_CUR") {
+        Keep::Drop("macro project (VBA)")
+    } else if p.eq_ignore_ascii_case("ObjectPool") {
+        Keep::Drop("embedded OLE objects")
+    } else {
+        Keep::Drop("storage or stream the presentation does not need")
+    }
+}
+
+/// What the record walk of the `PowerPoint Document` stream found.
+struct Active {
+    /// Offsets of `InteractiveInfoAtom` actions that run a macro, a program or an OLE verb.
+    actions: Vec<(usize, u8)>,
+    /// Why no exact copy can be made (an embedded or linked object, an unreadable record).
+    blocker: Option<String>,
+}
+
+/// Walks every record (containers entered, atoms skipped; top-level gaps skipped to the
+/// next start the persist directory names).
+fn active_records(stream: &[u8], current_user: Option<&[u8]>) -> Active {
+    let starts = record_starts(stream, current_user);
+    let mut out = Active {
+        actions: Vec::new(),
+        blocker: None,
+    };
+    let mut pos = 0usize;
+    while pos < stream.len() {
+        let (Some(ver_inst), Some(kind), Some(len)) = (
+            le16(stream, pos),
+            le16(stream, pos + 2),
+            le32(stream, pos + 4),
+        ) else {
+            if let Some(&next) = starts.iter().find(|&&s| s > pos) {
+                pos = next;
+                continue;
+            }
+            // Trailing bytes shorter than a record header.
+            break;
+        };
+        let body = pos + 8;
+        let len = len as usize;
+        if len > stream.len().saturating_sub(body) {
+            if let Some(&next) = starts.iter().find(|&&s| s > pos) {
+                pos = next;
+                continue;
+            }
+            out.blocker = Some(format!(
+                "stream {STREAM}, record {kind:#06x} at offset {pos}: runs past the stream"
+            ));
+            return out;
+        }
+        match kind {
+            EX_OLE_OBJ_STG => {
+                out.blocker = Some(format!(
+                    "stream {STREAM}, record {kind:#06x} at offset {pos}: an embedded OLE object or the VBA project (ExOleObjStg)"
+                ));
+                return out;
+            }
+            EX_OLE_LINK => {
+                out.blocker = Some(format!(
+                    "stream {STREAM}, record {kind:#06x} at offset {pos}: an OLE object linked to a file"
+                ));
+                return out;
+            }
+            INTERACTIVE_INFO_ATOM => {
+                if let Some(&action) = stream.get(body + 8).filter(|_| len >= 9) {
+                    // 1: run a macro, 2: run a program, 5: an OLE verb.
+                    if matches!(action, 1 | 2 | 5) {
+                        out.actions.push((body + 8, action));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if ver_inst & 0xF == 0xF && !ROUND_TRIP_ATOMS.contains(&kind) {
+            pos = body;
+        } else {
+            pos = body + len;
+        }
+    }
+    out
+}
+
+/// The same-format copy of a presentation: the rendition first (a failure there is the
+/// conversion's finding), then the compound file with only [`KEPT`] streams, and in the
+/// `PowerPoint Document` stream every click or mouse-over action that runs a macro, a
+/// program or an OLE verb set to "no action" in place (one byte, the record's length kept).
+/// A presentation with an embedded or linked object (`ExOleObjStg`, which also holds a
+/// VBA project, or `ExOleLinkContainer`) keeps the text rendition: replacing a record's
+/// payload would move every persist offset after it.
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut rendition = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let stream = rendition::stream(data, &cfb, STREAM, &mut ctx, PREFIX)?.unwrap_or_default();
+    let current = rendition::stream(data, &cfb, "Current User", &mut ctx, PREFIX)?;
+    let active = active_records(&stream, current.as_deref());
+    if let Some(why) = active.blocker {
+        rendition.removed.insert(
+            0,
+            Removed {
+                what:
+                    "no same-format copy: the presentation holds an object (text rendition instead)"
+                        .into(),
+                location: why,
+            },
+        );
+        return Ok(rendition);
+    }
+    let mut removed = Vec::new();
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case(STREAM) {
+            for &(at, action) in &active.actions {
+                if let Some(b) = bytes.get_mut(at) {
+                    *b = 0;
+                    removed.push(Removed {
+                        what: format!(
+                            "{} action (set to no action)",
+                            match action {
+                                1 => "run-macro",
+                                2 => "run-program",
+                                _ => "OLE-verb",
+                            }
+                        ),
+                        location: format!(
+                            "stream {STREAM}, InteractiveInfoAtom action at offset {at}"
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    };
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &policy,
+        &mut edit,
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Ppt,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,5 +609,79 @@ mod tests {
             Err(ConvertError::Failed(f)) => assert_eq!(f[0].code, "CONVERT-PPT-STREAM"),
             other => panic!("{other:?}"),
         }
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = crate::container::cfb::Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_presentation_copy_loses_vba_and_program_actions() {
+        let mut info = vec![0u8; 16];
+        info[8] = 2; // run a program
+        let mut hyperlink = vec![0u8; 16];
+        hyperlink[8] = 4; // a hyperlink stays
+        let slide = container(
+            SLIDE,
+            0,
+            &[
+                chars("Click me"),
+                container(0x0FF2, 0, &[atom(INTERACTIVE_INFO_ATOM, 0, &info)]),
+                container(0x0FF2, 0, &[atom(INTERACTIVE_INFO_ATOM, 0, &hyperlink)]),
+            ],
+        );
+        let file = cfb(&[
+            (STREAM, &slide),
+            ("Current User", &[0; 20]),
+            ("Pictures", &[5u8; 5000]),
+            ("VBA/dir", b"x"),
+            ("ObjectPool/_1/\u{1}Ole10Native", b"y"),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Ppt);
+        let after = streams_of(&d.bytes);
+        let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(names, ["Current User", "Pictures", STREAM]);
+        let stream = &after[2].1;
+        assert_eq!(stream.len(), slide.len());
+        let diff: Vec<usize> = (0..slide.len())
+            .filter(|&i| slide[i] != stream[i])
+            .collect();
+        assert_eq!(diff.len(), 1);
+        assert_eq!((slide[diff[0]], stream[diff[0]]), (2, 0));
+        let whats: Vec<&str> = d.removed.iter().map(|r| r.what.as_str()).collect();
+        assert!(whats.contains(&"macro project (VBA)"), "{whats:?}");
+        assert!(
+            whats.contains(&"run-program action (set to no action)"),
+            "{whats:?}"
+        );
+        assert_eq!(
+            render(&d.bytes, &Limits::default()).unwrap().bytes,
+            render(&file, &Limits::default()).unwrap().bytes
+        );
+    }
+
+    #[test]
+    fn a_presentation_with_an_embedded_object_keeps_its_rendition() {
+        let slide = container(SLIDE, 0, &[chars("Hi"), atom(EX_OLE_OBJ_STG, 1, &[0; 12])]);
+        let file = cfb(&[(STREAM, &slide), ("Current User", &[0; 20])]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert!(
+            d.removed[0].location.contains("ExOleObjStg"),
+            "{:?}",
+            d.removed[0]
+        );
     }
 }

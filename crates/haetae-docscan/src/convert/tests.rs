@@ -584,3 +584,35 @@ fn odf_dde_and_external_links_are_taken_out() {
         2
     );
 }
+
+#[test]
+fn a_compound_copy_that_would_not_scan_clean_falls_back_to_the_rendition() {
+    let limits = Limits::default();
+    // A bare compound file whose CONTENTS stream is a PDF with JavaScript: the copy keeps
+    // the stream (no macro or OLE-object name), so it would scan as the original does.
+    let pdf = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R /OpenAction 3 0 R >>\nendobj\n\
+2 0 obj\n<< /Type /Pages /Kids [] /Count 0 >>\nendobj\n\
+3 0 obj\n<< /S /JavaScript /JS (app.launchURL('http://evil.example/')) >>\nendobj\n\
+trailer\n<< /Root 1 0 R >>\n%%EOF\n";
+    let file = crate::container::cfb::build::cfb(&[
+        ("CONTENTS", pdf),
+        ("Notes", b"Quarterly results for the board"),
+    ]);
+    assert_ne!(
+        scan_bytes(&file, None, &limits).verdict,
+        Verdict::Clean,
+        "the fixture must be flagged"
+    );
+    let d = disarm(&file, FileType::Cfb, &limits).unwrap();
+    assert_eq!(d.file_type, FileType::Text);
+    assert!(
+        d.removed[0].what.starts_with("no same-format copy"),
+        "{:?}",
+        d.removed[0]
+    );
+    // Without the PDF the same file gets a same-format copy that scans clean.
+    let plain = crate::container::cfb::build::cfb(&[("Notes", b"Quarterly results for the board")]);
+    let d = disarm(&plain, FileType::Cfb, &limits).unwrap();
+    assert_eq!(d.file_type, FileType::Cfb);
+    assert_eq!(scan_bytes(&d.bytes, None, &limits).verdict, Verdict::Clean);
+}

@@ -23,9 +23,11 @@
 //! Failures are `CONVERT-XLS-*` with the record type and its offset in the `Workbook`
 //! stream.
 
+use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
+use crate::container::cfb::{DirEntry, EntryKind};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -740,6 +742,199 @@ fn sheet_cells(
     Ok(cells)
 }
 
+/// Top-level streams a workbook copy keeps.
+const KEPT: [&str; 5] = [
+    "Workbook",
+    "Book",
+    "\u{5}SummaryInformation",
+    "\u{5}DocumentSummaryInformation",
+    "\u{1}CompObj",
+];
+const SUPBOOK: u16 = 0x01AE;
+const EXTERNNAME: u16 = 0x0023;
+const DCONN: u16 = 0x0876;
+const DBQUERYEXT: u16 = 0x0803;
+const EXTERNSHEET: u16 = 0x0017;
+
+/// What a workbook copy leaves out.
+fn policy(e: &DirEntry) -> Keep {
+    let p = e.path.as_str();
+    if !cfb_write::top(p) {
+        return Keep::Drop("stream of a dropped storage");
+    }
+    if e.kind == EntryKind::Stream && KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) {
+        return Keep::Yes;
+    }
+    let upper = p.to_ascii_uppercase();
+    if upper == "_VBA_PROJECT_CUR" || upper == "_VBA_PROJECT" {
+        Keep::Drop("macro project (VBA)")
+    } else if upper.starts_with("MBD") {
+        Keep::Drop("embedded OLE object")
+    } else if upper.starts_with("_SX_DB") {
+        Keep::Drop("pivot-table cache")
+    } else {
+        Keep::Drop("storage or stream the workbook does not need")
+    }
+}
+
+/// What the record walk of a workbook stream found.
+#[derive(Debug, Default)]
+struct Active {
+    /// `SupBook` paths to blank in place: offset and width (1 or 2) of each character,
+    /// with the path as read.
+    paths: Vec<(Vec<(usize, usize)>, String)>,
+    /// Why the stream holds active content that a same-length rewrite cannot take out.
+    blocker: Option<String>,
+}
+
+/// Walks every record of the workbook stream. Excel 4.0 macro sheets and VB module sheets
+/// (`BoundSheet8.dt` 1 and 6), external data connections (`DConn`, `DbQueryExt`), a
+/// BIFF5 `ExternSheet` naming another file, and an `ExternName` not under a `SupBook`
+/// this walk neutralises are blockers. A BIFF8 `SupBook` naming another workbook, a DDE
+/// source (`app\x03topic`) or an OLE link gets its path blanked (spaces, the same
+/// length): the formulas keep their cached values, the links lead nowhere. Zero padding
+/// at the end of the stream is not a record.
+fn active_records(wb: &[u8], biff5: bool) -> Active {
+    let mut out = Active::default();
+    let mut pos = 0usize;
+    // Whether the last SupBook was neutralised or internal (its ExternNames are harmless).
+    let mut supbook_ok = false;
+    while pos < wb.len() {
+        let Ok(r) = record(wb, pos) else {
+            if wb
+                .get(pos..)
+                .is_some_and(|rest| rest.iter().all(|&b| b == 0))
+            {
+                break;
+            }
+            out.blocker = Some(format!("the record at offset {pos} cannot be read"));
+            return out;
+        };
+        let at = r.at();
+        let blocker = match r.kind {
+            BOUNDSHEET if matches!(r.body.get(5), Some(1 | 6)) => {
+                Some(format!("{at}: an Excel 4.0 macro sheet or VB module sheet"))
+            }
+            SUPBOOK => {
+                let cch = usize::from(le16(r.body, 2).unwrap_or(0));
+                if cch == 0x0401 || cch == 0x3A01 {
+                    supbook_ok = true;
+                    None
+                } else {
+                    let wide = r.body.get(4).is_some_and(|f| f & 1 != 0);
+                    let width = if wide { 2 } else { 1 };
+                    let start = pos + 4 + 5;
+                    if cch == 0 || 5 + cch * width > r.body.len() {
+                        supbook_ok = false;
+                        Some(format!(
+                            "{at}: a link whose path runs into a Continue record"
+                        ))
+                    } else {
+                        let chars: Vec<(usize, usize)> =
+                            (0..cch).map(|k| (start + k * width, width)).collect();
+                        let path: String = chars
+                            .iter()
+                            .map(|&(o, w)| {
+                                let u = if w == 2 {
+                                    le16(wb, o).unwrap_or(0)
+                                } else {
+                                    u16::from(wb.get(o).copied().unwrap_or(0))
+                                };
+                                char::from_u32(u32::from(u))
+                                    .filter(|c| !c.is_control())
+                                    .unwrap_or('|')
+                            })
+                            .collect();
+                        out.paths.push((chars, path));
+                        supbook_ok = true;
+                        None
+                    }
+                }
+            }
+            EXTERNNAME if !supbook_ok || biff5 => Some(format!("{at}: an external (DDE/OLE) name")),
+            EXTERNSHEET if biff5 && r.body.get(1) == Some(&1) => {
+                Some(format!("{at}: a link to another workbook"))
+            }
+            DCONN | DBQUERYEXT => Some(format!("{at}: an external data connection")),
+            _ => None,
+        };
+        if blocker.is_some() {
+            out.blocker = blocker;
+            return out;
+        }
+        pos += 4 + r.body.len();
+    }
+    out
+}
+
+/// The same-format copy of a workbook: the rendition first (a failure there is the
+/// conversion's finding), then the compound file with only [`KEPT`] streams — no VBA
+/// project, embedded objects (`MBD…`) or pivot caches. A workbook stream with macro
+/// sheets, external links, DDE or data connections keeps the text rendition instead
+/// (a record-level rewrite of those is not exact), and `removed` says why.
+pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+    let mut rendition = render(data, limits)?;
+    let mut ctx = ScanContext::new(limits, data.len());
+    let cfb = rendition::open(data, &mut ctx, PREFIX)?;
+    let (name, wb) = match rendition::stream(data, &cfb, "Workbook", &mut ctx, PREFIX)? {
+        Some(wb) => ("Workbook", wb),
+        None => (
+            "Book",
+            rendition::stream(data, &cfb, "Book", &mut ctx, PREFIX)?.unwrap_or_default(),
+        ),
+    };
+    let biff5 = name == "Book" || record(&wb, 0).is_ok_and(|r| le16(r.body, 0) == Some(0x0500));
+    let active = active_records(&wb, biff5);
+    if let Some(why) = active.blocker {
+        rendition.removed.insert(
+            0,
+            Removed {
+                what: "no same-format copy: the workbook stream holds active content (text rendition instead)".into(),
+                location: why.replace("stream Workbook", &format!("stream {name}")),
+            },
+        );
+        return Ok(rendition);
+    }
+    let mut removed = Vec::new();
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        if path.eq_ignore_ascii_case(name) {
+            for (chars, link) in &active.paths {
+                for &(at, width) in chars {
+                    if let Some(c) = bytes.get_mut(at..at + width) {
+                        for (k, b) in c.iter_mut().enumerate() {
+                            *b = if k == 0 { b' ' } else { 0 };
+                        }
+                    }
+                }
+                removed.push(Removed {
+                    what:
+                        "link to another workbook, DDE source or OLE link (path blanked in place)"
+                            .into(),
+                    location: format!(
+                        "stream {name}, SupBook at offset {}: {link}",
+                        chars.first().map_or(0, |c| c.0.saturating_sub(9))
+                    ),
+                });
+            }
+        }
+        Ok(())
+    };
+    let bytes = cfb_write::copy(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        &policy,
+        &mut edit,
+        &mut removed,
+    )?;
+    Ok(Disarmed {
+        bytes,
+        file_type: FileType::Xls,
+        removed,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1041,5 +1236,150 @@ mod tests {
                 .iter()
                 .any(|r| r.what.starts_with("code page 949"))
         );
+    }
+
+    /// The streams of a compound file, sorted by path.
+    fn streams_of(file: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let limits = Limits::default();
+        let mut ctx = ScanContext::new(&limits, file.len());
+        let cfb = crate::container::cfb::Cfb::parse(file, &mut ctx).unwrap();
+        let mut out: Vec<(String, Vec<u8>)> = cfb
+            .entries
+            .iter()
+            .filter(|e| e.reachable && e.kind == EntryKind::Stream)
+            .map(|e| (e.path.clone(), cfb.read_stream(file, e, &mut ctx).unwrap()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn a_workbook_copy_keeps_its_workbook_and_drops_vba_and_objects() {
+        let original = streams_of(&workbook(false));
+        let mut wb = original
+            .iter()
+            .find(|(p, _)| p == "Workbook")
+            .unwrap()
+            .1
+            .clone();
+        // Macro1 turned into a worksheet: no macro sheet left.
+        let name = wb.windows(6).position(|w| w == b"Macro1").unwrap();
+        assert_eq!(wb[name - 3], 1);
+        wb[name - 3] = 0;
+        let file = cfb(&[
+            ("Workbook", &wb),
+            ("\u{5}SummaryInformation", &[1u8; 300]),
+            ("_VBA_PROJECT_CUR/VBA", b"Sub Auto_Open()"),
+            ("MBD00000001/\u{1}Ole10Native", &[7u8; 100]),
+            ("_SX_DB_CUR/0001", &[1u8; 10]),
+        ]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Xls);
+        assert_eq!(
+            streams_of(&d.bytes),
+            vec![
+                ("\u{5}SummaryInformation".to_owned(), vec![1u8; 300]),
+                ("Workbook".to_owned(), wb.clone()),
+            ]
+        );
+        let gone: Vec<(&str, &str)> = d
+            .removed
+            .iter()
+            .map(|r| (r.what.as_str(), r.location.as_str()))
+            .collect();
+        for want in [
+            ("macro project (VBA)", "storage _VBA_PROJECT_CUR"),
+            ("embedded OLE object", "storage MBD00000001"),
+            ("pivot-table cache", "storage _SX_DB_CUR"),
+        ] {
+            assert!(gone.contains(&want), "{want:?} not in {gone:?}");
+        }
+        // The copy renders to the same text, and scans without macro or object findings.
+        let text = |f: &[u8]| render(f, &Limits::default()).unwrap().bytes;
+        assert_eq!(text(&d.bytes), text(&file));
+        let r = crate::scan_bytes(&d.bytes, Some("book.xls"), &Limits::default());
+        assert_eq!(r.detected_type, FileType::Xls);
+        assert!(
+            r.findings.iter().all(|f| !f.code.starts_with("OLE-")),
+            "{:?}",
+            r.findings
+        );
+    }
+
+    #[test]
+    fn a_workbook_with_a_macro_sheet_or_an_external_link_keeps_its_rendition() {
+        let d = rebuild(&workbook(false), &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Text);
+        assert!(
+            d.removed[0].what.starts_with("no same-format copy"),
+            "{:?}",
+            d.removed[0]
+        );
+        assert!(
+            d.removed[0].location.contains("macro sheet"),
+            "{:?}",
+            d.removed[0]
+        );
+        // A SupBook naming another file (not the self-reference 0x0401).
+        let mut wb = bof(0x05);
+        let mut supbook = 1u16.to_le_bytes().to_vec();
+        supbook.extend_from_slice(&3u16.to_le_bytes());
+        supbook.push(0);
+        supbook.extend_from_slice(b"cmd");
+        wb.extend(rec(SUPBOOK, &supbook));
+        wb.extend(rec(
+            EXTERNNAME,
+            &[0, 0, 0, 0, 0, 0, 4, 0, b'c', b'a', b'l', b'c'],
+        ));
+        wb.extend(rec(EOF, &[]));
+        wb.extend([0, 0, 0]); // zero padding
+        let found = active_records(&wb, false);
+        assert_eq!(found.blocker, None);
+        assert_eq!(found.paths.len(), 1);
+        assert_eq!(found.paths[0].1, "cmd");
+        // An ExternName with no SupBook before it, and a data connection, are blockers.
+        let mut lone = bof(0x05);
+        lone.extend(rec(EXTERNNAME, &[0; 8]));
+        assert!(
+            active_records(&lone, false)
+                .blocker
+                .unwrap()
+                .contains("external")
+        );
+        let mut conn = bof(0x05);
+        conn.extend(rec(DCONN, &[0; 8]));
+        assert!(
+            active_records(&conn, false)
+                .blocker
+                .unwrap()
+                .contains("connection")
+        );
+        // The copy of a workbook with the DDE link: the path is blanked, the rest stays.
+        let mut globals = bof(0x05);
+        globals.extend(rec(SUPBOOK, &supbook));
+        globals.extend(rec(
+            EXTERNNAME,
+            &[0, 0, 0, 0, 0, 0, 4, 0, b'c', b'a', b'l', b'c'],
+        ));
+        globals.extend(rec(EOF, &[]));
+        let file = cfb(&[("Workbook", &globals)]);
+        let d = rebuild(&file, &Limits::default()).unwrap();
+        assert_eq!(d.file_type, FileType::Xls);
+        let after = streams_of(&d.bytes);
+        let blanked = &after[0].1;
+        assert_eq!(blanked.len(), globals.len());
+        let at = globals.windows(3).position(|w| w == b"cmd").unwrap();
+        assert_eq!(&blanked[at..at + 3], b"   ");
+        assert_eq!(&blanked[..at], &globals[..at]);
+        assert_eq!(&blanked[at + 3..], &globals[at + 3..]);
+        assert!(
+            d.removed
+                .iter()
+                .any(|r| r.what.starts_with("link to another workbook")
+                    && r.location.ends_with(": cmd")),
+            "{:?}",
+            d.removed
+        );
+        assert!(rebuild(&workbook(true), &Limits::default()).is_err());
     }
 }
