@@ -42,6 +42,7 @@ pub mod chain;
 pub mod filter;
 pub mod filters;
 pub mod gateway;
+mod h1;
 pub mod isolation;
 pub mod metrics;
 pub mod policy_source;

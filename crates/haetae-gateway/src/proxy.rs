@@ -24,7 +24,7 @@ use ipnet::IpNet;
 use crate::chain::{Phase, PhaseEnv, PhaseOutcome, run_phase};
 use crate::filter::{Decision, FilterServices, LocalResponse, Modification, Notice};
 use crate::metrics::{GatewayMetrics, ServiceStats};
-use crate::pool::{Checkin, PoolError, Pools};
+use crate::pool::{PoolError, Pools};
 use crate::request::{Attributes, BodyView, RequestView, ResponseView, TlsInfo, request_host};
 use crate::routing::{RoutingTable, Upstream, UpstreamProtocol};
 
@@ -52,37 +52,14 @@ pub enum ProxyBody {
     },
 }
 
-/// A response body from a pooled upstream connection (see [`ProxyBody::Upstream`]).
-pub struct UpstreamBody {
-    body: Incoming,
-    /// The connection, until it goes back to the pool; dropped with an unfinished body it
-    /// is closed (its next bytes would belong to this response).
-    conn: Option<Checkin>,
-}
-
-impl UpstreamBody {
-    fn finish(&mut self) {
-        if let Some(c) = self.conn.take() {
-            c.checkin();
-        }
-    }
-}
-
-impl Drop for UpstreamBody {
-    fn drop(&mut self) {
-        // The server may stop polling once the body says it has ended.
-        if self.body.is_end_stream() {
-            self.finish();
-        }
-    }
-}
+/// A response body from a pooled upstream connection (see [`ProxyBody::Upstream`]): read
+/// from the socket as the client takes it; the connection goes back to the pool when the
+/// body has been read to its end, and is closed when the body is dropped before that.
+pub struct UpstreamBody(crate::h1::ResponseBody);
 
 impl std::fmt::Debug for UpstreamBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UpstreamBody")
-            .field("body", &self.body)
-            .field("pooled", &self.conn.is_some())
-            .finish()
+        self.0.fmt(f)
     }
 }
 
@@ -110,17 +87,7 @@ impl Body for ProxyBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
             ProxyBody::Streaming(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
-            ProxyBody::Upstream(u) => {
-                let polled = Pin::new(&mut u.body).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => u.finish(),
-                    Poll::Ready(Some(Ok(_))) if u.body.is_end_stream() => u.finish(),
-                    // A broken body leaves the connection unusable.
-                    Poll::Ready(Some(Err(_))) => u.conn = None,
-                    _ => {}
-                }
-                polled.map_err(Into::into)
-            }
+            ProxyBody::Upstream(u) => Pin::new(&mut u.0).poll_frame(cx),
             ProxyBody::Full(b) => Poll::Ready(b.take().map(|d| Ok(Frame::data(d)))),
             ProxyBody::Prefixed {
                 prefix,
@@ -141,7 +108,7 @@ impl Body for ProxyBody {
     fn is_end_stream(&self) -> bool {
         match self {
             ProxyBody::Streaming(b) => b.is_end_stream(),
-            ProxyBody::Upstream(u) => u.body.is_end_stream(),
+            ProxyBody::Upstream(u) => u.0.is_end_stream(),
             ProxyBody::Full(b) => b.is_none(),
             ProxyBody::Prefixed {
                 prefix,
@@ -158,7 +125,7 @@ impl Body for ProxyBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             ProxyBody::Streaming(b) => b.size_hint(),
-            ProxyBody::Upstream(u) => u.body.size_hint(),
+            ProxyBody::Upstream(u) => u.0.size_hint(),
             ProxyBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             ProxyBody::Prefixed { prefix, rest, .. } => {
                 let p = prefix.as_ref().map_or(0, |b| b.len() as u64);
@@ -707,9 +674,24 @@ async fn forward(
     stats: &ServiceStats,
 ) -> Response<ProxyBody> {
     let protocol = upstream.protocol();
-    // Plain HTTP/1.1 upstreams go through the gateway's own pool (origin-form target);
-    // CONNECT (authority-form) and the other protocols through hyper-util's client.
-    let pooled = protocol == UpstreamProtocol::Http1 && parts.method != Method::CONNECT;
+    // An HTTP/1.1 upgrade (WebSocket) is passed through: the handshake goes upstream with
+    // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined. Over
+    // HTTP/2 (h2c; TLS may negotiate it) there is no such upgrade.
+    let upgrade = if protocol == UpstreamProtocol::H2c {
+        None
+    } else {
+        requested_upgrade(&parts).and_then(|protocol| {
+            parts
+                .extensions
+                .remove::<hyper::upgrade::OnUpgrade>()
+                .map(|client| (protocol, client))
+        })
+    };
+    // Plain HTTP/1.1 upstreams go through the gateway's own pool and client (origin-form
+    // target); CONNECT (authority-form), upgrades (hyper joins the upgraded connections)
+    // and the other protocols through hyper-util's client.
+    let pooled =
+        protocol == UpstreamProtocol::Http1 && parts.method != Method::CONNECT && upgrade.is_none();
     let target = if pooled {
         upstream.origin_target(parts.uri.path_and_query())
     } else {
@@ -724,19 +706,6 @@ async fn forward(
                 "Bad request target.\n",
             ));
         }
-    };
-    // An HTTP/1.1 upgrade (WebSocket) is passed through: the handshake goes upstream with
-    // its `Connection: upgrade` and `Upgrade`, and on `101` both sides are joined. Over
-    // HTTP/2 (h2c; TLS may negotiate it) there is no such upgrade.
-    let upgrade = if protocol == UpstreamProtocol::H2c {
-        None
-    } else {
-        requested_upgrade(&parts).and_then(|protocol| {
-            parts
-                .extensions
-                .remove::<hyper::upgrade::OnUpgrade>()
-                .map(|client| (protocol, client))
-        })
     };
     strip_hop_by_hop(&mut parts.headers);
     if let Some((protocol, _)) = &upgrade {
@@ -778,7 +747,7 @@ async fn forward(
     let outcome = if pooled {
         let pool = upstream.pool(&state.pools);
         match tokio::time::timeout(timeout, pool.send(req)).await {
-            Ok(Ok((response, checkin))) => Ok((response, Some(checkin))),
+            Ok(Ok(response)) => Ok(Upstreamed::Pooled(response)),
             Ok(Err(e)) => Err(match &e {
                 PoolError::Connect { .. } => ("connect", error_chain(&e)),
                 PoolError::Request(_) => ("request", error_chain(&e)),
@@ -791,12 +760,12 @@ async fn forward(
             UpstreamProtocol::Http1 | UpstreamProtocol::Tls => state.client.request(req),
         };
         match tokio::time::timeout(timeout, sent).await {
-            Ok(Ok(response)) => Ok((response, None)),
+            Ok(Ok(response)) => Ok(Upstreamed::Hyper(response)),
             Ok(Err(e)) => Err((upstream_failure_kind(&e), error_chain(&e))),
             Err(_) => Err(("timeout", String::new())),
         }
     };
-    let (response, checkin) = match outcome {
+    let response = match outcome {
         Ok(r) => r,
         Err(("timeout", _)) => {
             stats.upstream_timeouts.fetch_add(1, Ordering::Relaxed);
@@ -829,26 +798,39 @@ async fn forward(
             ));
         }
     };
-    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        // The connection becomes the tunnel: it never goes back to the pool.
-        drop(checkin);
-        return switch_protocols(state, upstream, response, upgrade);
-    }
-    let (mut parts, body) = response.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    let body = match checkin {
-        // Nothing to read: the connection can take the next request at once.
-        Some(c) if body.is_end_stream() => {
-            c.checkin();
-            ProxyBody::Streaming(body)
+    let (mut parts, body) = match response {
+        Upstreamed::Hyper(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            return switch_protocols(state, upstream, response, upgrade);
         }
-        Some(c) => ProxyBody::Upstream(UpstreamBody {
-            body,
-            conn: Some(c),
-        }),
-        None => ProxyBody::Streaming(body),
+        Upstreamed::Hyper(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, ProxyBody::Streaming(body))
+        }
+        Upstreamed::Pooled(response) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
+            // Upgrades do not take the pooled path: this 101 answers a request that did
+            // not ask for one, and cannot be relayed (its connection is closed).
+            tracing::warn!(
+                upstream = upstream.url(),
+                "upstream switched protocols without an upgrade request"
+            );
+            return local(LocalResponse::text(
+                StatusCode::BAD_GATEWAY,
+                "Bad gateway.\n",
+            ));
+        }
+        Upstreamed::Pooled(response) => {
+            let (parts, body) = response.into_parts();
+            (parts, ProxyBody::Upstream(UpstreamBody(body)))
+        }
     };
+    strip_hop_by_hop(&mut parts.headers);
     Response::from_parts(parts, body)
+}
+
+/// A response from the gateway's own HTTP/1.1 client or from hyper's.
+enum Upstreamed {
+    Pooled(Response<crate::h1::ResponseBody>),
+    Hyper(Response<Incoming>),
 }
 
 /// What kind of upstream failure `e` is: `tls` (the handshake failed: an untrusted or
