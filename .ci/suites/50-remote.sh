@@ -35,3 +35,17 @@ if [ -x "$BROWSER" ]; then
 else
   echo "50-remote: SKIPPED the two-browser test: $BROWSER not found (install the Debian package 'chromium')" >&2
 fi
+
+# The recording format (recording.js, in Node's WebCrypto) against the bundle the Rust side
+# wrote (crates/haetae-control/testdata/recording-vector.json).
+node --test tests/browser/remote-recording-format.test.mjs
+
+# Session recording (issue 10, point 7): a `haetae up` with a recording key from
+# `haetae remote keygen`; the agent console records a session encrypted in the browser, an
+# auditor replays it (the counter read back from the playback canvas; a wrong key refused),
+# and `haetae remote export-recording` decrypts the downloaded bundle.
+if [ -x "$BROWSER" ]; then
+  echo "::: 50-remote: recording and playback"
+  HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
+    node --test --test-concurrency=1 tests/browser/remote-recording.test.mjs
+fi

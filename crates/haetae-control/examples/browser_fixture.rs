@@ -28,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tls: None,
         relay_handoff: None,
         agent_tickets: None,
+        recording_key: None,
     };
     let center = ControlCenter::start(options, bus.clone()).await?;
     println!("LISTENING http://{}", center.local_addr());

@@ -46,6 +46,9 @@ pub struct ControlOptions {
     /// The key of the agent tickets the relay beside this Center requires (see
     /// [`haetae_core::agent_ticket`]); the Center issues them at `GET /remote/ticket`.
     pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
+    /// The organisation's recording public key (hex): agent consoles record sessions
+    /// encrypted to it (`control.recording_key`). `None`: no recording.
+    pub recording_key: Option<String>,
 }
 
 /// Where the Center hands the relay's connections (see [`ControlOptions::relay_handoff`]).
@@ -90,6 +93,7 @@ impl ControlOptions {
                 .zip(config.control.tls_key.clone()),
             relay_handoff: None,
             agent_tickets: None,
+            recording_key: config.control.recording_key.clone(),
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -115,6 +119,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// `control.recording_key` is not a P-256 public key.
+    #[error("control.recording_key: {0}")]
+    RecordingKey(String),
     /// The certificate or key for HTTPS.
     #[error("control.tls_cert/tls_key {path}: {message}")]
     Tls {
@@ -400,6 +407,13 @@ impl ControlCenter {
     /// `options.listen`, and starts serving, ingesting events from `bus` and applying
     /// retention, all on the current Tokio runtime. Returns once the listener is bound.
     pub async fn start(options: ControlOptions, bus: Bus) -> Result<ControlHandle, StartError> {
+        let recording_key = match options.recording_key.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(k) => Some(
+                crate::recording::RecordingPublicKey::from_hex(k)
+                    .map_err(|e| StartError::RecordingKey(e.to_string()))?,
+            ),
+        };
         let store = Store::open(options.database_url.as_deref(), &options.data_dir).await?;
         let initial_admin = ensure_first_admin(&store, options.admin_password.clone()).await?;
         let listener = tokio::net::TcpListener::bind(options.listen)
@@ -423,6 +437,9 @@ impl ControlCenter {
             options.secure_cookies || tls.is_some(),
         );
         state.agent_tickets = options.agent_tickets.clone();
+        state.remote = std::sync::Arc::new(crate::remote::RemoteState::with_recording_key(
+            recording_key,
+        ));
         let (stop, stop_rx) = watch::channel(false);
 
         // With the peer address (agents' login allowlists, the customer scan limit).

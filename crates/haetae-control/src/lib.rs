@@ -24,6 +24,7 @@ pub mod http;
 pub mod ingest;
 pub mod policy;
 pub mod qr;
+pub mod recording;
 pub mod remote;
 pub mod ui;
 

@@ -15,6 +15,7 @@ use haetae_remote::policy::Grade;
 use ipnet::IpNet;
 
 use crate::auth::Role;
+use crate::recording::RecordingPublicKey;
 use crate::store::users::User;
 use crate::store::{Store, StoreError};
 
@@ -123,6 +124,7 @@ pub async fn rules_for(store: &Store, user: &User) -> Result<AgentRules, StoreEr
 pub struct RemoteState {
     key: tokio::sync::OnceCell<Arc<Ed25519KeyPair>>,
     scans: std::sync::Mutex<HashMap<(i64, IpAddr), (Instant, u32)>>,
+    recording_key: Option<RecordingPublicKey>,
 }
 
 /// Scans a customer may ask for per session and address within [`SCAN_WINDOW`].
@@ -131,6 +133,22 @@ pub const SCANS_PER_WINDOW: u32 = 20;
 pub const SCAN_WINDOW: Duration = Duration::from_secs(60);
 
 impl RemoteState {
+    /// State whose agent consoles record every session to `recording_key` (the
+    /// organisation's recording public key, `control.recording_key`), or record nothing.
+    #[must_use]
+    pub fn with_recording_key(recording_key: Option<RecordingPublicKey>) -> RemoteState {
+        RemoteState {
+            recording_key,
+            ..RemoteState::default()
+        }
+    }
+
+    /// The organisation's recording public key, when sessions are recorded.
+    #[must_use]
+    pub fn recording_key(&self) -> Option<&RecordingPublicKey> {
+        self.recording_key.as_ref()
+    }
+
     /// The Center's policy-signing key: read from the store (made there on first use, so
     /// every Center on one database signs with the same key).
     ///

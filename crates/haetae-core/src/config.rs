@@ -96,6 +96,11 @@ pub struct ControlConfig {
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for `tls_cert`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls_key: Option<PathBuf>,
+    /// The organisation's remote-support recording public key (P-256, 130 hex digits, from
+    /// `haetae remote keygen`): agent consoles record every session encrypted to it. Unset:
+    /// sessions are not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording_key: Option<String>,
 }
 
 impl Default for ControlConfig {
@@ -105,6 +110,7 @@ impl Default for ControlConfig {
             database_url: None,
             tls_cert: None,
             tls_key: None,
+            recording_key: None,
         }
     }
 }

@@ -15,6 +15,7 @@ mod gateway;
 mod lifecycle;
 mod quarantine;
 mod relay;
+mod remote;
 mod scan;
 mod up;
 
@@ -63,6 +64,9 @@ enum Command {
     /// Run the remote-support relay (pairs agent and customer by one-time code, forwards
     /// end-to-end encrypted frames).
     Relay(relay::RelayArgs),
+    /// Remote support: the recording key pair, and decrypting a session recording.
+    #[command(subcommand)]
+    Remote(remote::RemoteCommand),
     /// Run the native customer helper for remote support.
     Helper,
     /// The approved cryptography: list the algorithms, check a deployment's choices.
@@ -112,6 +116,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Gateway(args) => gateway::run(&config, cli.global.config.as_deref(), args),
         Command::Control(args) => control::run(&config, args),
         Command::Relay(args) => relay::run(&config, args),
+        Command::Remote(command) => remote::run(command),
         Command::Helper => Ok(not_available("helper", "the remote-support helper")),
     }
 }
@@ -192,6 +197,7 @@ mod tests {
             "gateway",
             "control",
             "relay",
+            "remote",
             "helper",
             "crypto",
             "version",

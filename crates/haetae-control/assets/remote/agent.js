@@ -13,6 +13,7 @@
 
 import { AgentHandshake, allowedFrom, decodePeer, hex } from './proto.js';
 import { END_TEXT, RelayLink, avcCodecFor, relayUrl } from './link.js';
+import { Recorder } from './recording.js';
 
 const $ = (id) => document.getElementById(id);
 const MAX_FRAME_BYTES = 16 * 1024 * 1024; // one encoded screen frame
@@ -29,6 +30,7 @@ let video = null;
 let expiryTimer = null;
 let policy = null; // the Center's answer to POST /remote/session
 let historyQueue = Promise.resolve();
+let recorder = null; // recording.js: the session's encrypted recording, when the Center asks for one
 const FILE_CHUNK = 60 * 1024;
 const SEND_HIGH_WATER = 1024 * 1024;
 let nextFileId = 1;
@@ -94,6 +96,7 @@ function end(reason, detail) {
     historyQueue = historyQueue.then(() => postJson(`/remote/session/${p.session}/end`, { reason })).catch(() => {});
   }
   policy = null;
+  if (recorder) { recorder.finish(reason); recorder = null; } // recording: the rest, marked last
   $('rs-tools').hidden = true;
   $('rs-agent').dataset.historyDone = '';
   historyQueue.then(() => { $('rs-agent').dataset.historyDone = 'yes'; });
@@ -117,6 +120,7 @@ function end(reason, detail) {
 
 function send(app) {
   if (!channel || state !== 'open') return Promise.resolve();
+  recorder?.app('agent', app);
   return channel.seal(app).then((sealed) => { link?.sendPeer(sealed); }, (e) => {
     if (e.fatal) end('Integrity', e.message);
     else throw e;
@@ -227,6 +231,7 @@ async function onPeer(m) {
 }
 
 function onApp(app) {
+  recorder?.app('customer', app);
   switch (app.type) {
     case 'Chat': chatLine('peer', app.text); log('채팅 수신 / chat received'); history('chat', 'customer', { text: app.text }); break;
     case 'ScreenFrame': onScreenFrame(app); break;
@@ -262,7 +267,21 @@ async function sasMatches() {
     const direct = policy.grade === 'direct';
     $('rs-tools').hidden = false;
     for (const id of ['rs-control', 'rs-file-label']) $(id).hidden = !direct;
+    if (policy.recording) startRecording(policy);
   }
+}
+
+/** recording.js: records the session encrypted to the organisation's key; it starts at a key frame. */
+function startRecording(p) {
+  Recorder.start({
+    session: p.session, agent: $('rs-agent').dataset.agent, key: p.recording, csrf, post: postJson,
+    onStatus: log, statusEl: $('rs-agent'),
+  }).then((r) => {
+    if (policy !== p) { r.finish('Normal'); return; }
+    recorder = r;
+    log(`세션 녹화 중 (키 ${p.recording.key_id}) / recording the session`);
+    send({ type: 'KeyFrameRequest' });
+  }, (e) => log(`녹화를 시작하지 못했습니다 / recording not started: ${e.message}`, true));
 }
 
 // ---- indirect control: drawing and URLs ----
@@ -514,6 +533,7 @@ function onScreenChunk(c) {
   const data = new Uint8Array(cur.got);
   let at = 0;
   for (const p of cur.parts) { data.set(p, at); at += p.length; }
+  recorder?.frame(cur.head, data);
   decode(v, cur.head, data);
 }
 

@@ -19,6 +19,7 @@ pub mod audit;
 pub mod events;
 pub mod gateways;
 pub mod policy;
+pub mod recordings;
 pub mod remote;
 pub mod totp;
 pub mod users;
@@ -94,8 +95,8 @@ pub enum Backend {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &'static str); 5] = match backend {
-        Backend::Sqlite => [
+    let files: &[(i64, &str, &'static str)] = match backend {
+        Backend::Sqlite => &[
             (
                 1,
                 "init",
@@ -121,8 +122,13 @@ fn migrator(backend: Backend) -> Migrator {
                 "remote",
                 include_str!("../../migrations/sqlite/0005_remote.sql"),
             ),
+            (
+                7,
+                "recordings",
+                include_str!("../../migrations/sqlite/0007_recordings.sql"),
+            ),
         ],
-        Backend::Postgres => [
+        Backend::Postgres => &[
             (
                 1,
                 "init",
@@ -148,12 +154,17 @@ fn migrator(backend: Backend) -> Migrator {
                 "remote",
                 include_str!("../../migrations/postgres/0005_remote.sql"),
             ),
+            (
+                7,
+                "recordings",
+                include_str!("../../migrations/postgres/0007_recordings.sql"),
+            ),
         ],
     };
     Migrator::with_migrations(
         files
-            .into_iter()
-            .map(|(version, name, sql)| {
+            .iter()
+            .map(|&(version, name, sql)| {
                 Migration::new(
                     version,
                     name.to_owned().into(),

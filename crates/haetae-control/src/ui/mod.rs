@@ -4,6 +4,7 @@
 pub mod analysis;
 pub mod i18n;
 pub mod pages;
+pub mod recordings;
 pub mod remote;
 
 use axum::Router;
@@ -30,6 +31,7 @@ fn asset(body: &'static str, ctype: &'static str) -> Response {
 pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(remote::routes())
+        .merge(recordings::routes())
         .route(
             "/assets/app.css",
             get(|| async { asset(APP_CSS, "text/css; charset=utf-8") }),

@@ -383,6 +383,11 @@ async fn start_session(
             "payload": signed.payload,
             "signature": hex::encode(signed.signature),
             "max_file": grant.max_file,
+            // The console records the session, encrypted to this key, when one is set.
+            "recording": state.remote.recording_key().map(|k| json!({
+                "key": k.to_hex(),
+                "key_id": k.key_id(),
+            })),
         }))
         .into_response(),
     ))
@@ -808,6 +813,11 @@ async fn history_detail(
         p.t("remote.records"),
         p.t("remote.agent"),
         p.t("remote.log"),
+    );
+    let link = super::recordings::playback_link(&state, id).await;
+    body.insert_str(
+        body.find("<table id=\"rs-records\"").unwrap_or(body.len()),
+        &link,
     );
     for r in &records {
         let _ = write!(
