@@ -134,10 +134,20 @@ pub(crate) async fn start(
     relay_config: RelayConfig,
     policy: CodePolicy,
 ) -> anyhow::Result<Relay> {
-    let kv = bus
-        .kv(BUCKET, BUCKET_MAX_AGE)
-        .await
-        .context("cannot open the access-code bucket")?;
+    // A relay on NATS starts while the bus still connects in the background: the bucket is
+    // asked for again for a while before giving up.
+    let mut tries = 0;
+    let kv = loop {
+        match bus.kv(BUCKET, BUCKET_MAX_AGE).await {
+            Ok(kv) => break kv,
+            Err(e) if tries < 60 => {
+                tries += 1;
+                tracing::debug!(error = %e, "relay: the access-code bucket is not reachable yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).context("cannot open the access-code bucket"),
+        }
+    };
     let codes = AccessCodes::new(kv, policy, relay_config.relay_id.clone())?;
     let emitter = Arc::new(
         bus.event_emitter(EmitterOptions::spooled(
