@@ -212,6 +212,7 @@ export class RelayLink {
         done = true;
         clearTimeout(timer);
         if (result === 'ok') {
+          ws.onerror = null;
           ws.onmessage = (ev) => this.onSocketMessage(ws, ev);
           ws.onclose = () => this.onSocketClose(ws);
           this.ws = ws;
@@ -220,6 +221,7 @@ export class RelayLink {
         }
         ws.onmessage = null;
         ws.onclose = null;
+        ws.onerror = null;
         try { ws.close(); } catch { /* closing */ }
         if (error) reject(error); else resolve(result);
       };
@@ -229,6 +231,8 @@ export class RelayLink {
         step = 'token';
       };
       ws.onclose = () => finish('retry');
+      // A refused connection: browsers follow 'error' with 'close', Node's WebSocket may not.
+      ws.onerror = () => finish('retry');
       ws.onmessage = (ev) => {
         if (typeof ev.data === 'string') { finish('final'); return; }
         const bytes = new Uint8Array(ev.data);
