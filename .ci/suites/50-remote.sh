@@ -49,3 +49,17 @@ if [ -x "$BROWSER" ]; then
   HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
     node --test --test-concurrency=1 tests/browser/remote-recording.test.mjs
 fi
+
+# Relay failover in the browser's code: the resume vectors (re-key, Resume frames, the
+# retransmitted chat: the same bytes as Rust), acknowledgements and the re-key's fail-closed
+# rules; then link.js's RelayLink against two real `haetae relay` processes sharing NATS
+# JetStream KV, relay A killed with SIGKILL mid-session (needs HAETAE_TEST_NATS; .ci/run sets it).
+node --test tests/browser/remote-resume.test.mjs
+if [ -n "${HAETAE_TEST_NATS:-}" ]; then
+  cargo build --locked -p haetae
+  echo "::: 50-remote: relay failover with two haetae relay processes"
+  HAETAE_UP_BINARY=target/debug/haetae HAETAE_TEST_NATS=$HAETAE_TEST_NATS \
+    node --experimental-websocket --test tests/browser/remote-failover.test.mjs
+else
+  echo "50-remote: SKIPPED the relay-process failover test: HAETAE_TEST_NATS not set" >&2
+fi

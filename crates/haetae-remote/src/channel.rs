@@ -24,6 +24,7 @@
 //! assert!(matches!(agent.open(&sealed).unwrap(), AppMessage::Chat { .. }));
 //! ```
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use haetae_crypto::kdf::{KdfHash, hkdf};
@@ -35,14 +36,7 @@ use zeroize::Zeroizing;
 use crate::codec::DecodeError;
 use crate::protocol::{AppMessage, EndReason, MessageType, PeerMessage, SessionId};
 
-/// Which end of the session this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// The bank's agent console.
-    Agent,
-    /// The customer's page (or helper).
-    Customer,
-}
+pub use crate::protocol::Role;
 
 /// A direction of traffic; its byte is part of every frame's associated data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,13 +120,35 @@ pub enum ChannelError {
     /// The cryptographic library refused (no entropy, a small-order public key).
     #[error("cryptography: {0}")]
     Crypto(CryptoError),
+    /// The channel is re-keying after a lost connection: nothing is sealed now (reliable
+    /// messages can be queued with [`Channel::send_or_queue`]). The channel stays open.
+    #[error("the session is resuming; try again once it is open")]
+    Resuming,
+    /// Too many reliable messages wait for the other side's acknowledgement; send again
+    /// after the next `Ack`. The channel stays open.
+    #[error(
+        "too many unacknowledged messages ({messages} messages, {bytes} bytes); wait for an acknowledgement"
+    )]
+    Backlog {
+        /// Messages waiting.
+        messages: usize,
+        /// Their encoded size.
+        bytes: usize,
+    },
+    /// The resume protocol was broken: a re-key that does not authenticate or repeats an
+    /// old one, an acknowledgement of messages never sent, a frame where `Resume` was due.
+    #[error("resume: {0}")]
+    Resume(&'static str),
 }
 
 impl ChannelError {
     /// Whether the channel is closed after this error.
     #[must_use]
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, ChannelError::Encode(_))
+        !matches!(
+            self,
+            ChannelError::Encode(_) | ChannelError::Resuming | ChannelError::Backlog { .. }
+        )
     }
 }
 
@@ -149,6 +165,7 @@ fn kind_name(msg: &PeerMessage) -> &'static str {
         PeerMessage::CustomerKey { .. } => "CustomerKey",
         PeerMessage::Sealed { .. } => "Sealed",
         PeerMessage::Abort { .. } => "Abort",
+        PeerMessage::Rekey { .. } => "Rekey",
     }
 }
 
@@ -520,8 +537,121 @@ impl PendingChannel {
     }
 }
 
+/// Most reliable messages kept for retransmission until the other side acknowledges them.
+pub const MAX_UNACKED_MESSAGES: usize = 1024;
+/// Most bytes (encoded bodies) of reliable messages kept for retransmission.
+pub const MAX_UNACKED_BYTES: usize = 8 << 20;
+/// The receiver acknowledges after this many reliable messages (and when asked, e.g. on a
+/// timer: [`Channel::take_ack`]).
+pub const ACK_EVERY: u64 = 8;
+
+/// The bytes `H` hashes for a part list: each part as a 4-byte big-endian length and its
+/// bytes (the MAC input of a re-key).
+fn length_prefixed(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+    for part in parts {
+        let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&len.to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+fn role_byte(role: Role) -> u8 {
+    match role {
+        Role::Agent => 0,
+        Role::Customer => 1,
+    }
+}
+
+/// The MAC of a re-key message: HMAC-SHA-256 under the session's resume secret over
+/// `"haetae-rekey-mac" || sid || role || generation || public || nonce`.
+#[must_use]
+pub fn rekey_mac(
+    resume: &[u8],
+    sid: &SessionId,
+    role: Role,
+    generation: u32,
+    public: &[u8; 32],
+    nonce: &[u8; 32],
+) -> [u8; 32] {
+    let data = length_prefixed(&[
+        b"haetae-rekey-mac",
+        &sid.0,
+        &[role_byte(role)],
+        &generation.to_be_bytes(),
+        public,
+        nonce,
+    ]);
+    let tag = haetae_crypto::mac::hmac(haetae_crypto::mac::HmacHash::Sha256, resume, &data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(&tag[..32]);
+    out
+}
+
+/// A pair of traffic keys: agent → customer, customer → agent.
+pub type KeyPair = (Zeroizing<Vec<u8>>, Zeroizing<Vec<u8>>);
+
+/// One side's half of a re-key: generation, public key, nonce.
+pub type RekeyHalf<'a> = (u32, &'a [u8; 32], &'a [u8; 32]);
+
+/// The traffic keys after a re-key: HKDF-SHA-256 with IKM = the fresh X25519 secret and
+/// salt = `H("haetae-rekey" || sid || resume || genA || pkA || nA || genC || pkC || nC)`,
+/// info as at the first key agreement. Returns `(a->c, c->a)`.
+///
+/// # Errors
+/// [`ChannelError::Crypto`] (HKDF length; not reached).
+pub fn rekey_keys(
+    sid: &SessionId,
+    resume: &[u8],
+    agent: RekeyHalf<'_>,
+    customer: RekeyHalf<'_>,
+    shared: &[u8; 32],
+) -> Result<KeyPair, ChannelError> {
+    let salt = hash_parts(&[
+        b"haetae-rekey",
+        &sid.0,
+        resume,
+        &agent.0.to_be_bytes(),
+        agent.1,
+        agent.2,
+        &customer.0.to_be_bytes(),
+        customer.1,
+        customer.2,
+    ]);
+    let key = |info: &[u8]| hkdf(KdfHash::Sha256, Some(&salt), shared, info, 32);
+    Ok((key(b"haetae rs v1 a->c")?, key(b"haetae rs v1 c->a")?))
+}
+
+/// Where the channel is in a resume.
+enum Phase {
+    /// Sealing and opening.
+    Open,
+    /// This side sent its `Rekey` and waits for the other side's.
+    Rekeying {
+        secret: X25519Secret,
+        public: [u8; 32],
+        nonce: [u8; 32],
+        generation: u32,
+    },
+    /// New keys are in place and this side's `Resume` is sent; the other side's `Resume`
+    /// must be the first frame under them.
+    AwaitingResume,
+    /// The other side's `Resume` arrived; [`Channel::retransmit`] sends what it lacks.
+    Retransmit,
+}
+
 /// An open channel: seals outgoing and opens incoming [`AppMessage`]s, each direction with
 /// its own key and sequence numbers.
+///
+/// It also carries the session across a lost relay: every reliable message
+/// ([`MessageType::is_reliable`]) it seals is numbered (from 1, per direction, for the
+/// whole session) and kept until the other side acknowledges it (`Ack`, bounded by
+/// [`MAX_UNACKED_MESSAGES`] and [`MAX_UNACKED_BYTES`]). After a reconnect,
+/// [`Channel::start_rekey`] / [`Channel::on_rekey`] agree fresh keys authenticated by the
+/// session's resume secret, each side's first frame under them is `Resume { received }`,
+/// and [`Channel::retransmit`] sends again exactly the reliable messages the other side did
+/// not receive: nothing is lost and nothing arrives twice.
 pub struct Channel {
     role: Role,
     sid: SessionId,
@@ -530,6 +660,25 @@ pub struct Channel {
     send_seq: u64,
     recv_seq: u64,
     closed: bool,
+    resume_key: Zeroizing<Vec<u8>>,
+    phase: Phase,
+    /// The last generation this side proposed in a `Rekey`.
+    proposed: u32,
+    /// The highest generation of a valid `Rekey` from the other side.
+    peer_generation: u32,
+    /// Re-keys completed.
+    rekeys: u32,
+    /// Reliable messages sealed or queued (the number of the last one).
+    reliable_sent: u64,
+    /// Reliable messages the other side has acknowledged.
+    peer_acked: u64,
+    /// Those not acknowledged yet, numbers `peer_acked + 1 ..= reliable_sent`.
+    unacked: VecDeque<AppMessage>,
+    unacked_bytes: usize,
+    /// Reliable messages received.
+    reliable_received: u64,
+    /// The count last sent in an `Ack` or `Resume`.
+    acked_sent: u64,
 }
 
 impl fmt::Debug for Channel {
@@ -540,25 +689,52 @@ impl fmt::Debug for Channel {
             .field("send_seq", &self.send_seq)
             .field("recv_seq", &self.recv_seq)
             .field("closed", &self.closed)
+            .field("rekeys", &self.rekeys)
+            .field("reliable_sent", &self.reliable_sent)
+            .field("peer_acked", &self.peer_acked)
+            .field("reliable_received", &self.reliable_received)
             .finish_non_exhaustive()
     }
 }
 
+fn ciphers(
+    role: Role,
+    a2c: &[u8],
+    c2a: &[u8],
+) -> Result<(SymmetricCipher, SymmetricCipher), ChannelError> {
+    let suite = CipherSuite::parse("AES-256-GCM")?;
+    let (send_key, recv_key) = match role {
+        Role::Agent => (a2c, c2a),
+        Role::Customer => (c2a, a2c),
+    };
+    Ok((
+        SymmetricCipher::new(suite, send_key)?,
+        SymmetricCipher::new(suite, recv_key)?,
+    ))
+}
+
 impl Channel {
     fn new(role: Role, sid: SessionId, secrets: &SessionSecrets) -> Result<Self, ChannelError> {
-        let suite = CipherSuite::parse("AES-256-GCM")?;
-        let (send_key, recv_key) = match role {
-            Role::Agent => (&secrets.key_a2c, &secrets.key_c2a),
-            Role::Customer => (&secrets.key_c2a, &secrets.key_a2c),
-        };
+        let (send, recv) = ciphers(role, &secrets.key_a2c, &secrets.key_c2a)?;
         Ok(Channel {
             role,
             sid,
-            send: SymmetricCipher::new(suite, send_key)?,
-            recv: SymmetricCipher::new(suite, recv_key)?,
+            send,
+            recv,
             send_seq: 0,
             recv_seq: 0,
             closed: false,
+            resume_key: secrets.resume.clone(),
+            phase: Phase::Open,
+            proposed: 0,
+            peer_generation: 0,
+            rekeys: 0,
+            reliable_sent: 0,
+            peer_acked: 0,
+            unacked: VecDeque::new(),
+            unacked_bytes: 0,
+            reliable_received: 0,
+            acked_sent: 0,
         })
     }
 
@@ -580,10 +756,34 @@ impl Channel {
         self.closed
     }
 
+    /// Whether frames can be sealed now (not in the middle of a resume).
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        !self.closed && matches!(self.phase, Phase::Open)
+    }
+
     /// The sequence number the next sealed frame will carry.
     #[must_use]
     pub fn next_send_seq(&self) -> u64 {
         self.send_seq
+    }
+
+    /// Re-keys completed so far.
+    #[must_use]
+    pub fn rekeys(&self) -> u32 {
+        self.rekeys
+    }
+
+    /// Reliable messages kept until the other side acknowledges them.
+    #[must_use]
+    pub fn unacknowledged(&self) -> usize {
+        self.unacked.len()
+    }
+
+    /// Reliable messages received so far.
+    #[must_use]
+    pub fn reliable_received(&self) -> u64 {
+        self.reliable_received
     }
 
     fn fail(&mut self, e: ChannelError) -> ChannelError {
@@ -593,16 +793,7 @@ impl Channel {
         e
     }
 
-    /// Seals one message as the next frame of this side's direction.
-    ///
-    /// # Errors
-    /// [`ChannelError::Encode`] for a message over its limits (the channel stays open),
-    /// [`ChannelError::Closed`], [`ChannelError::Exhausted`].
-    pub fn seal(&mut self, msg: &AppMessage) -> Result<PeerMessage, ChannelError> {
-        if self.closed {
-            return Err(ChannelError::Closed);
-        }
-        msg.validate().map_err(ChannelError::Encode)?;
+    fn seal_frame(&mut self, msg: &AppMessage) -> Result<PeerMessage, ChannelError> {
         let seq = self.send_seq;
         let Some(next) = seq.checked_add(1) else {
             return Err(self.fail(ChannelError::Exhausted));
@@ -624,15 +815,278 @@ impl Channel {
         })
     }
 
+    /// Keeps a reliable message for retransmission, within the bounds.
+    fn keep(&mut self, msg: &AppMessage, size: usize) -> Result<(), ChannelError> {
+        if self.unacked.len() >= MAX_UNACKED_MESSAGES
+            || self.unacked_bytes.saturating_add(size) > MAX_UNACKED_BYTES
+        {
+            return Err(ChannelError::Backlog {
+                messages: self.unacked.len(),
+                bytes: self.unacked_bytes,
+            });
+        }
+        self.unacked.push_back(msg.clone());
+        self.unacked_bytes += size;
+        self.reliable_sent += 1;
+        Ok(())
+    }
+
+    /// Seals one message as the next frame of this side's direction.
+    ///
+    /// # Errors
+    /// [`ChannelError::Encode`] for a message over its limits, [`ChannelError::Resuming`]
+    /// during a resume, [`ChannelError::Backlog`] for a reliable message while too many
+    /// wait for acknowledgement (all three leave the channel open);
+    /// [`ChannelError::Closed`], [`ChannelError::Exhausted`].
+    pub fn seal(&mut self, msg: &AppMessage) -> Result<PeerMessage, ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        if !matches!(self.phase, Phase::Open) {
+            return Err(ChannelError::Resuming);
+        }
+        msg.validate().map_err(ChannelError::Encode)?;
+        let reliable = msg.message_type().is_reliable();
+        if reliable {
+            let size = msg.encode_body().len();
+            self.keep(msg, size)?;
+        }
+        self.seal_frame(msg)
+    }
+
+    /// Seals `msg` when the channel is open; during a resume keeps a reliable message for
+    /// [`Channel::retransmit`] (`Ok(None)`: it will be sent, in order, once the session is
+    /// back) and refuses others with [`ChannelError::Resuming`].
+    ///
+    /// # Errors
+    /// As [`Channel::seal`].
+    pub fn send_or_queue(&mut self, msg: &AppMessage) -> Result<Option<PeerMessage>, ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        if matches!(self.phase, Phase::Open) {
+            return self.seal(msg).map(Some);
+        }
+        if !msg.message_type().is_reliable() {
+            return Err(ChannelError::Resuming);
+        }
+        msg.validate().map_err(ChannelError::Encode)?;
+        let size = msg.encode_body().len();
+        self.keep(msg, size)?;
+        Ok(None)
+    }
+
+    /// An `Ack` to send, if reliable messages arrived since the last one: when
+    /// [`ACK_EVERY`] have, or any have and `force` (a timer) is set.
+    ///
+    /// # Errors
+    /// As [`Channel::seal`].
+    pub fn take_ack(&mut self, force: bool) -> Result<Option<PeerMessage>, ChannelError> {
+        let waiting = self.reliable_received - self.acked_sent;
+        if waiting == 0 || (!force && waiting < ACK_EVERY) || !self.is_open() {
+            return Ok(None);
+        }
+        let received = self.reliable_received;
+        let frame = self.seal(&AppMessage::Ack { seq: received })?;
+        self.acked_sent = received;
+        Ok(Some(frame))
+    }
+
+    /// Forgets the reliable messages the other side has (`count` in total).
+    fn acknowledged(&mut self, count: u64) -> Result<(), ChannelError> {
+        if count < self.peer_acked || count > self.reliable_sent {
+            return Err(self.fail(ChannelError::Resume(
+                "an acknowledgement of messages never sent (or going backwards)",
+            )));
+        }
+        while self.peer_acked < count {
+            if let Some(done) = self.unacked.pop_front() {
+                self.unacked_bytes = self.unacked_bytes.saturating_sub(done.encode_body().len());
+            }
+            self.peer_acked += 1;
+        }
+        Ok(())
+    }
+
+    /// After a reconnect: this side's `Rekey` (a fresh X25519 key and nonce under a new
+    /// generation, MAC'd with the resume secret). Until the re-key completes nothing is
+    /// sealed. May be called again (another reconnect before the re-key finished): each
+    /// call proposes a higher generation.
+    ///
+    /// # Errors
+    /// [`ChannelError::Closed`], [`ChannelError::Crypto`] (no entropy).
+    pub fn start_rekey(&mut self) -> Result<PeerMessage, ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        let generation = self.proposed.max(self.peer_generation).saturating_add(1);
+        let secret = X25519Secret::generate()?;
+        let nonce = random32()?;
+        Ok(self.rekey_with(secret, nonce, generation))
+    }
+
+    /// [`Channel::start_rekey`] with a given key, nonce and generation (test vectors only).
+    pub fn rekey_with(
+        &mut self,
+        secret: X25519Secret,
+        nonce: [u8; 32],
+        generation: u32,
+    ) -> PeerMessage {
+        let public = secret.public_key();
+        let mac = rekey_mac(
+            &self.resume_key,
+            &self.sid,
+            self.role,
+            generation,
+            &public,
+            &nonce,
+        );
+        self.proposed = generation;
+        self.phase = Phase::Rekeying {
+            secret,
+            public,
+            nonce,
+            generation,
+        };
+        PeerMessage::Rekey {
+            generation,
+            public,
+            nonce,
+            mac,
+        }
+    }
+
+    /// The other side's `Rekey`: checks its MAC (the other role, a generation above every
+    /// earlier one), installs the new keys with both sequence numbers back at 0 and returns
+    /// this side's first frame under them, `Resume { received }`.
+    ///
+    /// # Errors
+    /// [`ChannelError::Resume`] for a `Rekey` that does not authenticate or is not newer,
+    /// [`ChannelError::Unexpected`] when this side has not started a re-key, crypto errors;
+    /// all fatal.
+    pub fn on_rekey(&mut self, msg: &PeerMessage) -> Result<PeerMessage, ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        let PeerMessage::Rekey {
+            generation,
+            public,
+            nonce,
+            mac,
+        } = msg
+        else {
+            return Err(self.fail(unexpected("Rekey", msg)));
+        };
+        let Phase::Rekeying {
+            secret,
+            public: mine,
+            nonce: my_nonce,
+            generation: my_generation,
+        } = &self.phase
+        else {
+            return Err(self.fail(ChannelError::Unexpected {
+                expected: "a frame of the open channel",
+                got: "Rekey",
+            }));
+        };
+        let peer = match self.role {
+            Role::Agent => Role::Customer,
+            Role::Customer => Role::Agent,
+        };
+        let expected = rekey_mac(
+            &self.resume_key,
+            &self.sid,
+            peer,
+            *generation,
+            public,
+            nonce,
+        );
+        if !bool::from(expected.ct_eq(mac)) {
+            return Err(self.fail(ChannelError::Resume(
+                "the other side's re-key does not authenticate (not the session's key)",
+            )));
+        }
+        if *generation <= self.peer_generation {
+            return Err(self.fail(ChannelError::Resume(
+                "a re-key replayed from an earlier resume",
+            )));
+        }
+        let shared = match secret.agree(public) {
+            Ok(s) => s,
+            Err(e) => return Err(self.fail(ChannelError::Crypto(e))),
+        };
+        let (agent, customer) = match self.role {
+            Role::Agent => (
+                (*my_generation, mine, my_nonce),
+                (*generation, public, nonce),
+            ),
+            Role::Customer => (
+                (*generation, public, nonce),
+                (*my_generation, mine, my_nonce),
+            ),
+        };
+        let (a2c, c2a) = match rekey_keys(&self.sid, &self.resume_key, agent, customer, &shared) {
+            Ok(k) => k,
+            Err(e) => return Err(self.fail(e)),
+        };
+        let (send, recv) = match ciphers(self.role, &a2c, &c2a) {
+            Ok(c) => c,
+            Err(e) => return Err(self.fail(e)),
+        };
+        self.peer_generation = *generation;
+        self.send = send;
+        self.recv = recv;
+        self.send_seq = 0;
+        self.recv_seq = 0;
+        self.phase = Phase::AwaitingResume;
+        let received = self.reliable_received;
+        let first = self.seal_frame(&AppMessage::Resume { received })?;
+        self.acked_sent = received;
+        Ok(first)
+    }
+
+    /// After the other side's `Resume`: seals again, under the new keys and in their
+    /// original order, the reliable messages it did not receive (and those queued during
+    /// the resume); the channel is open again.
+    ///
+    /// # Errors
+    /// [`ChannelError::Unexpected`] when the other side's `Resume` has not arrived (fatal),
+    /// [`ChannelError::Exhausted`].
+    pub fn retransmit(&mut self) -> Result<Vec<PeerMessage>, ChannelError> {
+        if self.closed {
+            return Err(ChannelError::Closed);
+        }
+        if !matches!(self.phase, Phase::Retransmit) {
+            return Err(self.fail(ChannelError::Unexpected {
+                expected: "the other side's Resume",
+                got: "a retransmission request",
+            }));
+        }
+        let pending: Vec<AppMessage> = self.unacked.iter().cloned().collect();
+        let mut frames = Vec::with_capacity(pending.len());
+        for msg in &pending {
+            frames.push(self.seal_frame(msg)?);
+        }
+        self.phase = Phase::Open;
+        self.rekeys = self.rekeys.saturating_add(1);
+        Ok(frames)
+    }
+
     /// Opens the next frame from the other side. Anything but the next sequence number, a
     /// frame that fails to authenticate, or a handshake message closes the channel.
+    /// `Ack`s are applied here (and returned); after a re-key the first frame must be the
+    /// other side's `Resume`, after which [`Channel::retransmit`] is due.
     ///
     /// # Errors
     /// [`ChannelError::Sequence`], [`ChannelError::Integrity`], [`ChannelError::Malformed`],
-    /// [`ChannelError::Aborted`], [`ChannelError::Unexpected`], [`ChannelError::Closed`].
+    /// [`ChannelError::Aborted`], [`ChannelError::Unexpected`], [`ChannelError::Resume`],
+    /// [`ChannelError::Closed`].
     pub fn open(&mut self, msg: &PeerMessage) -> Result<AppMessage, ChannelError> {
         if self.closed {
             return Err(ChannelError::Closed);
+        }
+        if matches!(self.phase, Phase::Rekeying { .. }) {
+            return Err(self.fail(unexpected("Rekey", msg)));
         }
         let PeerMessage::Sealed {
             seq,
@@ -659,15 +1113,33 @@ impl Channel {
         };
         let decoded =
             MessageType::parse(*kind).and_then(|kind| AppMessage::decode_body(kind, &body));
-        match decoded {
-            Ok(app) => {
-                // Exhaustion: the peer cannot send past u64::MAX either, so saturating is
-                // only reached by a peer that breaks the rules; the next frame then fails.
-                self.recv_seq = self.recv_seq.saturating_add(1);
-                Ok(app)
+        let app = match decoded {
+            Ok(app) => app,
+            Err(source) => return Err(self.fail(ChannelError::Malformed { seq: *seq, source })),
+        };
+        // Exhaustion: the peer cannot send past u64::MAX either, so saturating is only
+        // reached by a peer that breaks the rules; the next frame then fails.
+        self.recv_seq = self.recv_seq.saturating_add(1);
+        match (&self.phase, &app) {
+            (Phase::AwaitingResume, AppMessage::Resume { received }) => {
+                self.acknowledged(*received)?;
+                self.phase = Phase::Retransmit;
             }
-            Err(source) => Err(self.fail(ChannelError::Malformed { seq: *seq, source })),
+            (Phase::AwaitingResume, _) => {
+                return Err(self.fail(ChannelError::Resume(
+                    "the first frame after a re-key must be Resume",
+                )));
+            }
+            (_, AppMessage::Resume { .. }) => {
+                return Err(self.fail(ChannelError::Resume("a Resume outside a re-key")));
+            }
+            (_, AppMessage::Ack { seq }) => self.acknowledged(*seq)?,
+            (_, other) if other.message_type().is_reliable() => {
+                self.reliable_received = self.reliable_received.saturating_add(1);
+            }
+            _ => {}
         }
+        Ok(app)
     }
 }
 
@@ -875,5 +1347,122 @@ mod tests {
         assert!(!err.is_fatal());
         assert!(!a.is_closed());
         assert_eq!(a.next_send_seq(), 1);
+    }
+
+    /// Both sides re-key and exchange Resume; returns what each retransmits.
+    fn resume(a: &mut Channel, c: &mut Channel) -> (Vec<PeerMessage>, Vec<PeerMessage>) {
+        let ar = a.start_rekey().unwrap();
+        let cr = c.start_rekey().unwrap();
+        let a_first = a.on_rekey(&cr).unwrap();
+        let c_first = c.on_rekey(&ar).unwrap();
+        assert!(matches!(
+            a.open(&c_first).unwrap(),
+            AppMessage::Resume { .. }
+        ));
+        assert!(matches!(
+            c.open(&a_first).unwrap(),
+            AppMessage::Resume { .. }
+        ));
+        (a.retransmit().unwrap(), c.retransmit().unwrap())
+    }
+
+    #[test]
+    fn after_a_resume_exactly_the_lost_reliable_messages_arrive_once() {
+        let (mut a, mut c) = pair();
+        let f1 = a.seal(&chat("1")).unwrap();
+        c.open(&f1).unwrap();
+        let _lost2 = a.seal(&chat("2")).unwrap();
+        let _lost_pointer = a
+            .seal(&AppMessage::Pointer {
+                x: 1,
+                y: 1,
+                visible: true,
+            })
+            .unwrap();
+        let (from_a, from_c) = resume(&mut a, &mut c);
+        assert!(from_c.is_empty());
+        assert_eq!(from_a.len(), 1, "the chat, not the pointer");
+        assert_eq!(c.open(&from_a[0]).unwrap(), chat("2"));
+        // Queued during a second outage, sent after the second resume.
+        let ar = a.start_rekey().unwrap();
+        assert_eq!(a.send_or_queue(&chat("3")).unwrap(), None);
+        assert_eq!(
+            a.send_or_queue(&AppMessage::KeyFrameRequest),
+            Err(ChannelError::Resuming)
+        );
+        assert_eq!(a.seal(&chat("x")), Err(ChannelError::Resuming));
+        let cr = c.start_rekey().unwrap();
+        let a_first = a.on_rekey(&cr).unwrap();
+        let c_first = c.on_rekey(&ar).unwrap();
+        a.open(&c_first).unwrap();
+        c.open(&a_first).unwrap();
+        let again = a.retransmit().unwrap();
+        c.retransmit().unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(c.open(&again[0]).unwrap(), chat("3"));
+        assert_eq!(a.rekeys(), 2);
+        // And the channel goes on both ways.
+        let f = c.seal(&chat("back")).unwrap();
+        assert_eq!(a.open(&f).unwrap(), chat("back"));
+    }
+
+    #[test]
+    fn a_rekey_without_the_session_secret_or_replayed_closes_the_channel() {
+        let (mut a, mut c) = pair();
+        a.start_rekey().unwrap();
+        let PeerMessage::Rekey {
+            generation,
+            public,
+            nonce,
+            mut mac,
+        } = c.start_rekey().unwrap()
+        else {
+            panic!("rekey");
+        };
+        mac[0] ^= 1;
+        let forged = PeerMessage::Rekey {
+            generation,
+            public,
+            nonce,
+            mac,
+        };
+        assert!(matches!(a.on_rekey(&forged), Err(ChannelError::Resume(_))));
+        assert!(a.is_closed());
+
+        let (mut a, mut c) = pair();
+        let ar = a.start_rekey().unwrap();
+        let cr = c.start_rekey().unwrap();
+        let a_first = a.on_rekey(&cr).unwrap();
+        let c_first = c.on_rekey(&ar).unwrap();
+        a.open(&c_first).unwrap();
+        c.open(&a_first).unwrap();
+        a.retransmit().unwrap();
+        a.start_rekey().unwrap();
+        assert!(matches!(a.on_rekey(&cr), Err(ChannelError::Resume(_))));
+        assert!(a.is_closed());
+    }
+
+    #[test]
+    fn acks_free_the_buffer_and_it_is_bounded() {
+        let (mut a, mut c) = pair();
+        for i in 0..ACK_EVERY {
+            let f = a.seal(&chat(&i.to_string())).unwrap();
+            c.open(&f).unwrap();
+        }
+        assert_eq!(a.unacknowledged(), 9);
+        let ack = c.take_ack(false).unwrap().expect("an ack is due");
+        a.open(&ack).unwrap();
+        assert_eq!(a.unacknowledged(), 0);
+        assert_eq!(c.take_ack(true).unwrap(), None);
+        for _ in 0..MAX_UNACKED_MESSAGES {
+            a.seal(&chat("x")).unwrap();
+        }
+        assert!(matches!(
+            a.seal(&chat("one too many")),
+            Err(ChannelError::Backlog { .. })
+        ));
+        assert!(!a.is_closed(), "backlog is not fatal");
+        let bogus = c.seal(&AppMessage::Ack { seq: 5 }).unwrap();
+        assert!(matches!(a.open(&bogus), Err(ChannelError::Resume(_))));
     }
 }

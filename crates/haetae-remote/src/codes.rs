@@ -318,6 +318,12 @@ impl AccessCodes {
         &self.policy
     }
 
+    /// The shared bucket (the session registry keeps its records beside the codes).
+    #[must_use]
+    pub fn kv(&self) -> Arc<dyn KvStore> {
+        Arc::clone(&self.kv)
+    }
+
     /// Issues a code for `agent` opening session `sid`.
     ///
     /// # Errors
@@ -511,7 +517,9 @@ impl AccessCodes {
         }
     }
 
-    async fn count_failure(&self, ip: IpAddr) -> Result<(), CodeError> {
+    /// Counts a failed attempt from `ip` (a wrong code, or a wrong resume token) against
+    /// the address limits.
+    pub(crate) async fn count_failure(&self, ip: IpAddr) -> Result<(), CodeError> {
         let addr = address_key(ip);
         let minute = self
             .kv

@@ -12,7 +12,11 @@
 //!   Center signs with Ed25519 and the customer's side checks, so the grade holds end to end.
 //! - [`codes`] (feature `net`): one-time 6-9 digit access codes in the shared `haetae-bus`
 //!   KV with per-code and per-address attempt limits.
-//! - [`relay`] and [`client`] (feature `net`): the WebSocket relay and a Rust client of it.
+//! - [`registry`] (feature `net`): the paired sessions in the same KV, with single-use,
+//!   hashed resume tokens, so that another relay can take a session over.
+//! - [`relay`] and [`client`] (feature `net`): the WebSocket relay and a Rust client of it;
+//!   [`client::SupportLink`] survives the loss of a relay (reconnect, resume, re-key,
+//!   retransmission of unacknowledged messages).
 //!
 //! ```
 //! use haetae_remote::channel::{AgentHandshake, CustomerHandshake};
@@ -48,5 +52,7 @@ pub mod session;
 pub mod client;
 #[cfg(feature = "net")]
 pub mod codes;
+#[cfg(feature = "net")]
+pub mod registry;
 #[cfg(feature = "net")]
 pub mod relay;

@@ -53,6 +53,18 @@ impl std::fmt::Debug for SessionId {
     }
 }
 
+/// Which end of the session a client is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// The bank's agent console.
+    Agent,
+    /// The customer's page (or helper).
+    Customer,
+}
+
+/// Bytes of a resume token ([`RelayMessage::ResumeToken`]).
+pub const RESUME_TOKEN_LEN: usize = 32;
+
 /// Why the relay refused a request. Deliberately coarse: a wrong, expired, burned or used
 /// code all read [`RefuseReason::InvalidOrExpired`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,6 +136,7 @@ macro_rules! byte_enum {
     };
 }
 
+byte_enum!(Role, "role", { Agent = 0, Customer = 1 });
 byte_enum!(RefuseReason, "refuse reason", {
     InvalidOrExpired = 1, TooManyAttempts = 2, NotAllowed = 3, Busy = 4, OtherRelay = 5,
     Protocol = 6, Unavailable = 7,
@@ -188,6 +201,22 @@ pub enum RelayMessage {
         /// Why.
         reason: EndReason,
     },
+    /// Client → relay, instead of `AgentOpen`/`CustomerJoin` after a lost connection: resume
+    /// session `sid` as `role` with the token the relay gave this side last.
+    Resume {
+        /// The session.
+        sid: SessionId,
+        /// Which side this is.
+        role: Role,
+        /// The side's current resume token (single use).
+        token: [u8; RESUME_TOKEN_LEN],
+    },
+    /// Relay → client, before `Paired` (at pairing and after each resume): the token that
+    /// resumes this side's session once; the relay keeps only its hash.
+    ResumeToken {
+        /// The token.
+        token: [u8; RESUME_TOKEN_LEN],
+    },
 }
 
 impl RelayMessage {
@@ -236,6 +265,16 @@ impl RelayMessage {
             RelayMessage::Bye { reason } => {
                 reason.encode(&mut w);
                 8
+            }
+            RelayMessage::Resume { sid, role, token } => {
+                sid.encode(&mut w);
+                role.encode(&mut w);
+                w.raw(token);
+                9
+            }
+            RelayMessage::ResumeToken { token } => {
+                w.raw(token);
+                10
             }
         };
         frame(ty, &w.into_bytes())
@@ -294,6 +333,14 @@ impl RelayMessage {
             },
             8 => RelayMessage::Bye {
                 reason: EndReason::read(&mut r)?,
+            },
+            9 => RelayMessage::Resume {
+                sid: SessionId::read(&mut r)?,
+                role: Role::read(&mut r)?,
+                token: r.array("resume token")?,
+            },
+            10 => RelayMessage::ResumeToken {
+                token: r.array("resume token")?,
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -358,6 +405,19 @@ pub enum PeerMessage {
         /// Why.
         reason: EndReason,
     },
+    /// Either side, after a resume: a fresh X25519 key and nonce for the next key
+    /// generation, authenticated by an HMAC under the current resume secret (see
+    /// [`crate::channel::Channel::start_rekey`]).
+    Rekey {
+        /// The generation these keys open (1 for the first resume).
+        generation: u32,
+        /// Fresh X25519 public key.
+        public: [u8; 32],
+        /// Fresh nonce.
+        nonce: [u8; 32],
+        /// HMAC-SHA-256 under the resume secret.
+        mac: [u8; 32],
+    },
 }
 
 impl PeerMessage {
@@ -389,6 +449,15 @@ impl PeerMessage {
             PeerMessage::Abort { reason } => {
                 reason.encode(&mut w);
                 0x14
+            }
+            PeerMessage::Rekey {
+                generation,
+                public,
+                nonce,
+                mac,
+            } => {
+                w.u32(*generation).raw(public).raw(nonce).raw(mac);
+                0x15
             }
         };
         frame(ty, &w.into_bytes())
@@ -426,6 +495,12 @@ impl PeerMessage {
             }
             0x14 => PeerMessage::Abort {
                 reason: EndReason::read(&mut r)?,
+            },
+            0x15 => PeerMessage::Rekey {
+                generation: r.u32("key generation")?,
+                public: r.array("rekey public key")?,
+                nonce: r.array("rekey nonce")?,
+                mac: r.array("rekey mac")?,
             },
             other => {
                 return Err(DecodeError::Unknown {
@@ -466,6 +541,7 @@ pub enum MessageType {
     Bye,
     Error,
     Policy,
+    Resume,
 }
 
 byte_enum!(MessageType, "sealed message type", {
@@ -473,7 +549,7 @@ byte_enum!(MessageType, "sealed message type", {
     KeyFrameRequest = 0x25, Input = 0x26, ControlRequest = 0x27, ControlGrant = 0x28,
     ControlRevoke = 0x29, FileOffer = 0x2a, FileAccept = 0x2b, FileRefuse = 0x2c,
     FileChunk = 0x2d, FileDone = 0x2e, Pointer = 0x2f, Drawing = 0x30, DrawingClear = 0x31,
-    UrlPush = 0x32, Bye = 0x33, Error = 0x34, Policy = 0x35,
+    UrlPush = 0x32, Bye = 0x33, Error = 0x34, Policy = 0x35, Resume = 0x36,
 });
 
 impl MessageType {
@@ -486,7 +562,8 @@ impl MessageType {
     }
 
     /// Whether the receiver acknowledges it and a sender retransmits it after a reconnect
-    /// (chat, control, file metadata, consent); screen data is never retransmitted.
+    /// (chat, control, files, consent, drawings, URLs); screen data, input, the pointer and
+    /// the acknowledgements themselves are never retransmitted.
     #[must_use]
     pub fn is_reliable(self) -> bool {
         !matches!(
@@ -497,6 +574,7 @@ impl MessageType {
                 | MessageType::Input
                 | MessageType::Pointer
                 | MessageType::Ack
+                | MessageType::Resume
         )
     }
 }
@@ -754,9 +832,11 @@ pub enum AppMessage {
         /// The text (at most [`MAX_CHAT`] bytes).
         text: String,
     },
-    /// The receiver has every reliable message up to and including sequence number `seq`.
+    /// The receiver has received this many reliable messages (see
+    /// [`MessageType::is_reliable`]) from the sender since the session started; the sender
+    /// may forget them.
     Ack {
-        /// The last sequence number received.
+        /// Reliable messages received so far in this direction.
         seq: u64,
     },
     /// Customer → agent: a screen frame starts; its data follows in `chunks` chunks.
@@ -878,6 +958,12 @@ pub enum AppMessage {
         /// Ed25519 signature of the payload's bytes by the Center's key.
         signature: [u8; 64],
     },
+    /// Either side, the first sealed frame under new keys after a resume: how many reliable
+    /// messages this side has received so far; the other side retransmits the rest.
+    Resume {
+        /// Reliable messages received so far in this direction.
+        received: u64,
+    },
 }
 
 impl AppMessage {
@@ -907,6 +993,7 @@ impl AppMessage {
             AppMessage::Bye { .. } => MessageType::Bye,
             AppMessage::Error { .. } => MessageType::Error,
             AppMessage::Policy { .. } => MessageType::Policy,
+            AppMessage::Resume { .. } => MessageType::Resume,
         }
     }
 
@@ -926,6 +1013,9 @@ impl AppMessage {
             }
             AppMessage::Ack { seq } => {
                 w.u64(*seq);
+            }
+            AppMessage::Resume { received } => {
+                w.u64(*received);
             }
             AppMessage::ScreenFrame {
                 frame,
@@ -1008,6 +1098,9 @@ impl AppMessage {
             },
             MessageType::Ack => AppMessage::Ack {
                 seq: r.u64("acknowledged sequence number")?,
+            },
+            MessageType::Resume => AppMessage::Resume {
+                received: r.u64("messages received")?,
             },
             MessageType::ScreenFrame => AppMessage::ScreenFrame {
                 frame: r.u32("frame number")?,
@@ -1243,6 +1336,7 @@ pub fn examples() -> Vec<AppMessage> {
             payload: "haetae-remote-policy v1\nagent=kim\n".into(),
             signature: [7; 64],
         },
+        AppMessage::Resume { received: 17 },
     ]
 }
 
@@ -1288,6 +1382,14 @@ mod tests {
             },
             RelayMessage::Bye {
                 reason: EndReason::Normal,
+            },
+            RelayMessage::Resume {
+                sid,
+                role: Role::Customer,
+                token: [5; RESUME_TOKEN_LEN],
+            },
+            RelayMessage::ResumeToken {
+                token: [6; RESUME_TOKEN_LEN],
             },
         ] {
             assert_eq!(RelayMessage::decode(&msg.encode()).unwrap(), msg);

@@ -38,7 +38,8 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::channel::hash_parts;
 use crate::codes::{AccessCodes, CodeError, Failure};
-use crate::protocol::{EndReason, MAX_RELAY_FRAME, RefuseReason, RelayMessage, SessionId};
+use crate::protocol::{EndReason, MAX_RELAY_FRAME, RefuseReason, RelayMessage, Role, SessionId};
+use crate::registry::{Registry, RegistryPolicy, ResumeError, ResumeToken};
 
 /// Where relay events go (the bus emitter, a log writer, a test's list).
 pub type EventOut = Arc<dyn Fn(Event) + Send + Sync>;
@@ -76,6 +77,10 @@ pub struct RelayConfig {
     /// is the ticket's, whatever `AgentOpen` claims. `haetae up` sets it; a standalone
     /// relay without a Center relies on `agent_networks` alone.
     pub agent_tickets: Option<TicketKey>,
+    /// Resume after a lost connection or relay: how long a session can be resumed after
+    /// its relay last refreshed it, how long the first side back waits for the other, how
+    /// many resumes a session may have.
+    pub resume: RegistryPolicy,
 }
 
 impl Default for RelayConfig {
@@ -97,6 +102,7 @@ impl Default for RelayConfig {
             allowed_origins: Vec::new(),
             queue_frames: 32,
             agent_tickets: None,
+            resume: RegistryPolicy::default(),
         }
     }
 }
@@ -145,6 +151,15 @@ impl RelayConfig {
             || self.frames_per_sec == 0
         {
             return bad("rates", "must be above zero");
+        }
+        if self.resume.resume_wait < Duration::from_secs(1)
+            || self.resume.resume_window < self.resume.resume_wait
+            || self.resume.resume_window > crate::codes::BUCKET_MAX_AGE
+        {
+            return bad(
+                "resume_wait/resume_window",
+                "must be at least 1 s, the window at least the wait and at most an hour",
+            );
         }
         if self.max_sessions == 0 || self.queue_frames == 0 || self.max_connections == 0 {
             return bad(
@@ -202,6 +217,8 @@ struct Link {
     to_peer: mpsc::Sender<Vec<u8>>,
     from_peer: mpsc::Receiver<Vec<u8>>,
     record: Arc<SessionRecord>,
+    /// The resume token to hand this side before `Paired` (a fresh pairing).
+    token: Option<ResumeToken>,
 }
 
 /// The history of one paired session; emits its event when the last side lets go.
@@ -220,6 +237,8 @@ struct SessionRecord {
     end: Mutex<Option<(EndReason, &'static str)>>,
     bucket: Mutex<TokenBucket>,
     shared: Arc<Shared>,
+    /// Resumes of this session before this pairing (0: the first pairing).
+    resumes: u32,
 }
 
 impl SessionRecord {
@@ -271,7 +290,8 @@ impl Drop for SessionRecord {
             .label("bytes_to_customer", a2c.to_string())
             .label("bytes_to_agent", c2a.to_string())
             .label("frames_to_customer", self.frames_a2c.load(Ordering::Relaxed).to_string())
-            .label("frames_to_agent", self.frames_c2a.load(Ordering::Relaxed).to_string());
+            .label("frames_to_agent", self.frames_c2a.load(Ordering::Relaxed).to_string())
+            .label("resumes", self.resumes.to_string());
         (self.shared.events)(event);
     }
 }
@@ -286,14 +306,31 @@ pub fn session_label(sid: &SessionId) -> String {
 /// An agent waiting for its customer: where to hand the pairing, and the agent's address.
 type Waiting = (oneshot::Sender<Link>, IpAddr);
 
+/// A side back after a lost connection, waiting for the other: where to hand the pairing,
+/// its role and its address.
+type ResumeWaiting = (oneshot::Sender<Link>, Role, IpAddr);
+
+/// What `stop` holds: running, stopping (clients told, sessions resumable), killed.
+const RUNNING: u8 = 0;
+const STOPPING: u8 = 1;
+const KILLED: u8 = 2;
+
 struct Shared {
     config: RelayConfig,
     codes: AccessCodes,
+    registry: Registry,
     waiting: Mutex<HashMap<[u8; 16], Waiting>>,
+    resuming: Mutex<HashMap<[u8; 16], ResumeWaiting>>,
     live: AtomicUsize,
     total: Mutex<TokenBucket>,
     events: EventOut,
-    stop: watch::Receiver<bool>,
+    stop: watch::Receiver<u8>,
+}
+
+impl Shared {
+    fn killed(&self) -> bool {
+        *self.stop.borrow() == KILLED
+    }
 }
 
 /// A relay that is serving.
@@ -301,7 +338,7 @@ struct Shared {
 pub struct RunningRelay {
     addr: SocketAddr,
     path: &'static str,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<u8>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -321,7 +358,15 @@ impl RunningRelay {
     /// Stops accepting, tells every connected client (`Bye { Shutdown }`) and returns when
     /// the accept loop has ended.
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(STOPPING);
+        let _ = self.task.await;
+    }
+
+    /// Drops every connection at once, telling no one, as a crashed relay process would
+    /// (for failover tests); the sessions' registry records stay, so the clients can
+    /// resume elsewhere.
+    pub async fn kill(self) {
+        let _ = self.stop.send(KILLED);
         let _ = self.task.await;
     }
 }
@@ -406,15 +451,18 @@ fn start(
     codes: AccessCodes,
     events: EventOut,
 ) -> RunningRelay {
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let (stop_tx, stop_rx) = watch::channel(RUNNING);
     // Every event names this relay (`haetae.instance`).
     let instance = config.relay_id.clone();
     let events: EventOut = Arc::new(move |e: Event| events(e.instance(instance.clone())));
+    let registry = Registry::new(codes.kv(), config.resume.clone(), config.relay_id.clone());
     let shared = Arc::new(Shared {
         total: Mutex::new(TokenBucket::new(config.total_bytes_per_sec)),
         config,
         codes,
+        registry,
         waiting: Mutex::new(HashMap::new()),
+        resuming: Mutex::new(HashMap::new()),
         live: AtomicUsize::new(0),
         events,
         stop: stop_rx.clone(),
@@ -433,7 +481,7 @@ async fn accept_loop(
     mut incoming: Incoming,
     shared: Arc<Shared>,
     slots: Arc<tokio::sync::Semaphore>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<u8>,
 ) {
     loop {
         tokio::select! {
@@ -524,6 +572,9 @@ async fn connection(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
         }
         Ok(RelayMessage::CustomerJoin { code }) => {
             customer_side(&shared, ws, peer.ip(), &code).await;
+        }
+        Ok(RelayMessage::Resume { sid, role, token }) => {
+            resume_side(&shared, ws, peer.ip(), sid, role, token).await;
         }
         _ => {
             refuse(&mut ws, RefuseReason::Protocol, Duration::ZERO).await;
@@ -709,7 +760,9 @@ async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String)
         // While waiting the agent may only leave; anything else ends the wait too.
         _ = next_binary(&mut ws) => None,
         _ = stop.changed() => {
-            close(&mut ws, Some(EndReason::Shutdown)).await;
+            if !shared.killed() {
+                close(&mut ws, Some(EndReason::Shutdown)).await;
+            }
             None
         }
     };
@@ -718,6 +771,9 @@ async fn agent_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, agent: String)
         let _ = shared.codes.withdraw(&issued).await;
         return;
     };
+    if let Some(token) = link.token {
+        let _ = send(&mut ws, &RelayMessage::ResumeToken { token }).await;
+    }
     if send(&mut ws, &RelayMessage::Paired { sid }).await {
         forward(shared, ws, link, Side::Agent).await;
     } else {
@@ -797,7 +853,21 @@ async fn customer_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, code: &str)
         end: Mutex::new(None),
         bucket: Mutex::new(TokenBucket::new(shared.config.session_bytes_per_sec)),
         shared: Arc::clone(shared),
+        resumes: 0,
     });
+    // The registry record lets both ends resume on any relay sharing the KV. Without it
+    // (the KV is down) the session still runs; it just cannot be resumed.
+    let tokens = match shared
+        .registry
+        .register(&redeemed.sid, &redeemed.agent, agent_ip, ip)
+        .await
+    {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::warn!(error = %e, "relay: session not registered; it cannot be resumed");
+            None
+        }
+    };
     (shared.events)(
         code_event(
             "remote.code_used",
@@ -812,20 +882,251 @@ async fn customer_side(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, code: &str)
         to_peer: to_customer,
         from_peer: agent_rx,
         record: Arc::clone(&record),
+        token: tokens.map(|t| t.0),
     };
     let customer_link = Link {
         to_peer: to_agent,
         from_peer: customer_rx,
         record,
+        token: None,
     };
     if agent_tx.send(agent_link).is_err() {
         customer_link.record.end(EndReason::PeerLeft, "agent");
         return refuse(&mut ws, RefuseReason::InvalidOrExpired, Duration::ZERO).await;
     }
+    if let Some((_, token)) = tokens {
+        let _ = send(&mut ws, &RelayMessage::ResumeToken { token }).await;
+    }
     if send(&mut ws, &RelayMessage::Paired { sid: redeemed.sid }).await {
         forward(shared, ws, customer_link, Side::Customer).await;
     } else {
         customer_link.record.end(EndReason::PeerLeft, "customer");
+    }
+}
+
+/// A side back after a lost connection (its relay died, or its own network dropped):
+/// checks its single-use token in the registry, hands it the next one, and pairs it with the
+/// other side when that one is (or comes) back to this relay within the resume wait. The
+/// limits of a fresh session hold: agent networks, the session cap, address limits for
+/// wrong tokens, the idle timeout and rates of the new pairing.
+async fn resume_side(
+    shared: &Arc<Shared>,
+    mut ws: Ws,
+    ip: IpAddr,
+    sid: SessionId,
+    role: Role,
+    token: ResumeToken,
+) {
+    match shared.codes.address_limited(ip).await {
+        Ok(None) => {}
+        Ok(Some(retry)) => return refuse(&mut ws, RefuseReason::TooManyAttempts, retry).await,
+        Err(_) => {
+            return refuse(&mut ws, RefuseReason::Unavailable, Duration::from_secs(1)).await;
+        }
+    }
+    if role == Role::Agent && !shared.config.agent_networks.iter().any(|n| n.contains(&ip)) {
+        (shared.events)(
+            code_event(
+                "remote.agent_refused",
+                ip,
+                Outcome::Failure,
+                format!("agent resume from {ip}, outside the agent networks"),
+            )
+            .severity(Severity::Medium),
+        );
+        return refuse(&mut ws, RefuseReason::NotAllowed, Duration::ZERO).await;
+    }
+    let open = shared.live.load(Ordering::Relaxed)
+        + lock(&shared.waiting).len()
+        + lock(&shared.resuming).len();
+    if open >= shared.config.max_sessions {
+        return refuse(&mut ws, RefuseReason::Busy, Duration::from_secs(1)).await;
+    }
+    let other_here = lock(&shared.resuming)
+        .get(&sid.0)
+        .is_some_and(|(_, r, _)| *r != role);
+    let claim = shared.registry.claim(&sid, role, &token, other_here).await;
+    let (next, agent, resumes) = match claim {
+        Ok(
+            crate::registry::Claim::Wait {
+                token,
+                agent,
+                resumes,
+            }
+            | crate::registry::Claim::Pair {
+                token,
+                agent,
+                resumes,
+            },
+        ) => (token, agent, resumes),
+        Err(e) => {
+            let (reason, retry, severity) = match &e {
+                ResumeError::Invalid { .. } => {
+                    let _ = shared.codes.count_failure(ip).await;
+                    (
+                        RefuseReason::InvalidOrExpired,
+                        Duration::ZERO,
+                        Severity::Medium,
+                    )
+                }
+                ResumeError::OtherRelay { .. } => {
+                    (RefuseReason::OtherRelay, Duration::ZERO, Severity::Info)
+                }
+                ResumeError::Store(_) => (
+                    RefuseReason::Unavailable,
+                    Duration::from_secs(1),
+                    Severity::Medium,
+                ),
+            };
+            (shared.events)(
+                code_event(
+                    "remote.resume_failed",
+                    ip,
+                    Outcome::Failure,
+                    format!("{role:?} resume refused for {ip}: {e}"),
+                )
+                .severity(severity)
+                .label("session", session_label(&sid)),
+            );
+            return refuse(&mut ws, reason, retry).await;
+        }
+    };
+    if !send(&mut ws, &RelayMessage::ResumeToken { token: next }).await {
+        return;
+    }
+    // Pair with the other side if it waits here; otherwise wait for it (a same-side
+    // waiter from an earlier attempt is replaced: its connection is stale).
+    let waiter = {
+        let mut map = lock(&shared.resuming);
+        match map.remove(&sid.0) {
+            Some((tx, r, other_ip)) if r != role => Some((tx, other_ip)),
+            _ => None,
+        }
+    };
+    let link = if let Some((other_tx, other_ip)) = waiter {
+        let (agent_ip, customer_ip) = match role {
+            Role::Agent => (ip, other_ip),
+            Role::Customer => (other_ip, ip),
+        };
+        let (mine, theirs) = pair_links(shared, sid, agent.clone(), agent_ip, customer_ip, resumes);
+        if other_tx.send(theirs).is_err() {
+            mine.record.end(EndReason::PeerLeft, "relay");
+            drop(mine);
+            return wait_for_other(shared, ws, ip, sid, role).await;
+        }
+        (shared.events)(
+            code_event(
+                "remote.session_resumed",
+                ip,
+                Outcome::Success,
+                format!("{agent}'s session resumed on this relay (resume {resumes})"),
+            )
+            .user_id(agent)
+            .label("session", session_label(&sid)),
+        );
+        mine
+    } else {
+        return wait_for_other(shared, ws, ip, sid, role).await;
+    };
+    if send(&mut ws, &RelayMessage::Paired { sid }).await {
+        forward(shared, ws, link, side_of(role)).await;
+    } else {
+        link.record.end(EndReason::PeerLeft, side_of(role).name());
+    }
+}
+
+fn side_of(role: Role) -> Side {
+    match role {
+        Role::Agent => Side::Agent,
+        Role::Customer => Side::Customer,
+    }
+}
+
+/// Two linked halves of a (resumed) pairing: this side's and the other's.
+fn pair_links(
+    shared: &Arc<Shared>,
+    sid: SessionId,
+    agent: String,
+    agent_ip: IpAddr,
+    customer_ip: IpAddr,
+    resumes: u32,
+) -> (Link, Link) {
+    let (to_customer, customer_rx) = mpsc::channel(shared.config.queue_frames);
+    let (to_agent, agent_rx) = mpsc::channel(shared.config.queue_frames);
+    shared.live.fetch_add(1, Ordering::Relaxed);
+    let record = Arc::new(SessionRecord {
+        sid,
+        agent,
+        agent_ip,
+        customer_ip,
+        paired_at: SystemTime::now(),
+        started: Instant::now(),
+        bytes_a2c: AtomicU64::new(0),
+        bytes_c2a: AtomicU64::new(0),
+        frames_a2c: AtomicU64::new(0),
+        frames_c2a: AtomicU64::new(0),
+        last_activity_ms: AtomicU64::new(0),
+        end: Mutex::new(None),
+        bucket: Mutex::new(TokenBucket::new(shared.config.session_bytes_per_sec)),
+        shared: Arc::clone(shared),
+        resumes,
+    });
+    let agent_link = Link {
+        to_peer: to_customer,
+        from_peer: agent_rx,
+        record: Arc::clone(&record),
+        token: None,
+    };
+    let customer_link = Link {
+        to_peer: to_agent,
+        from_peer: customer_rx,
+        record,
+        token: None,
+    };
+    (agent_link, customer_link)
+}
+
+/// The first side back waits (at most the resume wait) for the other to come to this relay.
+async fn wait_for_other(shared: &Arc<Shared>, mut ws: Ws, ip: IpAddr, sid: SessionId, role: Role) {
+    let (tx, rx) = oneshot::channel();
+    lock(&shared.resuming).insert(sid.0, (tx, role, ip));
+    let mut stop = shared.stop.clone();
+    let outcome = tokio::select! {
+        link = rx => link.ok(),
+        () = tokio::time::sleep(shared.config.resume.resume_wait) => {
+            // The other side did not come back in time: the session is over.
+            let _ = send(&mut ws, &RelayMessage::PeerGone { reason: EndReason::PairTimeout }).await;
+            let _ = shared.registry.remove(&sid).await;
+            close(&mut ws, None).await;
+            None
+        }
+        _ = next_binary(&mut ws) => None,
+        _ = stop.changed() => {
+            if !shared.killed() {
+                close(&mut ws, Some(EndReason::Shutdown)).await;
+            }
+            None
+        }
+    };
+    let Some(link) = outcome else {
+        {
+            let mut map = lock(&shared.resuming);
+            if map
+                .get(&sid.0)
+                .is_some_and(|(tx, r, _)| *r == role && tx.is_closed())
+            {
+                map.remove(&sid.0);
+            }
+        }
+        if !shared.killed() {
+            let _ = shared.registry.stop_waiting(&sid, role).await;
+        }
+        return;
+    };
+    if send(&mut ws, &RelayMessage::Paired { sid }).await {
+        forward(shared, ws, link, side_of(role)).await;
+    } else {
+        link.record.end(EndReason::PeerLeft, side_of(role).name());
     }
 }
 
@@ -854,7 +1155,10 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
         to_peer,
         mut from_peer,
         record,
+        token: _,
     } = link;
+    let refresh_every = shared.config.resume.resume_window / 3;
+    let mut refreshed = Instant::now();
     let (bytes, frames) = match side {
         Side::Agent => (&record.bytes_a2c, &record.frames_a2c),
         Side::Customer => (&record.bytes_c2a, &record.frames_c2a),
@@ -936,13 +1240,33 @@ async fn forward(shared: &Arc<Shared>, mut ws: Ws, link: Link, side: Side) {
                     record.end(EndReason::Idle, "relay");
                     break Some(EndReason::Idle);
                 }
+                // One side keeps the registry record alive while the session runs here.
+                if side == Side::Agent && refreshed.elapsed() >= refresh_every {
+                    refreshed = Instant::now();
+                    let (shared, sid) = (Arc::clone(shared), record.sid);
+                    tokio::spawn(async move {
+                        if let Err(e) = shared.registry.refresh(&sid).await {
+                            tracing::warn!(error = %e, "relay: cannot refresh a session's registry record");
+                        }
+                    });
+                }
             }
             _ = stop.changed() => {
+                if shared.killed() {
+                    // As a crashed process: no goodbye, nothing cleaned up.
+                    return;
+                }
                 record.end(EndReason::Shutdown, "relay");
                 break Some(EndReason::Shutdown);
             }
         }
     };
     drop(to_peer);
+    // A session that ended for good can no longer be resumed; one whose side only lost its
+    // connection (or whose relay is stopping) can, on this relay or another.
+    let reason = record.end_reason();
+    if !matches!(reason, EndReason::PeerLeft | EndReason::Shutdown) {
+        let _ = shared.registry.remove(&record.sid).await;
+    }
     close(&mut ws, ended).await;
 }

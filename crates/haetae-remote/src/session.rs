@@ -209,7 +209,8 @@ fn allowed_from(role: Role, kind: MessageType) -> bool {
         | T::FileChunk
         | T::FileDone
         | T::Bye
-        | T::Error => true,
+        | T::Error
+        | T::Resume => true,
     }
 }
 
@@ -293,6 +294,11 @@ impl Session {
         &self.channel
     }
 
+    /// The channel, for a resume (re-key, retransmission, acknowledgements).
+    pub fn channel_mut(&mut self) -> &mut Channel {
+        &mut self.channel
+    }
+
     fn check_grade(&self, kind: MessageType) -> Result<(), SessionError> {
         let needs_direct = matches!(
             kind,
@@ -328,6 +334,24 @@ impl Session {
     /// [`SessionError::WrongSender`] (nothing is sent), [`SessionError::NotPermitted`],
     /// [`SessionError::ControlNotGranted`], [`SessionError::File`], channel errors.
     pub fn send(&mut self, msg: &AppMessage) -> Result<PeerMessage, SessionError> {
+        self.send_inner(msg, false)?
+            .ok_or(SessionError::Channel(ChannelError::Resuming))
+    }
+
+    /// As [`Session::send`], but during a resume a reliable message is kept for
+    /// retransmission ([`Channel::send_or_queue`]): `Ok(None)`.
+    ///
+    /// # Errors
+    /// As [`Session::send`].
+    pub fn send_or_queue(&mut self, msg: &AppMessage) -> Result<Option<PeerMessage>, SessionError> {
+        self.send_inner(msg, true)
+    }
+
+    fn send_inner(
+        &mut self,
+        msg: &AppMessage,
+        queue: bool,
+    ) -> Result<Option<PeerMessage>, SessionError> {
         let role = self.role();
         let kind = msg.message_type();
         if !allowed_from(role, kind) {
@@ -376,8 +400,12 @@ impl Session {
             },
             _ => {}
         }
-        let sealed = self.channel.seal(msg)?;
-        // State changes only once the frame exists.
+        let sealed = if queue {
+            self.channel.send_or_queue(msg)?
+        } else {
+            Some(self.channel.seal(msg)?)
+        };
+        // State changes only once the frame exists (or is queued).
         match msg {
             AppMessage::ControlGrant => self.control_granted = true,
             AppMessage::ControlRevoke => {

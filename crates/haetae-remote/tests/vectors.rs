@@ -100,6 +100,66 @@ fn generate() -> Value {
     assert_eq!(agent_ch.open(&f).unwrap(), chat_c);
     record(Direction::CustomerToAgent, 0, &chat_c, &f);
 
+    // A resume: one agent chat is lost with the relay, both sides re-key (fixed keys and
+    // nonces, generation 1), exchange Resume, and the agent sends the lost chat again.
+    let lost = AppMessage::Chat {
+        id: 2,
+        text: "lost with relay A".into(),
+    };
+    let lost_frame = agent_ch.seal(&lost).unwrap();
+    let agent_rekey = agent_ch.rekey_with(X25519Secret::from_bytes([0x11; 32]), [0xa2; 32], 1);
+    let customer_rekey =
+        customer_ch.rekey_with(X25519Secret::from_bytes([0x22; 32]), [0xc2; 32], 1);
+    let agent_resume = agent_ch.on_rekey(&customer_rekey).unwrap();
+    let customer_resume = customer_ch.on_rekey(&agent_rekey).unwrap();
+    assert_eq!(
+        agent_ch.open(&customer_resume).unwrap(),
+        AppMessage::Resume { received: 2 }
+    );
+    assert_eq!(
+        customer_ch.open(&agent_resume).unwrap(),
+        AppMessage::Resume { received: 1 }
+    );
+    let resent = agent_ch.retransmit().unwrap();
+    assert_eq!(resent.len(), 1);
+    assert!(customer_ch.retransmit().unwrap().is_empty());
+    assert_eq!(customer_ch.open(&resent[0]).unwrap(), lost);
+    let rekey_shared = X25519Secret::from_bytes([0x11; 32])
+        .agree(&X25519Secret::from_bytes([0x22; 32]).public_key())
+        .unwrap();
+    let (a2c2, c2a2) = haetae_remote::channel::rekey_keys(
+        &sid,
+        &secrets.resume,
+        (
+            1,
+            &X25519Secret::from_bytes([0x11; 32]).public_key(),
+            &[0xa2; 32],
+        ),
+        (
+            1,
+            &X25519Secret::from_bytes([0x22; 32]).public_key(),
+            &[0xc2; 32],
+        ),
+        &rekey_shared,
+    )
+    .unwrap();
+    let resume = json!({
+        "lost": { "body": hex::encode(lost.encode_body()), "frame": hex::encode(lost_frame.encode()) },
+        "agent_secret": hex::encode([0x11u8; 32]),
+        "agent_nonce": hex::encode([0xa2u8; 32]),
+        "customer_secret": hex::encode([0x22u8; 32]),
+        "customer_nonce": hex::encode([0xc2u8; 32]),
+        "generation": 1,
+        "agent_rekey": hex::encode(agent_rekey.encode()),
+        "customer_rekey": hex::encode(customer_rekey.encode()),
+        "shared": hex::encode(*rekey_shared),
+        "key_a2c": hex::encode(&*a2c2),
+        "key_c2a": hex::encode(&*c2a2),
+        "agent_resume": hex::encode(agent_resume.encode()),
+        "customer_resume": hex::encode(customer_resume.encode()),
+        "retransmitted": hex::encode(resent[0].encode()),
+    });
+
     let messages: Vec<Value> = examples()
         .iter()
         .map(|m| {
@@ -134,6 +194,12 @@ fn generate() -> Value {
         RelayMessage::Bye {
             reason: EndReason::Normal,
         },
+        RelayMessage::Resume {
+            sid,
+            role: haetae_remote::protocol::Role::Customer,
+            token: [0x7e; 32],
+        },
+        RelayMessage::ResumeToken { token: [0x7f; 32] },
     ]
     .iter()
     .map(|m| json!({ "name": format!("{m:?}"), "frame": hex::encode(m.encode()) }))
@@ -195,6 +261,7 @@ fn generate() -> Value {
         "relay": relay,
         "invalid": invalid,
         "policy": policy,
+        "resume": resume,
     })
 }
 
@@ -228,6 +295,16 @@ fn the_vectors_decode_back() {
     for m in v["relay"].as_array().unwrap() {
         let bytes = hex::decode(m["frame"].as_str().unwrap()).unwrap();
         assert_eq!(RelayMessage::decode(&bytes).unwrap().encode(), bytes);
+    }
+    for key in [
+        "agent_rekey",
+        "customer_rekey",
+        "agent_resume",
+        "customer_resume",
+        "retransmitted",
+    ] {
+        let bytes = hex::decode(v["resume"][key].as_str().unwrap()).unwrap();
+        assert_eq!(PeerMessage::decode(&bytes).unwrap().encode(), bytes);
     }
     for m in v["sealed"].as_array().unwrap() {
         let bytes = hex::decode(m["frame"].as_str().unwrap()).unwrap();

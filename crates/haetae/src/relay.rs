@@ -45,6 +45,13 @@ pub struct RelayArgs {
     /// Bytes per second one session may forward.
     #[arg(long, default_value_t = 4 << 20)]
     session_bytes_per_sec: u64,
+    /// Seconds after its relay was last heard of during which a session can be resumed on
+    /// another relay sharing the bus (failover; at most 3600).
+    #[arg(long, default_value_t = 60)]
+    resume_window: u64,
+    /// Seconds the first side back after a lost connection waits for the other.
+    #[arg(long, default_value_t = 30)]
+    resume_wait: u64,
 }
 
 /// Runs `haetae relay`.
@@ -54,6 +61,11 @@ pub fn run(config: &Config, args: &RelayArgs) -> anyhow::Result<ExitCode> {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         session_bytes_per_sec: args.session_bytes_per_sec,
         allowed_origins: args.allowed_origins.clone(),
+        resume: haetae_remote::registry::RegistryPolicy {
+            resume_window: Duration::from_secs(args.resume_window),
+            resume_wait: Duration::from_secs(args.resume_wait),
+            ..haetae_remote::registry::RegistryPolicy::default()
+        },
         ..RelayConfig::default()
     };
     if !args.agent_networks.is_empty() {
@@ -122,10 +134,20 @@ pub(crate) async fn start(
     relay_config: RelayConfig,
     policy: CodePolicy,
 ) -> anyhow::Result<Relay> {
-    let kv = bus
-        .kv(BUCKET, BUCKET_MAX_AGE)
-        .await
-        .context("cannot open the access-code bucket")?;
+    // A relay on NATS starts while the bus still connects in the background: the bucket is
+    // asked for again for a while before giving up.
+    let mut tries = 0;
+    let kv = loop {
+        match bus.kv(BUCKET, BUCKET_MAX_AGE).await {
+            Ok(kv) => break kv,
+            Err(e) if tries < 60 => {
+                tries += 1;
+                tracing::debug!(error = %e, "relay: the access-code bucket is not reachable yet");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(e).context("cannot open the access-code bucket"),
+        }
+    };
     let codes = AccessCodes::new(kv, policy, relay_config.relay_id.clone())?;
     let emitter = Arc::new(
         bus.event_emitter(EmitterOptions::spooled(

@@ -12,7 +12,9 @@
 // console also reports the session's history (chat, files, consent, control) to the Center.
 
 import { AgentHandshake, allowedFrom, decodePeer, hex } from './proto.js';
-import { END_TEXT, RelayLink, avcCodecFor, relayUrl } from './link.js';
+import {
+  END_TEXT, RelayLink, avcCodecFor, relayUrl, relayUrls,
+} from './link.js';
 import { Recorder } from './recording.js';
 
 const $ = (id) => document.getElementById(id);
@@ -119,9 +121,10 @@ function end(reason, detail) {
 }
 
 function send(app) {
-  if (!channel || state !== 'open') return Promise.resolve();
+  if (!channel || !link || state !== 'open') return Promise.resolve();
   recorder?.app('agent', app);
-  return channel.seal(app).then((sealed) => { link?.sendPeer(sealed); }, (e) => {
+  // Through the link: during a relay failover reliable messages wait and are sent after it.
+  return link.sendApp(app).catch((e) => {
     if (e.fatal) end('Integrity', e.message);
     else throw e;
   });
@@ -154,7 +157,10 @@ async function fetchTicket() {
 
 function openLink(agent, ticket) {
   const url = ticket ? `${relayUrl()}?ticket=${encodeURIComponent(ticket)}` : relayUrl();
-  link = new RelayLink(url, {
+  link = new RelayLink([url, ...relayUrls().slice(1)], {
+    role: 'agent',
+    onResuming: () => { $('rs-agent').dataset.link = 'resuming'; log('중계 연결이 끊어져 다시 연결하는 중 / relay connection lost, resuming…', true); },
+    onResumed: (u) => { $('rs-agent').dataset.link = 'resumed'; log(`세션 재개 / session resumed via ${u}`); },
     onOpen: () => link.send({ type: 'AgentOpen', agent }),
     onMessage: onRelay,
     onClose: () => end('PeerLeft', '중계 연결이 끊어졌습니다 / the relay connection closed'),
@@ -255,6 +261,7 @@ async function sasMatches() {
   pending = null;
   channel = ch;
   link.sendPeer(first);
+  link.attach(ch);
   $('rs-sas-box').hidden = true;
   $('rs-chat-input').disabled = false;
   setState('open', '연결됨 / connected');
@@ -368,7 +375,7 @@ async function sendFile(id) {
   li.dataset.state = 'sending';
   const acceptedAt = new Date().toISOString();
   for (let off = 0; off < f.data.length; off += FILE_CHUNK) {
-    while (link && link.bufferedAmount > SEND_HIGH_WATER) await new Promise((r) => setTimeout(r, 20));
+    while (link && (link.bufferedAmount > SEND_HIGH_WATER || link.backlogged)) await new Promise((r) => setTimeout(r, 20));
     if (state !== 'open') return;
     await send({ type: 'FileChunk', id, offset: BigInt(off), data: f.data.subarray(off, off + FILE_CHUNK) });
   }

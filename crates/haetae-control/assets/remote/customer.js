@@ -15,7 +15,9 @@
 import {
   CustomerHandshake, MAX_CHUNK, allowedFrom, decodePeer, hex, noPolicy, policyAllows, unhex, verifyPolicy,
 } from './proto.js';
-import { END_TEXT, RelayLink, avcCodecFor, relayUrl } from './link.js';
+import {
+  END_TEXT, RelayLink, avcCodecFor, relayUrls,
+} from './link.js';
 
 const $ = (id) => document.getElementById(id);
 const HIGH_WATER = 512 * 1024; // bytes queued on the WebSocket before frames are dropped
@@ -87,8 +89,9 @@ function end(reason, detail) {
 }
 
 function send(app) {
-  if (!channel || state !== 'open') return Promise.resolve();
-  return channel.seal(app).then((sealed) => { link.sendPeer(sealed); }, (e) => {
+  if (!channel || !link || state !== 'open') return Promise.resolve();
+  // Through the link: during a relay failover reliable messages wait and are sent after it.
+  return link.sendApp(app).catch((e) => {
     if (e.fatal) end('Integrity', e.message);
     else throw e;
   });
@@ -139,6 +142,7 @@ async function onPeer(m) {
   if (state === 'sas') {
     channel = await pending.onConfirmation(m);
     pending = null;
+    link.attach(channel);
     state = 'open';
     $('rs-step-sas').hidden = true;
     $('rs-step-share').hidden = false;
@@ -409,7 +413,7 @@ async function sendFile(id) {
   if (!f || f.sending) return;
   f.sending = true;
   for (let off = 0; off < f.data.length; off += FILE_CHUNK) {
-    while (link && link.bufferedAmount > SEND_HIGH_WATER) await new Promise((r) => setTimeout(r, 20));
+    while (link && (link.bufferedAmount > SEND_HIGH_WATER || link.backlogged)) await new Promise((r) => setTimeout(r, 20));
     if (state !== 'open') return;
     await send({ type: 'FileChunk', id, offset: BigInt(off), data: f.data.subarray(off, off + FILE_CHUNK) });
   }
@@ -592,7 +596,10 @@ document.addEventListener('DOMContentLoaded', () => {
     });
   });
   function join(code) {
-    link = new RelayLink(relayUrl(), {
+    link = new RelayLink(relayUrls(), {
+      role: 'customer',
+      onResuming: () => { document.body.dataset.link = 'resuming'; status('연결이 끊어져 다시 연결하는 중 / Connection lost, reconnecting…', true); },
+      onResumed: () => { document.body.dataset.link = 'resumed'; status('다시 연결되었습니다 / Reconnected'); },
       onOpen: () => link.send({ type: 'CustomerJoin', code }),
       onMessage: onRelay,
       onClose: () => { if (state !== 'code') end('PeerLeft'); },

@@ -165,8 +165,14 @@ export const MessageType = byteEnum({
   SasConfirmed: 0x20, Chat: 0x21, Ack: 0x22, ScreenFrame: 0x23, ScreenChunk: 0x24, KeyFrameRequest: 0x25,
   Input: 0x26, ControlRequest: 0x27, ControlGrant: 0x28, ControlRevoke: 0x29, FileOffer: 0x2a, FileAccept: 0x2b,
   FileRefuse: 0x2c, FileChunk: 0x2d, FileDone: 0x2e, Pointer: 0x2f, Drawing: 0x30, DrawingClear: 0x31,
-  UrlPush: 0x32, Bye: 0x33, Error: 0x34, Policy: 0x35,
+  UrlPush: 0x32, Bye: 0x33, Error: 0x34, Policy: 0x35, Resume: 0x36,
 }, 'sealed message type');
+export const Role = byteEnum({ agent: 0, customer: 1 }, 'role');
+
+/** Acknowledged and retransmitted after a resume (as MessageType::is_reliable in protocol.rs). */
+export function isReliable(type) {
+  return !['ScreenFrame', 'ScreenChunk', 'KeyFrameRequest', 'Input', 'Pointer', 'Ack', 'Resume'].includes(type);
+}
 const VideoCodec = byteEnum({ H264: 1, VP8: 2, PNG: 3 }, 'video codec');
 const MouseButton = byteEnum({ Left: 0, Middle: 1, Right: 2 }, 'mouse button');
 
@@ -185,6 +191,8 @@ export function encodeRelay(m) {
     case 'Peer': w.raw(m.bytes); ty = 6; break;
     case 'PeerGone': w.u8(EndReason.byte(m.reason)); ty = 7; break;
     case 'Bye': w.u8(EndReason.byte(m.reason)); ty = 8; break;
+    case 'Resume': w.raw(m.sid).u8(Role.byte(m.role)).raw(m.token); ty = 9; break;
+    case 'ResumeToken': w.raw(m.token); ty = 10; break;
     default: throw new Error(`unknown relay message ${m.type}`);
   }
   return frame(ty, w.bytes());
@@ -215,6 +223,8 @@ export function decodeRelay(bytes) {
     }
     case 7: m = { type: 'PeerGone', reason: EndReason.read(r) }; break;
     case 8: m = { type: 'Bye', reason: EndReason.read(r) }; break;
+    case 9: m = { type: 'Resume', sid: r.array(16, 'session id'), role: Role.read(r), token: r.array(32, 'resume token') }; break;
+    case 10: m = { type: 'ResumeToken', token: r.array(32, 'resume token') }; break;
     default: throw new DecodeError('relay message type', 1, `unknown value ${ty}`);
   }
   r.finish();
@@ -232,6 +242,7 @@ export function encodePeer(m) {
     case 'CustomerKey': w.raw(m.public).raw(m.nonce); ty = 0x12; break;
     case 'Sealed': w.u64(m.seq).u8(m.kind).bytes32(m.ciphertext); ty = 0x13; break;
     case 'Abort': w.u8(EndReason.byte(m.reason)); ty = 0x14; break;
+    case 'Rekey': w.u32(m.generation).raw(m.public).raw(m.nonce).raw(m.mac); ty = 0x15; break;
     default: throw new Error(`unknown peer message ${m.type}`);
   }
   return frame(ty, w.bytes());
@@ -254,6 +265,12 @@ export function decodePeer(bytes) {
       break;
     }
     case 0x14: m = { type: 'Abort', reason: EndReason.read(r) }; break;
+    case 0x15:
+      m = {
+        type: 'Rekey', generation: r.u32('key generation'), public: r.array(32, 'rekey public key'),
+        nonce: r.array(32, 'rekey nonce'), mac: r.array(32, 'rekey mac'),
+      };
+      break;
     default: throw new DecodeError('peer message type', 1, `unknown value ${ty}`);
   }
   r.finish();
@@ -290,6 +307,7 @@ export function encodeAppBody(m) {
     case 'ControlRevoke': case 'DrawingClear': break;
     case 'Chat': w.u64(m.id).string(m.text); break;
     case 'Ack': w.u64(m.seq); break;
+    case 'Resume': w.u64(m.received); break;
     case 'ScreenFrame':
       w.u32(m.frame).u16(m.width).u16(m.height).u8(VideoCodec.byte(m.codec)).bool(m.keyFrame)
         .u64(m.timestampUs).u32(m.totalLen).u16(m.chunks);
@@ -343,6 +361,7 @@ export function decodeAppBody(kind, body) {
     case 'ControlRevoke': case 'DrawingClear': m = { type }; break;
     case 'Chat': m = { type, id: r.u64('chat id'), text: r.string(MAX_CHAT, 'chat text') }; break;
     case 'Ack': m = { type, seq: r.u64('acknowledged sequence number') }; break;
+    case 'Resume': m = { type, received: r.u64('messages received') }; break;
     case 'ScreenFrame':
       m = {
         type, frame: r.u32('frame number'), width: r.u16('width'), height: r.u16('height'),
@@ -686,18 +705,46 @@ export function frameAad(sid, direction, seq, kind) {
   return a;
 }
 
+/** Reliable messages kept for retransmission until acknowledged (channel.rs). */
+export const MAX_UNACKED_MESSAGES = 1024;
+export const MAX_UNACKED_BYTES = 8 << 20;
+/** An Ack goes out after this many reliable messages (and on a timer: takeAck(true)). */
+export const ACK_EVERY = 8n;
+
+function u32be(v) { const b = new Uint8Array(4); new DataView(b.buffer).setUint32(0, v >>> 0); return b; }
+
+/** HMAC-SHA-256 under the resume secret over "haetae-rekey-mac" || sid || role || generation || public || nonce. */
+export async function rekeyMac(resume, sid, role, generation, pub, nonce) {
+  const w = new Writer();
+  for (const p of [utf8.encode('haetae-rekey-mac'), sid, Uint8Array.of(Role.byte(role)), u32be(generation), pub, nonce]) w.bytes32(p);
+  const key = await subtle.importKey('raw', resume, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
+  return new Uint8Array(await subtle.sign('HMAC', key, w.bytes()));
+}
+
+/** The traffic keys after a re-key (channel.rs `rekey_keys`); halves are {generation, public, nonce}. */
+export async function rekeyKeys(sid, resume, agent, customer, shared) {
+  const salt = await hashParts(['haetae-rekey', sid, resume, u32be(agent.generation), agent.public, agent.nonce,
+    u32be(customer.generation), customer.public, customer.nonce]);
+  return { keyA2c: await hkdf32(shared, salt, 'haetae rs v1 a->c'), keyC2a: await hkdf32(shared, salt, 'haetae rs v1 c->a') };
+}
+
 /**
  * The open channel: seal and open in order. Both are async (WebCrypto); calls are queued so
  * that frames leave and are delivered in sequence order even when many are in flight.
+ *
+ * It also carries the session across a lost relay (as channel.rs): reliable messages
+ * (isReliable) are numbered per direction for the whole session and kept until the other
+ * side acknowledges them; after a reconnect startRekey/onRekey agree fresh keys authenticated
+ * by the resume secret, each side's first frame under them is Resume{received}, and
+ * retransmit() seals again exactly what the other side lacks.
  */
 export class Channel {
   static async create(role, sid, secrets) {
     const ch = new Channel();
     ch.role = role;
     ch.sid = sid;
-    const [send, recv] = role === 'agent' ? [secrets.keyA2c, secrets.keyC2a] : [secrets.keyC2a, secrets.keyA2c];
-    ch.sendKey = await subtle.importKey('raw', send, 'AES-GCM', false, ['encrypt']);
-    ch.recvKey = await subtle.importKey('raw', recv, 'AES-GCM', false, ['decrypt']);
+    ch.resume = Uint8Array.from(secrets.resume);
+    await ch.setKeys(secrets.keyA2c, secrets.keyC2a);
     ch.sendDir = role === 'agent' ? 0 : 1;
     ch.recvDir = role === 'agent' ? 1 : 0;
     ch.sendSeq = 0n;
@@ -705,37 +752,183 @@ export class Channel {
     ch.closed = false;
     ch.sendQueue = Promise.resolve();
     ch.recvQueue = Promise.resolve();
+    ch.phase = 'open';
+    ch.proposed = 0;
+    ch.peerGeneration = 0;
+    ch.rekeys = 0;
+    ch.reliableSent = 0n;
+    ch.peerAcked = 0n;
+    ch.unacked = [];
+    ch.unackedBytes = 0;
+    ch.reliableReceived = 0n;
+    ch.ackedSent = 0n;
     return ch;
   }
 
+  async setKeys(a2c, c2a) {
+    const [send, recv] = this.role === 'agent' ? [a2c, c2a] : [c2a, a2c];
+    this.sendKey = await subtle.importKey('raw', send, 'AES-GCM', false, ['encrypt']);
+    this.recvKey = await subtle.importKey('raw', recv, 'AES-GCM', false, ['decrypt']);
+  }
+
+  get isOpen() { return !this.closed && this.phase === 'open'; }
+  get unacknowledged() { return this.unacked.length; }
+  get unacknowledgedBytes() { return this.unackedBytes; }
+
   fail(e) { if (e.fatal) this.closed = true; return e; }
 
-  /** Seals an application message; resolves to a Sealed peer message. */
-  seal(msg) {
-    if (this.closed) return Promise.reject(new ChannelError('closed', 'the channel is closed'));
-    let body;
-    try {
-      body = encodeAppBody(msg);
-      decodeAppBody(MessageType.byte(msg.type), body); // never send what the receiver must refuse
-    } catch (e) {
-      return Promise.reject(new ChannelError('encode', `message not sent: ${e.message}`, false));
+  encode(msg) {
+    const body = encodeAppBody(msg);
+    decodeAppBody(MessageType.byte(msg.type), body); // never send what the receiver must refuse
+    return body;
+  }
+
+  keep(msg, size) {
+    if (this.unacked.length >= MAX_UNACKED_MESSAGES || this.unackedBytes + size > MAX_UNACKED_BYTES) {
+      return new ChannelError('backlog', `too many unacknowledged messages (${this.unacked.length}); wait for an acknowledgement`, false);
     }
+    this.unacked.push({ msg, size });
+    this.unackedBytes += size;
+    this.reliableSent += 1n;
+    return null;
+  }
+
+  sealFrame(type, body) {
     if (this.sendSeq === U64_MAX) return Promise.reject(this.fail(new ChannelError('exhausted', 'sequence numbers exhausted')));
     const seq = this.sendSeq;
     this.sendSeq += 1n;
-    const kind = MessageType.byte(msg.type);
+    const kind = MessageType.byte(type);
     const aad = frameAad(this.sid, this.sendDir, seq, kind);
+    const key = this.sendKey;
     const p = this.sendQueue.then(async () => {
-      const ct = await subtle.encrypt({ name: 'AES-GCM', iv: frameNonce(seq), additionalData: aad, tagLength: 128 }, this.sendKey, body);
+      const ct = await subtle.encrypt({ name: 'AES-GCM', iv: frameNonce(seq), additionalData: aad, tagLength: 128 }, key, body);
       return { type: 'Sealed', seq, kind, ciphertext: new Uint8Array(ct) };
     });
     this.sendQueue = p.catch(() => {});
     return p;
   }
 
+  /** Seals an application message; resolves to a Sealed peer message. */
+  seal(msg) {
+    if (this.closed) return Promise.reject(new ChannelError('closed', 'the channel is closed'));
+    if (this.phase !== 'open') return Promise.reject(new ChannelError('resuming', 'the session is resuming', false));
+    let body;
+    try {
+      body = this.encode(msg);
+    } catch (e) {
+      return Promise.reject(new ChannelError('encode', `message not sent: ${e.message}`, false));
+    }
+    if (isReliable(msg.type)) {
+      const err = this.keep(msg, body.length);
+      if (err) return Promise.reject(err);
+    }
+    return this.sealFrame(msg.type, body);
+  }
+
+  /** Seals when open; during a resume keeps a reliable message for retransmit() (resolves to null). */
+  sendOrQueue(msg) {
+    if (this.closed) return Promise.reject(new ChannelError('closed', 'the channel is closed'));
+    if (this.phase === 'open') return this.seal(msg);
+    if (!isReliable(msg.type)) return Promise.reject(new ChannelError('resuming', 'the session is resuming', false));
+    let body;
+    try {
+      body = this.encode(msg);
+    } catch (e) {
+      return Promise.reject(new ChannelError('encode', `message not sent: ${e.message}`, false));
+    }
+    const err = this.keep(msg, body.length);
+    return err ? Promise.reject(err) : Promise.resolve(null);
+  }
+
+  /** An Ack to send (or null): after ACK_EVERY reliable messages, or any when forced. */
+  takeAck(force) {
+    const waiting = this.reliableReceived - this.ackedSent;
+    if (waiting === 0n || (!force && waiting < ACK_EVERY) || !this.isOpen) return Promise.resolve(null);
+    const received = this.reliableReceived;
+    this.ackedSent = received;
+    return this.seal({ type: 'Ack', seq: received });
+  }
+
+  acknowledged(count) {
+    if (count < this.peerAcked || count > this.reliableSent) {
+      throw this.fail(new ChannelError('resume', 'resume: an acknowledgement of messages never sent (or going backwards)'));
+    }
+    while (this.peerAcked < count) {
+      const done = this.unacked.shift();
+      if (done) this.unackedBytes -= done.size;
+      this.peerAcked += 1n;
+    }
+  }
+
+  /** After a reconnect: this side's Rekey (fresh X25519 key and nonce, MAC'd with the resume secret). */
+  async startRekey(fixed) {
+    if (this.closed) throw new ChannelError('closed', 'the channel is closed');
+    this.phase = 'rekeying';
+    const generation = fixed ? fixed.generation : Math.max(this.proposed, this.peerGeneration) + 1;
+    this.proposed = generation;
+    const kp = await x25519KeyPair(fixed);
+    const nonce = fixed ? Uint8Array.from(fixed.nonce) : random32();
+    const mac = await rekeyMac(this.resume, this.sid, this.role, generation, kp.public, nonce);
+    this.rekeyState = { kp, nonce, generation };
+    return { type: 'Rekey', generation, public: kp.public, nonce, mac };
+  }
+
+  /** The other side's Rekey: check it, install the new keys, return this side's Resume frame. */
+  async onRekey(msg) {
+    if (this.closed) throw new ChannelError('closed', 'the channel is closed');
+    if (msg.type !== 'Rekey') throw this.fail(unexpected('Rekey', msg));
+    if (this.phase !== 'rekeying' || !this.rekeyState) throw this.fail(new ChannelError('unexpected', 'a Rekey while not re-keying'));
+    const st = this.rekeyState;
+    const peer = this.role === 'agent' ? 'customer' : 'agent';
+    const expected = await rekeyMac(this.resume, this.sid, peer, msg.generation, msg.public, msg.nonce);
+    if (!ctEqual(expected, msg.mac)) throw this.fail(new ChannelError('resume', "resume: the other side's re-key does not authenticate (not the session's key)"));
+    if (msg.generation <= this.peerGeneration) throw this.fail(new ChannelError('resume', 'resume: a re-key replayed from an earlier resume'));
+    let shared;
+    try { shared = await agree(st.kp.privateKey, msg.public); } catch (e) { throw this.fail(e); }
+    const mine = { generation: st.generation, public: st.kp.public, nonce: st.nonce };
+    const theirs = { generation: msg.generation, public: msg.public, nonce: msg.nonce };
+    const keys = this.role === 'agent'
+      ? await rekeyKeys(this.sid, this.resume, mine, theirs, shared)
+      : await rekeyKeys(this.sid, this.resume, theirs, mine, shared);
+    await this.setKeys(keys.keyA2c, keys.keyC2a);
+    this.rekeyState = null;
+    this.peerGeneration = msg.generation;
+    this.sendSeq = 0n;
+    this.recvSeq = 0n;
+    this.phase = 'awaiting-resume';
+    const received = this.reliableReceived;
+    this.ackedSent = received;
+    return this.sealFrame('Resume', encodeAppBody({ type: 'Resume', received }));
+  }
+
+  /** After the other side's Resume: the reliable messages it lacks, sealed again in order. */
+  retransmit() {
+    if (this.closed) return Promise.reject(new ChannelError('closed', 'the channel is closed'));
+    if (this.phase !== 'retransmit') return Promise.reject(this.fail(new ChannelError('unexpected', "retransmit before the other side's Resume")));
+    const frames = this.unacked.map(({ msg }) => this.sealFrame(msg.type, encodeAppBody(msg)));
+    this.phase = 'open';
+    this.rekeys += 1;
+    return Promise.all(frames);
+  }
+
+  afterOpen(app) {
+    if (this.phase === 'awaiting-resume') {
+      if (app.type !== 'Resume') throw this.fail(new ChannelError('resume', 'resume: the first frame after a re-key must be Resume'));
+      this.acknowledged(app.received);
+      this.phase = 'retransmit';
+    } else if (app.type === 'Resume') {
+      throw this.fail(new ChannelError('resume', 'resume: a Resume outside a re-key'));
+    } else if (app.type === 'Ack') {
+      this.acknowledged(app.seq);
+    } else if (isReliable(app.type)) {
+      this.reliableReceived += 1n;
+    }
+  }
+
   /** Opens the next frame from the other side; any failure closes the channel. */
   open(msg) {
     if (this.closed) return Promise.reject(new ChannelError('closed', 'the channel is closed'));
+    if (this.phase === 'rekeying') return Promise.reject(this.fail(unexpected('Rekey', msg)));
     if (msg.type !== 'Sealed') return Promise.reject(this.fail(unexpected('Sealed', msg)));
     if (msg.seq !== this.recvSeq) {
       return Promise.reject(this.fail(new ChannelError('sequence',
@@ -744,19 +937,23 @@ export class Channel {
     this.recvSeq += 1n;
     const { seq, kind, ciphertext } = msg;
     const aad = frameAad(this.sid, this.recvDir, seq, kind);
+    const key = this.recvKey;
     const p = this.recvQueue.then(async () => {
       if (this.closed) throw new ChannelError('closed', 'the channel is closed');
       let body;
       try {
-        body = new Uint8Array(await subtle.decrypt({ name: 'AES-GCM', iv: frameNonce(seq), additionalData: aad, tagLength: 128 }, this.recvKey, ciphertext));
+        body = new Uint8Array(await subtle.decrypt({ name: 'AES-GCM', iv: frameNonce(seq), additionalData: aad, tagLength: 128 }, key, ciphertext));
       } catch {
         throw this.fail(new ChannelError('integrity', `frame ${seq} failed to authenticate (altered in transit, or the keys differ)`));
       }
+      let app;
       try {
-        return decodeAppBody(kind, body);
+        app = decodeAppBody(kind, body);
       } catch (e) {
         throw this.fail(new ChannelError('malformed', `frame ${seq}: ${e.message}`));
       }
+      this.afterOpen(app);
+      return app;
     });
     this.recvQueue = p.catch(() => {});
     return p;
