@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # haetae-helper (issue 11): the native helper on a real X server. Each test starts its own
-# Xvfb (:205-:207), starts the standalone haetae-helper binary from a copy (as a download
+# Xvfb (:205-:208), starts the standalone haetae-helper binary from a copy (as a download
 # would), pairs with it as the page does and checks with xdotool and a test window: consented
 # control moves the pointer, clicks and types; nothing without consent or with an indirect
 # policy; Ctrl+Alt+Shift takes control back within 100 ms (the measured latency is printed);

@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::control::{Controller, Desktop, Outcome, RevokeSignal};
 use crate::launch::{Launch, now_unix};
 use crate::pairing::{PairedLink, Pairing};
+use crate::x11::LocalEvent;
 
 /// How a helper run is set up.
 #[derive(Debug)]
@@ -57,15 +58,6 @@ pub struct RunEnd {
     pub reason: EndReason,
     /// What was removed.
     pub removed: removal::Removed,
-}
-
-/// Something for the session task from the X threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LocalEvent {
-    /// Ctrl+Alt+Shift.
-    Revoked,
-    /// The notice's end button.
-    EndClicked,
 }
 
 /// A runtime error before the session could start.
@@ -105,9 +97,19 @@ async fn run_async(
     display: Option<&str>,
     local_pause: Duration,
 ) -> Result<EndReason, RunError> {
-    // Fail before listening if the display cannot be driven.
+    // Fail before listening if the display cannot be driven or watched.
     let mut desktop = x11::X11Desktop::connect(display)?;
     desktop.pointer()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let signal = RevokeSignal::new();
+    let watcher_tx = tx.clone();
+    x11::spawn_revoke_watcher(
+        display,
+        signal.clone(),
+        Box::new(move |event| {
+            let _ = watcher_tx.send(event);
+        }),
+    )?;
     let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
     let port = listener.local_addr()?.port();
     let mut stdout = std::io::stdout().lock();
@@ -116,30 +118,30 @@ async fn run_async(
     drop(stdout);
     let pairing = Pairing::new(launch.origin, port, launch.ticket);
     // No page before the ticket expired or burned: end (and remove the helper).
-    let Ok((ws, channel)) = pairing::accept(&listener, &pairing).await else {
+    let Ok(mut link) = pairing::accept(&listener, &pairing).await else {
         return Ok(EndReason::PairTimeout);
     };
     let refusing = tokio::spawn(pairing::refuse_rest(listener, pairing.clone()));
-
-    let (tx, rx) = mpsc::unbounded_channel();
-    let signal = RevokeSignal::new();
-    let revoke_tx = tx.clone();
-    x11::spawn_revoke_watcher(
+    let notice = match x11::Notice::show(
         display,
-        signal.clone(),
-        Box::new(move || {
-            let _ = revoke_tx.send(LocalEvent::Revoked);
+        Box::new(move |event| {
+            let _ = tx.send(event);
         }),
-    )?;
-    let notice = x11::Notice::show(
-        display,
-        Box::new(move || {
-            let _ = tx.send(LocalEvent::EndClicked);
-        }),
-    )?;
+    ) {
+        Ok(notice) => notice,
+        Err(e) => {
+            // No notice, no session: the customer must see that one runs.
+            let bye = AppMessage::Bye {
+                reason: EndReason::Shutdown,
+            };
+            let _ = send(&mut link, &bye).await;
+            refusing.abort();
+            return Err(e.into());
+        }
+    };
     let mut controller = Controller::new(desktop, launch.policy_key, launch.session, signal);
     controller.set_local_pause(local_pause);
-    let reason = session(&mut controller, (ws, channel), rx).await;
+    let reason = session(&mut controller, link, rx).await;
     controller.release_all();
     notice.close();
     refusing.abort();
@@ -172,9 +174,14 @@ async fn session<D: Desktop>(
                         Err(reason) => break reason,
                     }
                 }
-                Some(LocalEvent::EndClicked) | None => {
+                Some(LocalEvent::EndClicked) => {
                     let _ = send(&mut link, &AppMessage::Bye { reason: EndReason::Normal }).await;
                     break EndReason::Normal;
+                }
+                Some(LocalEvent::DisplayLost) | None => {
+                    controller.revoke_locally();
+                    let _ = send(&mut link, &AppMessage::Bye { reason: EndReason::Shutdown }).await;
+                    break EndReason::Shutdown;
                 }
             },
             frame = link.0.next() => {

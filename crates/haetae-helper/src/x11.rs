@@ -228,17 +228,30 @@ enum Modifier {
     Shift,
 }
 
+/// What the watcher and the notice report to the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LocalEvent {
+    /// Ctrl+Alt+Shift.
+    Revoked,
+    /// The notice's end button.
+    EndClicked,
+    /// The display connection of the watcher or the notice failed: without them the
+    /// session must not go on.
+    DisplayLost,
+}
+
 /// Starts the Ctrl+Alt+Shift watcher on its own connection and thread. When the three are
 /// down together it fires `signal` at once (the controller then injects nothing) and calls
-/// `notify` (which tells the session task to inform the page). Returns when the watcher is
-/// listening.
+/// `notify` with [`LocalEvent::Revoked`] (the session task tells the page). If its display
+/// connection fails it fires `signal` and reports [`LocalEvent::DisplayLost`]. Returns when
+/// the watcher is listening.
 ///
 /// # Errors
 /// No display, or no `XInput` 2.
 pub fn spawn_revoke_watcher(
     display: Option<&str>,
     signal: Arc<RevokeSignal>,
-    notify: Box<dyn Fn() + Send>,
+    notify: Box<dyn Fn(LocalEvent) + Send>,
 ) -> Result<JoinHandle<()>, DesktopError> {
     let (conn, screen) = connect(display)?;
     if conn
@@ -312,11 +325,14 @@ pub fn spawn_revoke_watcher(
                 if all && !fired {
                     fired = true;
                     signal.fire();
-                    notify();
+                    notify(LocalEvent::Revoked);
                 } else if down.is_empty() {
                     fired = false;
                 }
             }
+            // The connection failed: no more watching, so no more control.
+            signal.fire();
+            notify(LocalEvent::DisplayLost);
         })
         .map_err(err)?;
     Ok(handle)
@@ -374,13 +390,15 @@ fn alloc(conn: &RustConnection, colormap: u32, rgb: (u16, u16, u16), fallback: u
 }
 
 impl Notice {
-    /// Shows the notice on `display`; `on_end` runs when the customer clicks the button.
+    /// Shows the notice on `display`; `notify` gets [`LocalEvent::EndClicked`] when the
+    /// customer clicks the button, [`LocalEvent::DisplayLost`] if the window's connection
+    /// fails.
     ///
     /// # Errors
     /// No display, or the window could not be made.
     pub fn show(
         display: Option<&str>,
-        on_end: Box<dyn Fn() + Send>,
+        notify: Box<dyn Fn(LocalEvent) + Send>,
     ) -> Result<Notice, DesktopError> {
         let (conn, screen) = connect(display)?;
         let s = conn
@@ -485,7 +503,10 @@ impl Notice {
                     let event = match conn.poll_for_event() {
                         Ok(Some(e)) => Some(e),
                         Ok(None) => None,
-                        Err(_) => return,
+                        Err(_) => {
+                            notify(LocalEvent::DisplayLost);
+                            return;
+                        }
                     };
                     match event {
                         Some(Event::Expose(e)) if e.count == 0 => {
@@ -497,7 +518,7 @@ impl Notice {
                                 && e.event_x < BUTTON.x + BUTTON.width.cast_signed()
                                 && e.event_y < BUTTON.y + BUTTON.height.cast_signed();
                             if inside {
-                                on_end();
+                                notify(LocalEvent::EndClicked);
                             }
                         }
                         Some(Event::VisibilityNotify(_)) => {

@@ -44,7 +44,16 @@ fn xvfb(number: u16) -> Xvfb {
     let display = format!(":{number}");
     let _ = std::fs::remove_file(format!("/tmp/.X{number}-lock"));
     let child = Command::new("Xvfb")
-        .args([&display, "-screen", "0", "1280x720x24", "-nolisten", "tcp"])
+        // -noreset: the server must not reset when the readiness probe below disconnects.
+        .args([
+            &display,
+            "-screen",
+            "0",
+            "1280x720x24",
+            "-nolisten",
+            "tcp",
+            "-noreset",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -93,6 +102,14 @@ struct Run {
     key: Ed25519KeyPair,
     binary: PathBuf,
     _dir: tempfile::TempDir,
+}
+
+impl Drop for Run {
+    fn drop(&mut self) {
+        // A failed test leaves no helper behind.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Copies the helper binary somewhere of its own (as a download would), writes its launch
@@ -623,4 +640,33 @@ async fn the_notice_is_on_top_bottom_right_and_its_button_ends_the_session() {
     assert!(matches!(page.recv().await, Err(PageError::Closed)));
     let end = run.finish();
     assert!(end.contains("Normal"), "{end}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs Xvfb and xdotool: set HAETAE_TEST_XVFB=1 (.ci/suites/55-helper.sh)"]
+async fn losing_the_display_ends_the_session_and_removes_the_helper() {
+    if !enabled() {
+        eprintln!("skipped: set HAETAE_TEST_XVFB=1 (needs xvfb and xdotool)");
+        return;
+    }
+    let x = xvfb(208);
+    let run = start_helper(&x.display);
+    let mut page = PageLink::connect(run.port, ORIGIN, &run.ticket)
+        .await
+        .unwrap();
+    page.send(&run.policy(Grade::Direct)).await.unwrap();
+    consent(&mut page).await;
+    page.send(&mv(0, 0)).await.unwrap();
+    wait_for("the session running", || mouse(&x.display) == (0, 0));
+    // Without the watcher nobody could take control back: the helper must stop.
+    drop(x);
+    let (_, bye) = expect(&mut page, |m| matches!(m, AppMessage::Bye { .. })).await;
+    assert_eq!(
+        bye,
+        AppMessage::Bye {
+            reason: EndReason::Shutdown
+        }
+    );
+    let end = run.finish();
+    assert!(end.contains("Shutdown"), "{end}");
 }
