@@ -175,3 +175,103 @@ pub fn main(args: &HelperArgs, standalone: bool) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// The shape `haetae` embeds: `haetae [global flags] helper <command>`.
+    #[derive(Debug, Parser)]
+    #[command(name = "haetae", propagate_version = true, version)]
+    struct Outer {
+        #[arg(long, short = 'c', global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: OuterCommand,
+    }
+
+    #[derive(Debug, Subcommand)]
+    enum OuterCommand {
+        Helper(HelperArgs),
+    }
+
+    #[test]
+    fn the_command_line_is_consistent_alone_and_inside_haetae() {
+        StandaloneCli::command().debug_assert();
+        Outer::command().debug_assert();
+        let parsed = Outer::try_parse_from([
+            "haetae",
+            "helper",
+            "run",
+            "--launch",
+            "l.json",
+            "--local-pause-ms",
+            "250",
+        ])
+        .unwrap();
+        let OuterCommand::Helper(HelperArgs {
+            command:
+                HelperCommand::Run {
+                    launch,
+                    local_pause_ms,
+                    self_delete,
+                    ..
+                },
+        }) = parsed.command
+        else {
+            panic!("not run");
+        };
+        assert_eq!(
+            (launch, local_pause_ms, self_delete),
+            (PathBuf::from("l.json"), 250, false)
+        );
+        assert!(Outer::try_parse_from(["haetae", "helper", "run"]).is_err());
+    }
+
+    #[test]
+    fn haetae_helper_refuses_to_delete_haetae() {
+        let args = HelperArgs {
+            command: HelperCommand::Run {
+                launch: PathBuf::from("/nonexistent/launch.json"),
+                display: None,
+                local_pause_ms: 1000,
+                self_delete: true,
+            },
+        };
+        assert_eq!(main(&args, false), ExitCode::from(2));
+    }
+
+    #[test]
+    fn verify_update_accepts_the_good_signature_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("update.bin");
+        std::fs::write(&file, include_bytes!("../testdata/update.bin")).unwrap();
+        let key = include_str!("../testdata/release.pub")
+            .lines()
+            .nth(1)
+            .unwrap();
+        let check = |sig: &str| {
+            std::fs::write(dir.path().join("update.bin.minisig"), sig).unwrap();
+            main(
+                &HelperArgs {
+                    command: HelperCommand::VerifyUpdate {
+                        key: key.into(),
+                        signature: None,
+                        stage_dir: None,
+                        file: file.clone(),
+                    },
+                },
+                true,
+            )
+        };
+        assert_eq!(
+            check(include_str!("../testdata/update.bin.good.minisig")),
+            ExitCode::SUCCESS
+        );
+        assert_eq!(
+            check(include_str!("../testdata/update.bin.otherkey.minisig")),
+            ExitCode::FAILURE
+        );
+    }
+}
