@@ -67,17 +67,15 @@ enum Command {
     /// Remote support: the recording key pair, and decrypting a session recording.
     #[command(subcommand)]
     Remote(remote::RemoteCommand),
-    /// Run the native customer helper for remote support.
-    Helper,
+    /// The native customer helper for remote support (X11): pair with the customer's page,
+    /// inject the agent's input with consent, verify signed updates.
+    Helper(haetae_helper::cli::HelperArgs),
     /// The approved cryptography: list the algorithms, check a deployment's choices.
     #[command(subcommand)]
     Crypto(crypto::CryptoCommand),
     /// Print the version and the git commit this binary was built from.
     Version,
 }
-
-/// The exit code for "this part of haetae is not built yet", distinct from errors (1).
-const EXIT_NOT_AVAILABLE: u8 = 2;
 
 /// mimalloc instead of glibc's malloc: the gateway allocates per request on the worker
 /// threads and frees events on the writer thread, a pattern glibc handles by draining the
@@ -117,7 +115,7 @@ fn run(cli: &Cli) -> anyhow::Result<ExitCode> {
         Command::Control(args) => control::run(&config, args),
         Command::Relay(args) => relay::run(&config, args),
         Command::Remote(command) => remote::run(command),
-        Command::Helper => Ok(not_available("helper", "the remote-support helper")),
+        Command::Helper(args) => Ok(haetae_helper::cli::main(args, false)),
     }
 }
 
@@ -167,14 +165,6 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
         LogFormat::Json => builder.json().try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot start logging: {e}"))
-}
-
-fn not_available(command: &str, part: &str) -> ExitCode {
-    eprintln!(
-        "haetae {command}: {part} is not available in this build yet (haetae {}).",
-        env!("CARGO_PKG_VERSION")
-    );
-    ExitCode::from(EXIT_NOT_AVAILABLE)
 }
 
 #[cfg(test)]
