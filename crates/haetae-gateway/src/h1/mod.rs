@@ -12,6 +12,8 @@
 //! hyper's client, whose upgrade machinery joins the two connections.
 
 pub(crate) mod codec;
+pub(crate) mod serve;
+pub(crate) mod server_codec;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -195,6 +197,7 @@ pub(crate) struct Exchanged {
 pub(crate) async fn exchange(
     conn: &mut Conn,
     parts: &request::Parts,
+    extra: &[u8],
     body: &mut RequestBody,
 ) -> Result<Exchanged, Failed> {
     let mut written = false;
@@ -216,6 +219,7 @@ pub(crate) async fn exchange(
         &parts.method,
         target,
         &parts.headers,
+        extra,
         framing,
     );
     if let RequestBody::Small(b) = body {
