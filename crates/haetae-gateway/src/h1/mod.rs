@@ -10,6 +10,9 @@
 //!
 //! Requests that ask for a protocol upgrade (WebSocket) do not come here: they go through
 //! hyper's client, whose upgrade machinery joins the two connections.
+//!
+//! The server half for client connections is [`serve`] (I/O) and [`server_codec`]
+//! (request heads, framing, response heads).
 
 pub(crate) mod codec;
 pub(crate) mod serve;
