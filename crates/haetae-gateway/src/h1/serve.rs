@@ -786,7 +786,7 @@ async fn refuse(shared: &Shared, wbuf: &mut BytesMut, error: &RequestError) {
 const LINGER_BYTES: usize = 1 << 20;
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Ends the connection: a TLS close_notify or a TCP FIN, then the socket is dropped (a
+/// Ends the connection: a TLS `close_notify` or a TCP FIN, then the socket is dropped (a
 /// body still held elsewhere reads nothing more). With `linger`, what the client is still
 /// sending (a refused request's rest, an unread body) is read and dropped for a moment
 /// first: closing a socket with unread input resets it, and the client could lose the
