@@ -10,7 +10,7 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
  -Cllvm-args=-sanitizer-coverage-inline-8bit-counters -Cllvm-args=-sanitizer-coverage-pc-table \
  -Cllvm-args=-sanitizer-coverage-trace-compares -Cdebug-assertions -Coverflow-checks --cfg fuzzing"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/../target/fuzz}
-TARGETS=(scan_any ole officeart zip images pdf_rtf convert remote_decode h1_response)
+TARGETS=(scan_any ole officeart zip images pdf_rtf convert remote_decode h1_response h1_request)
 # An explicit --target keeps RUSTFLAGS off build scripts and proc macros.
 TRIPLE=$(rustc -vV | sed -n "s/^host: //p")
 case "${1:-build}" in

@@ -4,6 +4,7 @@
 //! `/metrics`), and [`RunningGateway::shutdown`] stops accepting and lets in-flight
 //! requests finish within the grace period.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
@@ -33,6 +34,7 @@ use tokio::task::JoinHandle;
 use crate::bus::EventSink;
 use crate::filter::{FilterServices, SystemClock};
 use crate::filters::FilterRegistry;
+use crate::h1::serve as h1;
 use crate::isolation::BreakerSettings;
 use crate::metrics::GatewayMetrics;
 use crate::pool::{PoolSettings, Pools};
@@ -590,6 +592,62 @@ pub fn tls_acceptor(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
+/// What the gateway's own HTTP/1.1 server runs for a connection: the request path, and
+/// hyper for the connections it hands over (h2c with prior knowledge, WebSocket upgrades).
+struct ConnService {
+    state: Arc<ProxyState>,
+    conn: Arc<ConnInfo>,
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    /// Keeps the graceful shutdown waiting for this connection while it lives.
+    watcher: hyper_util::server::graceful::Watcher,
+}
+
+impl h1::Service for ConnService {
+    fn call(&self, req: Request<ProxyBody>) -> impl Future<Output = Response<ProxyBody>> + Send {
+        proxy::handle(&self.state, &self.conn, req)
+    }
+
+    async fn hand_over(self, io: h1::Rewind) {
+        let ConnService {
+            state,
+            conn,
+            builder,
+            watcher,
+        } = self;
+        let peer = conn.peer;
+        let service = hyper_service(state, conn);
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(io), service)
+            .into_owned();
+        if let Err(e) = watcher.watch(connection).await {
+            tracing::debug!(%peer, "connection ended: {e}");
+        }
+    }
+}
+
+/// The request path as a hyper service (HTTP/2 connections and those handed over).
+fn hyper_service(
+    state: Arc<ProxyState>,
+    conn: Arc<ConnInfo>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<ProxyBody>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<Response<ProxyBody>, std::convert::Infallible>> + Send,
+> + Clone
++ Send
++ 'static {
+    service_fn(move |req: Request<Incoming>| {
+        let state = Arc::clone(&state);
+        let conn = Arc::clone(&conn);
+        async move {
+            Ok::<_, std::convert::Infallible>(
+                proxy::handle(&state, &conn, req.map(ProxyBody::Streaming)).await,
+            )
+        }
+    })
+}
+
 async fn serve_traffic(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
@@ -598,6 +656,9 @@ async fn serve_traffic(
     grace: Duration,
     header_timeout: Duration,
 ) {
+    // hyper serves HTTP/2 (TLS with ALPN h2, h2c with prior knowledge) and upgraded
+    // connections; the gateway's own server every other HTTP/1.x connection. Both are
+    // tracked by the graceful shutdown (an own connection holds a watcher while it lives).
     let graceful = GracefulShutdown::new();
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -606,6 +667,7 @@ async fn serve_traffic(
         .header_read_timeout(header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    tokio::spawn(h1::date_ticker(shutdown.clone()));
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -621,25 +683,24 @@ async fn serve_traffic(
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
         let builder = Arc::clone(&builder);
+        let watcher = graceful.watcher();
+        let ctx = h1::ServeCtx {
+            header_timeout,
+            shutdown: shutdown.clone(),
+        };
         match &tls {
             None => {
                 let conn = Arc::new(ConnInfo::new(peer, None, &state.settings.trusted_proxies));
-                let service = service_fn(move |req: Request<Incoming>| {
-                    proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
-                });
-                let connection = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let watched = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = watched.await {
-                        tracing::debug!(%peer, "connection ended: {e}");
-                    }
-                });
+                let service = ConnService {
+                    state,
+                    conn,
+                    builder,
+                    watcher,
+                };
+                tokio::spawn(h1::serve(h1::ClientIo::Tcp(stream), service, ctx));
             }
             Some(acceptor) => {
                 let acceptor = acceptor.clone();
-                let watcher = graceful.watcher();
                 tokio::spawn(async move {
                     let tls_stream =
                         match tokio::time::timeout(header_timeout, acceptor.accept(stream)).await {
@@ -654,6 +715,7 @@ async fn serve_traffic(
                             }
                         };
                     let session = tls_stream.get_ref().1;
+                    let h2 = session.alpn_protocol() == Some(b"h2");
                     let info = TlsInfo {
                         server_name: session.server_name().map(str::to_owned),
                         protocol: session.protocol_version().map(|v| format!("{v:?}")),
@@ -669,14 +731,22 @@ async fn serve_traffic(
                         Some(info),
                         &state.settings.trusted_proxies,
                     ));
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        proxy::handle(Arc::clone(&state), Arc::clone(&conn), req)
-                    });
-                    let connection = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
-                        .into_owned();
-                    if let Err(e) = watcher.watch(connection).await {
-                        tracing::debug!(%peer, "connection ended: {e}");
+                    if h2 {
+                        let service = hyper_service(state, conn);
+                        let connection = builder
+                            .serve_connection_with_upgrades(TokioIo::new(tls_stream), service)
+                            .into_owned();
+                        if let Err(e) = watcher.watch(connection).await {
+                            tracing::debug!(%peer, "connection ended: {e}");
+                        }
+                    } else {
+                        let service = ConnService {
+                            state,
+                            conn,
+                            builder,
+                            watcher,
+                        };
+                        h1::serve(h1::ClientIo::Tls(Box::new(tls_stream)), service, ctx).await;
                     }
                 });
             }

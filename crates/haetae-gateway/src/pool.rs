@@ -237,9 +237,13 @@ impl H1Pool {
     /// idle for at least [`STALE_AFTER`], the upstream closed it without a byte of
     /// response. A non-idempotent request (POST, PATCH, ...) whose bytes were written is
     /// never sent again: the upstream may have acted on it, and the client gets 502.
+    ///
+    /// `extra` are header lines (each ending in CRLF) written after the request's fields:
+    /// the forwarding headers, rendered once per connection (see `proxy::forward`).
     pub(crate) async fn send(
         self: &Arc<Self>,
         req: Request<ProxyBody>,
+        extra: &[u8],
     ) -> Result<Response<ResponseBody>, PoolError> {
         let (parts, body) = req.into_parts();
         // A small body is read before a connection is taken: a slow client does not hold
@@ -248,13 +252,13 @@ impl H1Pool {
         let Some((conn, since)) = self.take() else {
             let conn = self.connect().await?;
             return self
-                .exchange(conn, &parts, &mut body)
+                .exchange(conn, &parts, extra, &mut body)
                 .await
                 .map_err(|f| f.error.into());
         };
         let replayable =
             since.elapsed() >= STALE_AFTER && idempotent(&parts.method) && body.is_empty();
-        match self.exchange(conn, &parts, &mut body).await {
+        match self.exchange(conn, &parts, extra, &mut body).await {
             Ok(done) => return Ok(done),
             Err(f) if !f.written => {}
             Err(f) if replayable && !f.heard && f.error.is_stale() => {}
@@ -265,7 +269,7 @@ impl H1Pool {
             "a kept-alive upstream connection was stale; sending the request on a new one"
         );
         let conn = self.connect().await?;
-        self.exchange(conn, &parts, &mut body)
+        self.exchange(conn, &parts, extra, &mut body)
             .await
             .map_err(|f| f.error.into())
     }
@@ -275,9 +279,10 @@ impl H1Pool {
         self: &Arc<Self>,
         mut conn: Conn,
         parts: &http::request::Parts,
+        extra: &[u8],
         body: &mut RequestBody,
     ) -> Result<Response<ResponseBody>, Failed> {
-        let done = h1::exchange(&mut conn, parts, body).await?;
+        let done = h1::exchange(&mut conn, parts, extra, body).await?;
         let head = done.head;
         let body = ResponseBody::new(
             Checkin {

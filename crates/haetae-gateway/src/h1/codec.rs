@@ -374,16 +374,18 @@ pub enum RequestFraming {
 
 /// Writes a request head: `METHOD target HTTP/1.1`, the fields as the proxy prepared them
 /// (any `Content-Length` or `Transfer-Encoding` among them is replaced by `framing`'s),
-/// and the blank line. Names and values come from `http` types, which admit no CR, LF or
-/// NUL: nothing can be injected.
+/// then `extra` (whole header lines the proxy rendered from `http` values, each ending in
+/// CRLF), and the blank line. Names and values come from `http` types, which admit no CR,
+/// LF or NUL: nothing can be injected.
 pub fn encode_head(
     out: &mut BytesMut,
     method: &Method,
     target: &str,
     headers: &HeaderMap,
+    extra: &[u8],
     framing: RequestFraming,
 ) {
-    out.reserve(64 + target.len() + headers.len() * 48);
+    out.reserve(64 + target.len() + headers.len() * 48 + extra.len());
     out.extend_from_slice(method.as_str().as_bytes());
     out.extend_from_slice(b" ");
     out.extend_from_slice(target.as_bytes());
@@ -397,6 +399,7 @@ pub fn encode_head(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    out.extend_from_slice(extra);
     match framing {
         RequestFraming::None => {}
         RequestFraming::Length(n) => {
@@ -637,6 +640,7 @@ mod tests {
             &Method::POST,
             "/t?q=1",
             &h,
+            b"",
             RequestFraming::Length(12_345),
         );
         assert_eq!(
@@ -649,11 +653,12 @@ mod tests {
             &Method::PUT,
             "/",
             &HeaderMap::new(),
+            b"x-forwarded-proto: http\r\n",
             RequestFraming::Chunked,
         );
         assert_eq!(
             &out[..],
-            b"PUT / HTTP/1.1\r\ntransfer-encoding: chunked\r\n\r\n"
+            b"PUT / HTTP/1.1\r\nx-forwarded-proto: http\r\ntransfer-encoding: chunked\r\n\r\n"
         );
         out.clear();
         encode_head(
@@ -661,6 +666,7 @@ mod tests {
             &Method::GET,
             "/",
             &HeaderMap::new(),
+            b"",
             RequestFraming::None,
         );
         assert_eq!(&out[..], b"GET / HTTP/1.1\r\n\r\n");

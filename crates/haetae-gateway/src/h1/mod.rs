@@ -10,8 +10,13 @@
 //!
 //! Requests that ask for a protocol upgrade (WebSocket) do not come here: they go through
 //! hyper's client, whose upgrade machinery joins the two connections.
+//!
+//! The server half for client connections is [`serve`] (I/O) and [`server_codec`]
+//! (request heads, framing, response heads).
 
 pub(crate) mod codec;
+pub(crate) mod serve;
+pub(crate) mod server_codec;
 
 use std::io::{self, IoSlice};
 use std::pin::Pin;
@@ -195,6 +200,7 @@ pub(crate) struct Exchanged {
 pub(crate) async fn exchange(
     conn: &mut Conn,
     parts: &request::Parts,
+    extra: &[u8],
     body: &mut RequestBody,
 ) -> Result<Exchanged, Failed> {
     let mut written = false;
@@ -216,6 +222,7 @@ pub(crate) async fn exchange(
         &parts.method,
         target,
         &parts.headers,
+        extra,
         framing,
     );
     if let RequestBody::Small(b) = body {

@@ -106,7 +106,7 @@ fn get(path: &str) -> Request<ProxyBody> {
 
 /// Sends `req` and reads the whole response.
 async fn send(u: &Upstream, req: Request<ProxyBody>) -> Result<(StatusCode, Bytes), String> {
-    let response = u.pool.send(req).await.map_err(|e| e.to_string())?;
+    let response = u.pool.send(req, b"").await.map_err(|e| e.to_string())?;
     let status = response.status();
     let body = response
         .into_body()
@@ -187,7 +187,7 @@ async fn ambiguous_or_broken_responses_are_errors() {
         "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
     )])
     .await;
-    let e = u.pool.send(get("/")).await.unwrap_err();
+    let e = u.pool.send(get("/"), b"").await.unwrap_err();
     assert!(matches!(e, PoolError::Request(H1Error::Invalid(_))), "{e}");
     assert!(e.to_string().contains("smuggling"), "{e}");
 
@@ -206,13 +206,13 @@ async fn ambiguous_or_broken_responses_are_errors() {
     assert!(e.contains("CRLF"), "{e}");
 
     let u = upstream(vec![Answer::Close("HTTP/1.1 20")]).await;
-    let e = u.pool.send(get("/")).await.unwrap_err();
+    let e = u.pool.send(get("/"), b"").await.unwrap_err();
     assert!(
         matches!(e, PoolError::Request(H1Error::ClosedInHead)),
         "{e}"
     );
     let u = upstream(vec![Answer::Close("")]).await;
-    let e = u.pool.send(get("/")).await.unwrap_err();
+    let e = u.pool.send(get("/"), b"").await.unwrap_err();
     assert!(matches!(e, PoolError::Request(H1Error::Closed)), "{e}");
 }
 
@@ -223,7 +223,7 @@ async fn a_body_dropped_before_its_end_closes_the_connection() {
         Answer::Keep("HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nz"),
     ])
     .await;
-    let response = u.pool.send(get("/")).await.unwrap();
+    let response = u.pool.send(get("/"), b"").await.unwrap();
     drop(response);
     assert_eq!(send(&u, get("/")).await.unwrap().1, "z");
     assert_eq!(u.connections.load(Ordering::SeqCst), 2);
@@ -271,8 +271,8 @@ async fn response_heads_are_bounded_in_fields_and_bytes() {
         format!("HTTP/1.1 200 OK\r\nX-Big: {}\r\n\r\n", "a".repeat(70_000)).into_boxed_str(),
     );
     let u = upstream(vec![Answer::Keep(many), Answer::Keep(huge)]).await;
-    let e = u.pool.send(get("/")).await.unwrap_err();
+    let e = u.pool.send(get("/"), b"").await.unwrap_err();
     assert!(e.to_string().contains("more than 100 fields"), "{e}");
-    let e = u.pool.send(get("/")).await.unwrap_err();
+    let e = u.pool.send(get("/"), b"").await.unwrap_err();
     assert!(e.to_string().contains("larger than 64 KiB"), "{e}");
 }
