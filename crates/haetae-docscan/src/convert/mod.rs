@@ -204,27 +204,26 @@ impl ConvertError {
 /// for a protected document (no copy without its password), [`ConvertError::Failed`]
 /// with every failure (code and location) when the file cannot be rebuilt.
 pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
+    disarm_at(data, file_type, limits, 0)
+}
+
+/// [`disarm`] for a file found `depth` containers deep (an archive member, a message
+/// attachment: the outer file is depth 0).
+fn disarm_at(
+    data: &[u8],
+    file_type: FileType,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Disarmed, ConvertError> {
     match file_type {
         FileType::Docx | FileType::Xlsx | FileType::Pptx | FileType::Hwpx => {
             let mut ctx = ScanContext::new(limits, data.len());
-            let Some(archive) = zip::parse(data, &mut ctx) else {
-                return Err(ConvertError::at(
-                    "CONVERT-ZIP",
-                    "file".into(),
-                    "no readable ZIP directory".into(),
-                ));
-            };
+            let archive = zip_directory(data, &mut ctx)?;
             ooxml::rebuild(data, &archive, file_type, &mut ctx)
         }
         FileType::Odf => {
             let mut ctx = ScanContext::new(limits, data.len());
-            let Some(archive) = zip::parse(data, &mut ctx) else {
-                return Err(ConvertError::at(
-                    "CONVERT-ZIP",
-                    "file".into(),
-                    "no readable ZIP directory".into(),
-                ));
-            };
+            let archive = zip_directory(data, &mut ctx)?;
             odf::rebuild(data, &archive, &mut ctx)
         }
         FileType::Rtf => rtf::rebuild(data),
@@ -241,7 +240,7 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         | FileType::Ppt
         | FileType::Msg
         | FileType::Cfb => compound(data, file_type, limits),
-        FileType::Zip => archive::rebuild(data, limits, 0),
+        FileType::Zip => archive::rebuild(data, limits, depth),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
         FileType::Unknown if xls::sniff_old(data) => xls::render_old(data, limits),
@@ -293,6 +292,69 @@ fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarme
         },
     );
     Ok(rendition)
+}
+
+/// The ZIP directory of a package or archive, `CONVERT-ZIP` when there is none to read.
+fn zip_directory(data: &[u8], ctx: &mut ScanContext) -> Result<zip::ZipArchive, ConvertError> {
+    zip::parse(data, ctx).ok_or_else(|| {
+        ConvertError::at(
+            "CONVERT-ZIP",
+            "file".into(),
+            "no readable ZIP directory".into(),
+        )
+    })
+}
+
+/// A package entry's content, or `None` with a `CONVERT-ZIP-ENTRY` failure naming the
+/// entry and what the reader found (broken, over the ratio or memory caps).
+fn zip_entry<'d>(
+    data: &'d [u8],
+    e: &zip::ZipEntry,
+    ctx: &mut ScanContext,
+    failures: &mut Vec<Failure>,
+) -> Option<std::borrow::Cow<'d, [u8]>> {
+    let before = ctx.findings().len();
+    let content = zip::read(data, e, ctx);
+    if content.is_none() {
+        let message = ctx
+            .findings()
+            .get(before..)
+            .and_then(|f| f.last())
+            .map_or_else(
+                || "the entry cannot be read".to_owned(),
+                |f| f.message.clone(),
+            );
+        failures.push(Failure {
+            code: "CONVERT-ZIP-ENTRY".into(),
+            location: e.name.clone(),
+            message,
+        });
+    }
+    content
+}
+
+/// Deepest nesting of files inside files (archive members, message attachments) disarmed;
+/// the outer file is depth 0.
+const MAX_DEPTH: u32 = 3;
+
+/// A file found inside another (an archive member, a message attachment) at nesting
+/// `depth` (its container's depth + 1), disarmed as a file of its own: its type detected
+/// and verified, then its copy, or why it has none (a sentence for `removed`).
+fn nested(content: &[u8], limits: &Limits, depth: u32) -> (FileType, Result<Disarmed, String>) {
+    let mut ctx = ScanContext::new(limits, content.len());
+    let kind = crate::formats::verify_any(content, &mut ctx);
+    let result = disarm_at(content, kind, limits, depth).map_err(|e| match e {
+        ConvertError::Encrypted(t) => format!("an encrypted {t:?} document"),
+        ConvertError::Unsupported(t) => format!("no safe rebuild for {t:?} files"),
+        ConvertError::Failed(f) => {
+            let first = f
+                .first()
+                .map(|f| format!("{} at {}: {}", f.code, f.location, f.message))
+                .unwrap_or_default();
+            format!("its {kind:?} conversion failed ({first})")
+        }
+    });
+    (kind, result)
 }
 
 /// A conversion function.

@@ -347,7 +347,6 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
             n == "__substg1.0_1000001f" || n == "__substg1.0_1000001e"
         }
     });
-    let mut removed = Vec::new();
     let keep = |e: &DirEntry| policy(e, plain);
     let mut edit = |path: &str, bytes: &mut Vec<u8>, _: &mut Vec<Removed>| {
         if path.eq_ignore_ascii_case("__properties_version1.0") {
@@ -369,12 +368,15 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(data, &cfb, &mut ctx, PREFIX, &keep, &mut edit, &mut removed)?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Msg,
-        removed,
-    })
+    cfb_write::copy_as(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        FileType::Msg,
+        &keep,
+        &mut edit,
+    )
 }
 
 #[cfg(test)]
