@@ -294,12 +294,9 @@ mod tests {
                 assert_eq!(claimed, t, "{name}");
             }
         }
-        assert_eq!(FileType::Doc.extension(), "doc");
-        assert_eq!(FileType::Jpeg.extension(), "jpg");
-        assert_eq!(
-            FileType::from_name(&format!("a.{}", FileType::Cfb.extension())),
-            None
-        );
+        assert_eq!(Doc.extension(), "doc");
+        assert_eq!(Jpeg.extension(), "jpg");
+        assert_eq!(FileType::from_name(&format!("a.{}", Cfb.extension())), None);
     }
 
     #[test]

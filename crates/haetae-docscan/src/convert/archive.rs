@@ -22,7 +22,6 @@ use super::{ConvertError, Disarmed, Removed};
 use crate::container::zip;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
-use crate::formats;
 use crate::limits::Limits;
 
 use super::MAX_DEPTH;

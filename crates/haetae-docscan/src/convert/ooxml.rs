@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::zip_write::{self, NewEntry};
 use super::{ConvertError, Disarmed, Failure, Removed};
-use crate::container::zip::{self, ZipArchive};
+use crate::container::zip::ZipArchive;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 

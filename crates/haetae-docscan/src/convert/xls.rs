@@ -27,7 +27,7 @@ use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::{DirEntry, EntryKind};
+use crate::container::cfb::DirEntry;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -929,6 +929,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::cfb::EntryKind;
     use crate::container::cfb::build::cfb;
 
     fn rec(kind: u16, body: &[u8]) -> Vec<u8> {
