@@ -134,6 +134,7 @@ mod pnm;
 mod ppt;
 mod rendition;
 mod rtf;
+pub mod soffice;
 mod text;
 mod tiff;
 mod xls;
@@ -239,7 +240,7 @@ fn disarm_at(
         | FileType::Xls
         | FileType::Ppt
         | FileType::Msg
-        | FileType::Cfb => compound(data, file_type, limits),
+        | FileType::Cfb => compound(data, file_type, limits, depth),
         FileType::Zip => archive::rebuild(data, limits, depth),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
@@ -255,16 +256,29 @@ fn disarm_at(
 /// clean: a copy keeps the original's application streams as they are, so a structural
 /// flaw of the original (a record running past its container...) would stay in it; such a
 /// document gets its text rendition instead, and `removed` names the finding.
-fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
-    let (rebuild, render): (Convert, Convert) = match file_type {
-        FileType::Hwp => (hwp::rebuild, hwp::render),
-        FileType::Doc => (doc::rebuild, doc::render),
-        FileType::Xls => (xls::rebuild, xls::render),
-        FileType::Ppt => (ppt::rebuild, ppt::render),
-        FileType::Msg => (msg::rebuild, msg::render),
-        _ => (ole::rebuild, ole::render),
+fn compound(
+    data: &[u8],
+    file_type: FileType,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Disarmed, ConvertError> {
+    let copy = match file_type {
+        FileType::Hwp => hwp::rebuild(data, limits)?,
+        FileType::Doc => doc::rebuild(data, limits)?,
+        FileType::Xls => xls::rebuild(data, limits)?,
+        FileType::Ppt => ppt::rebuild(data, limits)?,
+        // Its attachments are disarmed one level deeper.
+        FileType::Msg => msg::rebuild(data, limits, depth)?,
+        _ => ole::rebuild(data, limits)?,
     };
-    let copy = rebuild(data, limits)?;
+    let render: Convert = match file_type {
+        FileType::Hwp => hwp::render,
+        FileType::Doc => doc::render,
+        FileType::Xls => xls::render,
+        FileType::Ppt => ppt::render,
+        FileType::Msg => msg::render,
+        _ => ole::render,
+    };
     if copy.file_type != file_type {
         return Ok(copy);
     }
