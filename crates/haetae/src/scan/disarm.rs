@@ -5,15 +5,43 @@
 //! `"same format"`). A same-format copy of a file whose name claims another type (a Word 97
 //! document named `.docm`) is named by its content (`<stem>.doc`), and the sidecar's
 //! `"renamed"` says so. Conversion is itself a test: a failed one is reported like a finding
-//! and makes the command exit 1.
+//! and makes the command exit 1. When `LibreOffice` is on `PATH` (and `--soffice` is not
+//! `off`), the original of a type it reads is also converted to PDF in a sandbox
+//! (`convert::soffice`): the sidecar's `"libreoffice"` says converted, failed (a finding:
+//! code and place, exit 1) or skipped and why.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use haetae_docscan::convert::soffice::{Outcome, Soffice};
 use haetae_docscan::convert::{self, ConvertError};
 use haetae_docscan::filetype::{Agreement, FileType, agreement};
 use haetae_docscan::report_html::ConversionSummary;
 use haetae_docscan::{Limits, Report};
+
+/// The optional `LibreOffice` conversion test for `--disarm` (`--soffice auto|off`).
+#[derive(Debug)]
+pub(super) enum Converter {
+    /// `--soffice off`.
+    Off,
+    /// Not found, or it cannot be sandboxed here: why.
+    Absent(String),
+    /// Runs on every file of a type `LibreOffice` reads.
+    Found(Soffice),
+}
+
+impl Converter {
+    /// The converter `--soffice` asks for: `off`, or `auto` (used when on `PATH`).
+    pub(super) fn new(auto: bool) -> Converter {
+        if !auto {
+            return Converter::Off;
+        }
+        match Soffice::find() {
+            Ok(s) => Converter::Found(s),
+            Err(why) => Converter::Absent(why),
+        }
+    }
+}
 
 /// A name in `dir` for `file_name` that does not exist yet (`a.docx`, `a-1.docx`, ...).
 fn free_name(dir: &Path, file_name: &str) -> PathBuf {
@@ -56,6 +84,7 @@ pub(super) fn one(
     dir: &Path,
     r: &Report,
     limits: &Limits,
+    soffice: &Converter,
 ) -> anyhow::Result<Option<ConversionSummary>> {
     let Some(path) = r.path.as_deref().filter(|p| *p != "-") else {
         return Ok(None);
@@ -141,6 +170,27 @@ pub(super) fn one(
             }
         },
     }
+    // The LibreOffice conversion test of the original, when there is one to run.
+    let libreoffice = match (soffice, std::fs::read(path)) {
+        (Converter::Off, _) => serde_json::json!({"status": "skipped", "reason": "--soffice off"}),
+        (Converter::Absent(why), _) => serde_json::json!({"status": "skipped", "reason": why}),
+        (Converter::Found(_), Err(e)) => {
+            serde_json::json!({"status": "skipped", "reason": format!("cannot read it again: {e}")})
+        }
+        (Converter::Found(s), Ok(data)) => match s.convert(&data, r.detected_type) {
+            Outcome::Skipped(why) => serde_json::json!({"status": "skipped", "reason": why}),
+            Outcome::Converted { bytes, elapsed_ms } => serde_json::json!({
+                "status": "converted", "target": "pdf", "bytes": bytes, "elapsed_ms": elapsed_ms,
+            }),
+            Outcome::Failed(f) => {
+                let json = serde_json::json!({
+                    "status": "failed", "code": f.code, "location": f.location, "message": f.message,
+                });
+                summary.failures.push((f.code, f.location, f.message));
+                json
+            }
+        },
+    };
     let sidecar = free_name(dir, &format!("{file_name}.disarm.json"));
     let json = serde_json::json!({
         "source": path,
@@ -154,6 +204,8 @@ pub(super) fn one(
         "removed": summary.removed.iter().map(|(what, location)| serde_json::json!({"what": what, "location": location})).collect::<Vec<_>>(),
         "failures": summary.failures.iter().map(|(code, location, message)| serde_json::json!({"code": code, "location": location, "message": message})).collect::<Vec<_>>(),
         "note": summary.note,
+        // The optional LibreOffice conversion test: converted, failed (a finding), skipped.
+        "libreoffice": libreoffice,
     });
     std::fs::write(&sidecar, serde_json::to_string_pretty(&json)?)
         .with_context(|| format!("cannot write {}", sidecar.display()))?;
