@@ -292,8 +292,8 @@ def compound_problems(path, kind, haetae=None):
             pos = 0
             while pos + 8 <= len(d):
                 vi, rt, ln = struct.unpack_from("<HHI", d, pos)
-                # ExOleObjStg, ExOleLink, ExOleEmbed, ExControl, a shape's ExObjRef
-                if rt in (0x1011, 0x0FCE, 0x0FCC, 0x0FEE, 0x0BC1):
+                # ExOleObjStg, ExOleLink, ExOleEmbed, ExControl
+                if rt in (0x1011, 0x0FCE, 0x0FCC, 0x0FEE):
                     out.append(f"an object or control record {rt:#06x} remains at {pos}")
                     break
                 # A VBAInfoAtom naming a VBA project storage or saying it has macros
