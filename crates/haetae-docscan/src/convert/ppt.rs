@@ -28,7 +28,7 @@ use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::{DirEntry, EntryKind};
+use crate::container::cfb::DirEntry;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -431,6 +431,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::cfb::EntryKind;
     use crate::container::cfb::build::cfb;
 
     fn atom(kind: u16, instance: u16, body: &[u8]) -> Vec<u8> {
