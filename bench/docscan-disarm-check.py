@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Usage: bench/docscan-disarm-check.py --haetae BIN --corpus DIR [--venv DIR]
-                                     [--labels valid,unknown] [--under pdf/]
+                                     [--labels valid,unknown] [--under pdf/] [--soffice ppt]
 
 Issue 5's acceptance for disarm, on ../shared/corpora: runs `haetae scan --disarm OUT` over
 the valid files (MANIFEST.tsv label `valid`) and checks every copy
@@ -23,12 +23,15 @@ the valid files (MANIFEST.tsv label `valid`) and checks every copy
     PDF no /JS, /JavaScript, /OpenAction, /AA, /EmbeddedFiles, /EF, /XFA, RichMedia or /Next
     key and no Launch/URI/SubmitForm/ImportData/... action, and the original's page count);
   * a same-format compound copy (DOC/XLS/PPT/MSG/HWP/other compound files) opens in olefile
-    with every stream readable, has no macro/script/object/attachment storage or stream
+    with every stream readable, has no macro/script/object storage or stream
     (VBA, Macros, _VBA_PROJECT_CUR, ObjectPool, Scripts, MBD*, _SX_DB*, \x01Ole*,
-    Equation Native, __attach_*), no external field instruction in a DOC, no macro sheet,
-    unblanked SupBook path, lone ExternName or data connection in an XLS, no embedded or
-    linked object record or macro/program action in a PPT, only empty non-picture BinData
-    items in an HWP, and oletools' olevba finds no VBA macros in it;
+    Equation Native), no external field instruction in a DOC, no macro sheet,
+    unblanked SupBook path, lone ExternName or data connection in an XLS, no embedded,
+    linked or control object record, VBA reference, shape reference to an object or
+    macro/program action in a PPT, in an MSG only by-value attachments whose data scans
+    clean (and passes these checks when it is a compound file or ZIP), only empty
+    non-picture BinData items in an HWP, and oletools' olevba finds no VBA macros in it;
+    with --soffice KINDS, LibreOffice also converts those kinds' copies to PDF;
   * a plain-text rendition (sidecar `"kind": "text rendition"`, written as `<name>.txt`:
     OLE2 DOC/XLS/PPT/MSG/other compound files and HWP 5.0 without an exact same-format
     copy, BIFF3/4) is valid UTF-8 and not
@@ -184,16 +187,47 @@ def archive_problems(path_or_bytes, where="", depth=0):
 
 # Storages and streams a compound copy must not have (any level, case-insensitive): macro
 # projects, HWP scripts, embedded objects (Word's ObjectPool, Excel's MBD…, OLE object
-# streams), pivot caches, Outlook attachments.
+# streams), pivot caches. An MSG copy's attachments are checked apart (attachment_problems).
 COMPOUND_FORBIDDEN = ("vba", "_vba_project_cur", "_vba_project", "macros", "objectpool",
                       "scripts", "\x01ole10native", "equation native", "\x01ole")
-COMPOUND_FORBIDDEN_PREFIX = ("mbd", "_sx_db", "__attach_version1.0_")
+COMPOUND_FORBIDDEN_PREFIX = ("mbd", "_sx_db")
 COMPOUND_KINDS = ("doc", "xls", "ppt", "msg", "hwp", "cfb")
 HWP_PICTURES = (".jpg", ".jpeg", ".png", ".bmp", ".gif")
 EXTERNAL_FIELD = re.compile(r"\x13\s*(DDE|DDEAUTO|INCLUDETEXT|INCLUDEPICTURE|INCLUDE|IMPORT)\b", re.I)
 
 
-def compound_problems(path, kind):
+def attachment_problems(f, streams, haetae):
+    """An MSG copy's attachments: each a by-value attachment (no storage of its own: no
+    embedded message or OLE object) whose data is a disarmed copy — it scans clean with
+    haetae, and a compound or ZIP attachment passes the same checks as a copy of its own."""
+    out = []
+    storages = {e[0] for e in f.listdir(streams=False, storages=True)
+                if e[0].lower().startswith("__attach_version1.0_")}
+    for st in sorted(storages):
+        inner = [e for e in f.listdir(streams=False, storages=True) if e[0] == st and len(e) > 1]
+        if inner:
+            out.append(f"{st}: a storage remains in the attachment: {'/'.join(inner[0])!r}")
+        data = streams.get(f"{st}/__substg1.0_37010102")
+        if data is None:
+            out.append(f"{st}: a kept attachment without data")
+            continue
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "attachment")
+            open(p, "wb").write(data)
+            if haetae:
+                r = subprocess.run([haetae, "scan", "--json", p], capture_output=True, text=True,
+                                   env=dict(os.environ, HAETAE_DATA_DIR=os.path.join(d, "data")))
+                verdict = json.loads(r.stdout.splitlines()[0])["verdict"] if r.stdout else "unreadable"
+                if verdict != "clean":
+                    out.append(f"{st}: the attachment scans {verdict}")
+            if data[:8] == b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1":
+                out += [f"{st}: {x}" for x in compound_problems(p, "cfb", haetae)]
+            elif data[:4] == b"PK\x03\x04":
+                out += [f"{st}: {x}" for x in zip_problems(p)]
+    return out
+
+
+def compound_problems(path, kind, haetae=None):
     """A same-format OLE2/HWP copy, with olefile (independent of haetae): it opens, every
     stream reads back, no macro/script/object/attachment storage or stream is left; per
     format, no external field instruction in a DOC's WordDocument, no macro sheet, link or
@@ -258,12 +292,20 @@ def compound_problems(path, kind):
             pos = 0
             while pos + 8 <= len(d):
                 vi, rt, ln = struct.unpack_from("<HHI", d, pos)
-                if rt in (0x1011, 0x0FCE):
-                    out.append(f"an embedded or linked object record {rt:#06x} remains at {pos}")
+                # ExOleObjStg, ExOleLink, ExOleEmbed, ExControl
+                if rt in (0x1011, 0x0FCE, 0x0FCC, 0x0FEE):
+                    out.append(f"an object or control record {rt:#06x} remains at {pos}")
+                    break
+                # A VBAInfoAtom naming a VBA project storage or saying it has macros
+                # (PowerPoint writes an empty one, persistIdRef 0 and fHasMacros 0, anyway).
+                if rt == 0x0400 and d[pos + 8: pos + 16] != bytes(8):
+                    out.append(f"a VBA project reference remains at {pos}")
                     break
                 if rt == 0x0FF3 and pos + 16 < len(d) and d[pos + 16] in (1, 2, 5):
                     out.append(f"a macro/program/OLE action remains at {pos}")
                 pos += 8 if (vi & 0xF) == 0xF and not 0x040E <= rt <= 0x0428 else 8 + ln
+        if kind == "msg":
+            out += attachment_problems(f, streams, haetae)
         if kind == "hwp":
             header = streams.get("FileHeader") or b""
             compressed = len(header) >= 40 and header[36] & 1
@@ -338,6 +380,27 @@ def metafile_problems(path, kind):
         if pos != len(d) or u32(48) != len(d) or u32(52) != n:
             out.append(f"header bytes/records {u32(48)}/{u32(52)}, the file {len(d)}/{n}, EOF at {pos}")
     return out
+
+
+def soffice_problems(path, kind):
+    """LibreOffice (a reader independent of haetae and olefile) converts the copy to PDF:
+    without network (unshare), its own profile, a timeout."""
+    with tempfile.TemporaryDirectory() as d:
+        src = os.path.join(d, f"copy.{kind}")
+        shutil.copyfile(path, src)
+        try:
+            r = subprocess.run(["unshare", "--net", "--map-root-user", "--", "soffice", "--headless",
+                                "--norestore", "--nologo", "--nodefault", "--nolockcheck",
+                                f"-env:UserInstallation=file://{d}/profile", "--convert-to", "pdf",
+                                "--outdir", d, src], capture_output=True, text=True, timeout=180,
+                               env={"HOME": d, "PATH": os.environ["PATH"], "SAL_USE_VCLPLUGIN": "svp"})
+        except subprocess.TimeoutExpired:
+            return ["LibreOffice did not convert it within 180 s"]
+        pdf = os.path.join(d, "copy.pdf")
+        if not os.path.exists(pdf) or os.path.getsize(pdf) == 0:
+            said = [l for l in (r.stderr + r.stdout).splitlines() if "javaldx" not in l]
+            return [f"LibreOffice cannot convert it: {'; '.join(said)[-200:]}"]
+    return []
 
 
 def open_with_reader(path, kind, py):
@@ -613,7 +676,13 @@ def main():
     ap.add_argument("--labels", default="valid",
                     help="MANIFEST labels to take, comma-separated (default: valid)")
     ap.add_argument("--under", default="", help="only corpus paths starting with this")
+    ap.add_argument("--soffice", default="",
+                    help="compound kinds (doc,xls,ppt) whose same-format copies LibreOffice must "
+                         "also convert to PDF (soffice on PATH; sandboxed without network)")
     a = ap.parse_args()
+    soffice_kinds = set(filter(None, a.soffice.split(",")))
+    if soffice_kinds and not shutil.which("soffice"):
+        sys.exit("--soffice: no soffice on PATH")
     labels = set(a.labels.split(","))
     a.corpus = os.path.abspath(a.corpus)  # the links made below must not be relative
     py = os.path.join(a.venv, "bin", "python")
@@ -641,7 +710,8 @@ def main():
     for i, f in enumerate(valid):
         os.symlink(f, os.path.join(src, f"{i:04d}-{os.path.basename(f)}"))
     env = dict(os.environ, HAETAE_DATA_DIR=os.path.join(work, "data"))
-    subprocess.run([a.haetae, "scan", "-q", "--disarm", out, src], env=env,
+    # The LibreOffice test of the originals is measured apart (--soffice below checks the copies).
+    subprocess.run([a.haetae, "scan", "-q", "--disarm", out, "--soffice", "off", src], env=env,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     stats = defaultdict(Counter)
     bad = []
@@ -706,7 +776,9 @@ def main():
         elif kind in ("wmf", "emf"):
             problems += metafile_problems(path, kind)
         elif kind in COMPOUND_KINDS:
-            problems += compound_problems(path, kind)
+            problems += compound_problems(path, kind, a.haetae)
+            if kind in soffice_kinds:
+                problems += soffice_problems(path, kind)
         elif kind == "rtf":
             data = open(path, "rb").read()
             # An unescaped control word: an odd number of backslashes before it.

@@ -140,6 +140,25 @@ impl FileType {
         matches!(self.family(), Family::Executable)
     }
 
+    /// The extension a file of this type is given (`doc`, `jpg`, `txt`...): one
+    /// [`FileType::from_name`] maps back to the type, or, for a type no extension claims
+    /// (a generic compound file, ODF, unknown content), its report name, which claims
+    /// nothing.
+    #[must_use]
+    pub const fn extension(self) -> &'static str {
+        match self {
+            FileType::Jpeg => "jpg",
+            FileType::Tiff => "tif",
+            FileType::Text => "txt",
+            FileType::Odf => "odt",
+            FileType::PostScript => "ps",
+            FileType::Pe => "exe",
+            FileType::Elf => "elf",
+            FileType::Script => "script",
+            other => other.as_str(),
+        }
+    }
+
     /// The type a file name claims by its extension, if the extension is one we know.
     #[must_use]
     pub fn from_name(name: &str) -> Option<FileType> {
@@ -233,6 +252,51 @@ mod tests {
         assert_eq!(FileType::from_name("Invoice.PDF"), Some(FileType::Pdf));
         assert_eq!(FileType::from_name("report.docm"), Some(FileType::Docx));
         assert_eq!(FileType::from_name("noext"), None);
+    }
+
+    #[test]
+    fn a_type_s_extension_claims_the_type_or_nothing() {
+        use FileType::*;
+        for t in [
+            Jpeg,
+            Png,
+            Gif,
+            Bmp,
+            Tiff,
+            Pdf,
+            Rtf,
+            Cfb,
+            Doc,
+            Xls,
+            Ppt,
+            Hwp,
+            Msi,
+            Msg,
+            EncryptedOoxml,
+            Zip,
+            Docx,
+            Xlsx,
+            Pptx,
+            Hwpx,
+            Odf,
+            Jar,
+            Apk,
+            Text,
+            PostScript,
+            Pe,
+            Elf,
+            MachO,
+            Script,
+            Unknown,
+        ] {
+            let name = format!("copy.{}", t.extension());
+            if let Some(claimed) = FileType::from_name(&name) {
+                assert_eq!(claimed, t, "{name}");
+            }
+        }
+        assert_eq!(Doc.extension(), "doc");
+        assert_eq!(Jpeg.extension(), "jpg");
+        assert_eq!(FileType::from_name(&format!("a.{}", Cfb.extension())), None);
     }
 
     #[test]

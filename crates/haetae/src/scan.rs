@@ -22,6 +22,15 @@ mod disarm;
 mod watch;
 use rayon::prelude::*;
 
+/// When `--disarm` also runs the `LibreOffice` conversion test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SofficeWhen {
+    /// When `soffice`/`libreoffice` is on PATH and can be sandboxed.
+    Auto,
+    /// Never.
+    Off,
+}
+
 /// Flags of `haetae scan`.
 #[derive(Debug, Args)]
 pub struct ScanArgs {
@@ -82,6 +91,11 @@ pub struct ScanArgs {
     /// finding: exit 1).
     #[arg(long, value_name = "DIR")]
     disarm: Option<PathBuf>,
+    /// With `--disarm`: also convert each original `LibreOffice` reads to PDF with
+    /// `soffice --headless --convert-to` (sandboxed: no network, own profile, timeout) as a
+    /// second conversion test, when it is on PATH (`auto`), or never (`off`).
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    soffice: SofficeWhen,
     /// Keep running and scan every file that appears or changes under the given folders
     /// once its writer has closed it (or it was moved in whole), applying the actions.
     #[arg(long)]
@@ -280,10 +294,19 @@ pub fn run(config: &haetae_core::config::Config, args: &ScanArgs) -> anyhow::Res
     reports.extend(scanned);
     // Disarm first: an action may move the original away.
     let mut conversions = Vec::with_capacity(reports.len());
+    let converter = args
+        .disarm
+        .as_ref()
+        .map(|_| disarm::Converter::new(args.soffice == SofficeWhen::Auto));
+    if let Some(disarm::Converter::Absent(why)) = &converter
+        && !args.quiet
+    {
+        eprintln!("haetae scan: LibreOffice conversion test skipped: {why}");
+    }
     for r in &reports {
-        conversions.push(match &args.disarm {
-            Some(dir) => disarm::one(dir, r, &limits)?,
-            None => None,
+        conversions.push(match (&args.disarm, &converter) {
+            (Some(dir), Some(c)) => disarm::one(dir, r, &limits, c)?,
+            _ => None,
         });
     }
     let conversion_failed = conversions.iter().flatten().any(|c| !c.failures.is_empty());

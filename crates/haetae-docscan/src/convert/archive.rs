@@ -22,11 +22,9 @@ use super::{ConvertError, Disarmed, Removed};
 use crate::container::zip;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
-use crate::formats;
 use crate::limits::Limits;
 
-/// Deepest nesting of plain archives rebuilt (the outer archive is depth 0).
-pub(super) const MAX_DEPTH: u32 = 3;
+use super::MAX_DEPTH;
 
 fn climbs_out(name: &str) -> bool {
     let n = name.replace('\\', "/");
@@ -46,13 +44,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits, depth: u32) -> Result<Disarm
         ));
     }
     let mut ctx = ScanContext::new(limits, data.len());
-    let Some(archive) = zip::parse(data, &mut ctx) else {
-        return Err(ConvertError::at(
-            "CONVERT-ZIP",
-            "file".into(),
-            "no readable ZIP directory".into(),
-        ));
-    };
+    let archive = super::zip_directory(data, &mut ctx)?;
     let files: Vec<&zip::ZipEntry> = archive.entries.iter().filter(|e| !e.is_dir()).collect();
     if !files.is_empty() && files.iter().all(|e| e.encrypted()) {
         return Err(ConvertError::Encrypted(FileType::Zip));
@@ -106,13 +98,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits, depth: u32) -> Result<Disarm
             );
             continue;
         };
-        let mut member_ctx = ScanContext::new(limits, content.len());
-        let kind = formats::verify_any(&content, &mut member_ctx);
-        let result = if kind == FileType::Zip {
-            rebuild(&content, limits, depth + 1)
-        } else {
-            super::disarm(&content, kind, limits)
-        };
+        let (kind, result) = super::nested(&content, limits, depth + 1);
         match result {
             Ok(d) => {
                 let name = if d.file_type == kind {
@@ -142,31 +128,7 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits, depth: u32) -> Result<Disarm
                 }
                 kept.push((name, d.bytes));
             }
-            Err(ConvertError::Encrypted(t)) => {
-                drop(
-                    &mut removed,
-                    &e.name,
-                    format!("an encrypted {t:?} document"),
-                );
-            }
-            Err(ConvertError::Unsupported(t)) => {
-                drop(
-                    &mut removed,
-                    &e.name,
-                    format!("no safe rebuild for {t:?} files"),
-                );
-            }
-            Err(ConvertError::Failed(f)) => {
-                let first = f
-                    .first()
-                    .map(|f| format!("{} at {}: {}", f.code, f.location, f.message))
-                    .unwrap_or_default();
-                drop(
-                    &mut removed,
-                    &e.name,
-                    format!("its {kind:?} conversion failed ({first})"),
-                );
-            }
+            Err(why) => drop(&mut removed, &e.name, why),
         }
     }
     let entries: Vec<NewEntry<'_>> = kept

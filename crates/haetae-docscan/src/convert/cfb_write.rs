@@ -18,9 +18,10 @@
 
 use std::collections::HashMap;
 
-use super::{ConvertError, Removed};
+use super::{ConvertError, Disarmed, Removed};
 use crate::container::cfb::{Cfb, DirEntry, EntryKind};
 use crate::context::ScanContext;
+use crate::filetype::FileType;
 
 const SECTOR: usize = 512;
 const MINI: usize = 64;
@@ -442,11 +443,43 @@ type Streams = Vec<(String, Vec<u8>)>;
 /// Most unreachable entries named one by one in `removed`.
 const MAX_HIDDEN_LISTED: usize = 16;
 
-/// Copies the storages and streams of `cfb` that `keep` accepts into a new compound file
-/// (editing each kept stream through `edit`), naming every dropped one in `removed`.
-/// Failures are `{prefix}-STREAM` (a stream that cannot be read), `{prefix}-TIME` and
-/// `{prefix}-WRITE` (a name or size the writer refuses).
-pub(super) fn copy(
+/// The head every application policy shares: an entry under a top-level storage is
+/// dropped with it (`Some(Drop)`), a top-level stream named in `kept` (ASCII
+/// case-insensitively) is kept (`Some(Yes)`); anything else is the policy's to name (`None`).
+pub(super) fn kept_top(e: &DirEntry, kept: &[&str]) -> Option<Keep> {
+    let p = e.path.as_str();
+    if !top(p) {
+        return Some(Keep::Drop("stream of a dropped storage"));
+    }
+    (e.kind == EntryKind::Stream && kept.iter().any(|k| k.eq_ignore_ascii_case(p)))
+        .then_some(Keep::Yes)
+}
+
+/// The same-format copy of `cfb` as a [`Disarmed`] of `file_type`: the storages and streams
+/// that `keep` accepts copied into a new compound file (each kept stream edited through
+/// `edit`), every dropped one named in `removed`. Failures are `{prefix}-STREAM` (a stream
+/// that cannot be read), `{prefix}-TIME` and `{prefix}-WRITE` (a name or size the writer
+/// refuses).
+pub(super) fn copy_as(
+    data: &[u8],
+    cfb: &Cfb,
+    ctx: &mut ScanContext,
+    prefix: &str,
+    file_type: FileType,
+    keep: &dyn Fn(&DirEntry) -> Keep,
+    edit: &mut Edit<'_>,
+) -> Result<Disarmed, ConvertError> {
+    let mut removed = Vec::new();
+    let bytes = copy(data, cfb, ctx, prefix, keep, edit, &mut removed)?;
+    Ok(Disarmed {
+        bytes,
+        file_type,
+        removed,
+    })
+}
+
+/// [`copy_as`]'s compound file alone, the removals added to `removed`.
+fn copy(
     data: &[u8],
     cfb: &Cfb,
     ctx: &mut ScanContext,

@@ -30,7 +30,7 @@ use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::{Cfb, DirEntry, EntryKind};
+use crate::container::cfb::{Cfb, DirEntry};
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -228,14 +228,10 @@ const EXTERNAL_FIELDS: [&str; 6] = [
 
 /// What a Word 97–2003 copy leaves out of the storage at `path`.
 fn policy(e: &DirEntry) -> Keep {
+    if let Some(keep) = cfb_write::kept_top(e, &KEPT) {
+        return keep;
+    }
     let p = e.path.as_str();
-    if !cfb_write::top(p) {
-        // Under a storage the root policy kept (none is kept).
-        return Keep::Drop("stream of a dropped storage");
-    }
-    if KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) && e.kind == EntryKind::Stream {
-        return Keep::Yes;
-    }
     if p.eq_ignore_ascii_case("Macros") || p.eq_ignore_ascii_case("_VBA_PROJECT_CUR") {
         Keep::Drop("macro project (VBA)")
     } else if p.eq_ignore_ascii_case("ObjectPool") {
@@ -421,27 +417,21 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         "0Table"
     };
     let table = rendition::stream(data, &cfb, table_name, &mut ctx, PREFIX)?.unwrap_or_default();
-    let mut removed = Vec::new();
     let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
         if path.eq_ignore_ascii_case("WordDocument") {
             blank_fields(bytes, &table, table_name, removed)?;
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(
+    cfb_write::copy_as(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
+        FileType::Doc,
         &policy,
         &mut edit,
-        &mut removed,
-    )?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Doc,
-        removed,
-    })
+    )
 }
 
 /// The text rendition of a Word 6/95 document (`word` is its `WordDocument` stream).
@@ -678,6 +668,7 @@ impl Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::cfb::EntryKind;
     use crate::container::cfb::build::cfb;
 
     const FIB_LEN: usize = 1024;

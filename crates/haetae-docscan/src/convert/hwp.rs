@@ -410,7 +410,6 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
     let compressed = rendition::stream(data, &cfb, "FileHeader", &mut ctx, PREFIX)?
         .and_then(|h| le32(&h, 36))
         .is_some_and(|f| f & 1 != 0);
-    let mut removed = Vec::new();
     let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
         if path.eq_ignore_ascii_case("FileHeader") {
             if let Some(flags) = bytes.get_mut(36) {
@@ -434,20 +433,15 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(
+    cfb_write::copy_as(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
+        FileType::Hwp,
         &policy,
         &mut edit,
-        &mut removed,
-    )?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Hwp,
-        removed,
-    })
+    )
 }
 
 #[cfg(test)]

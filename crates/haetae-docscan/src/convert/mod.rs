@@ -134,6 +134,7 @@ mod pnm;
 mod ppt;
 mod rendition;
 mod rtf;
+pub mod soffice;
 mod text;
 mod tiff;
 mod xls;
@@ -204,27 +205,26 @@ impl ConvertError {
 /// for a protected document (no copy without its password), [`ConvertError::Failed`]
 /// with every failure (code and location) when the file cannot be rebuilt.
 pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
+    disarm_at(data, file_type, limits, 0)
+}
+
+/// [`disarm`] for a file found `depth` containers deep (an archive member, a message
+/// attachment: the outer file is depth 0).
+fn disarm_at(
+    data: &[u8],
+    file_type: FileType,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Disarmed, ConvertError> {
     match file_type {
         FileType::Docx | FileType::Xlsx | FileType::Pptx | FileType::Hwpx => {
             let mut ctx = ScanContext::new(limits, data.len());
-            let Some(archive) = zip::parse(data, &mut ctx) else {
-                return Err(ConvertError::at(
-                    "CONVERT-ZIP",
-                    "file".into(),
-                    "no readable ZIP directory".into(),
-                ));
-            };
+            let archive = zip_directory(data, &mut ctx)?;
             ooxml::rebuild(data, &archive, file_type, &mut ctx)
         }
         FileType::Odf => {
             let mut ctx = ScanContext::new(limits, data.len());
-            let Some(archive) = zip::parse(data, &mut ctx) else {
-                return Err(ConvertError::at(
-                    "CONVERT-ZIP",
-                    "file".into(),
-                    "no readable ZIP directory".into(),
-                ));
-            };
+            let archive = zip_directory(data, &mut ctx)?;
             odf::rebuild(data, &archive, &mut ctx)
         }
         FileType::Rtf => rtf::rebuild(data),
@@ -240,8 +240,8 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
         | FileType::Xls
         | FileType::Ppt
         | FileType::Msg
-        | FileType::Cfb => compound(data, file_type, limits),
-        FileType::Zip => archive::rebuild(data, limits, 0),
+        | FileType::Cfb => compound(data, file_type, limits, depth),
+        FileType::Zip => archive::rebuild(data, limits, depth),
         // Formats the type detector leaves unknown but a rebuild can read.
         FileType::Unknown if pnm::sniff(data) => pnm::rebuild(data, limits),
         FileType::Unknown if xls::sniff_old(data) => xls::render_old(data, limits),
@@ -256,16 +256,29 @@ pub fn disarm(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disar
 /// clean: a copy keeps the original's application streams as they are, so a structural
 /// flaw of the original (a record running past its container...) would stay in it; such a
 /// document gets its text rendition instead, and `removed` names the finding.
-fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarmed, ConvertError> {
-    let (rebuild, render): (Convert, Convert) = match file_type {
-        FileType::Hwp => (hwp::rebuild, hwp::render),
-        FileType::Doc => (doc::rebuild, doc::render),
-        FileType::Xls => (xls::rebuild, xls::render),
-        FileType::Ppt => (ppt::rebuild, ppt::render),
-        FileType::Msg => (msg::rebuild, msg::render),
-        _ => (ole::rebuild, ole::render),
+fn compound(
+    data: &[u8],
+    file_type: FileType,
+    limits: &Limits,
+    depth: u32,
+) -> Result<Disarmed, ConvertError> {
+    let copy = match file_type {
+        FileType::Hwp => hwp::rebuild(data, limits)?,
+        FileType::Doc => doc::rebuild(data, limits)?,
+        FileType::Xls => xls::rebuild(data, limits)?,
+        FileType::Ppt => ppt::rebuild(data, limits)?,
+        // Its attachments are disarmed one level deeper.
+        FileType::Msg => msg::rebuild(data, limits, depth)?,
+        _ => ole::rebuild(data, limits)?,
     };
-    let copy = rebuild(data, limits)?;
+    let render: Convert = match file_type {
+        FileType::Hwp => hwp::render,
+        FileType::Doc => doc::render,
+        FileType::Xls => xls::render,
+        FileType::Ppt => ppt::render,
+        FileType::Msg => msg::render,
+        _ => ole::render,
+    };
     if copy.file_type != file_type {
         return Ok(copy);
     }
@@ -293,6 +306,69 @@ fn compound(data: &[u8], file_type: FileType, limits: &Limits) -> Result<Disarme
         },
     );
     Ok(rendition)
+}
+
+/// The ZIP directory of a package or archive, `CONVERT-ZIP` when there is none to read.
+fn zip_directory(data: &[u8], ctx: &mut ScanContext) -> Result<zip::ZipArchive, ConvertError> {
+    zip::parse(data, ctx).ok_or_else(|| {
+        ConvertError::at(
+            "CONVERT-ZIP",
+            "file".into(),
+            "no readable ZIP directory".into(),
+        )
+    })
+}
+
+/// A package entry's content, or `None` with a `CONVERT-ZIP-ENTRY` failure naming the
+/// entry and what the reader found (broken, over the ratio or memory caps).
+fn zip_entry<'d>(
+    data: &'d [u8],
+    e: &zip::ZipEntry,
+    ctx: &mut ScanContext,
+    failures: &mut Vec<Failure>,
+) -> Option<std::borrow::Cow<'d, [u8]>> {
+    let before = ctx.findings().len();
+    let content = zip::read(data, e, ctx);
+    if content.is_none() {
+        let message = ctx
+            .findings()
+            .get(before..)
+            .and_then(|f| f.last())
+            .map_or_else(
+                || "the entry cannot be read".to_owned(),
+                |f| f.message.clone(),
+            );
+        failures.push(Failure {
+            code: "CONVERT-ZIP-ENTRY".into(),
+            location: e.name.clone(),
+            message,
+        });
+    }
+    content
+}
+
+/// Deepest nesting of files inside files (archive members, message attachments) disarmed;
+/// the outer file is depth 0.
+const MAX_DEPTH: u32 = 3;
+
+/// A file found inside another (an archive member, a message attachment) at nesting
+/// `depth` (its container's depth + 1), disarmed as a file of its own: its type detected
+/// and verified, then its copy, or why it has none (a sentence for `removed`).
+fn nested(content: &[u8], limits: &Limits, depth: u32) -> (FileType, Result<Disarmed, String>) {
+    let mut ctx = ScanContext::new(limits, content.len());
+    let kind = crate::formats::verify_any(content, &mut ctx);
+    let result = disarm_at(content, kind, limits, depth).map_err(|e| match e {
+        ConvertError::Encrypted(t) => format!("an encrypted {t:?} document"),
+        ConvertError::Unsupported(t) => format!("no safe rebuild for {t:?} files"),
+        ConvertError::Failed(f) => {
+            let first = f
+                .first()
+                .map(|f| format!("{} at {}: {}", f.code, f.location, f.message))
+                .unwrap_or_default();
+            format!("its {kind:?} conversion failed ({first})")
+        }
+    });
+    (kind, result)
 }
 
 /// A conversion function.

@@ -300,17 +300,263 @@ pub(super) fn render(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertEr
 /// `PidTagHasAttachments` (boolean) and `PidTagMessageFlags` (`mfHasAttach` 0x10).
 const HAS_ATTACHMENTS: u32 = 0x0E1B_000B;
 const MESSAGE_FLAGS: u32 = 0x0E07_0003;
+/// `PidTagAttachMethod`: 1 by value (the data in `PidTagAttachDataBinary`), 2–4 by
+/// reference (a path), 5 an embedded message, 6 an OLE object, 7 a web reference.
+const ATTACH_METHOD: u32 = 0x3705_0003;
+const ATTACH_DATA: &str = "__substg1.0_37010102";
+const ATTACH_EXTENSION: u16 = 0x3703;
+const ATTACH_MIME: u16 = 0x370E;
+/// `PidTagAttachRendering`: the attachment's icon, a metafile.
+const ATTACH_RENDERING: &str = "__substg1.0_3709";
+const PROPERTIES: &str = "__properties_version1.0";
 
-/// What a message copy leaves out: attachments (their data, embedded messages and OLE
-/// objects), and the HTML and compressed-RTF bodies when `plain` (a plain-text body exists).
-fn policy(e: &DirEntry, plain: bool) -> Keep {
+/// What a message copy does with one attachment storage.
+#[derive(Debug)]
+enum Attachment {
+    /// Left out, with why (no safe copy of it exists).
+    Dropped,
+    /// Kept: these of its streams (lower-case paths) get new content — the data its
+    /// disarmed copy, its property stream the new sizes — the others are copied.
+    Kept(std::collections::HashMap<String, Vec<u8>>),
+}
+
+/// Whether a property type keeps its value in a stream of its own.
+fn in_stream(kind: u32) -> bool {
+    matches!(
+        kind,
+        0x001F | 0x001E | 0x0102 | 0x000D | 0x1002
+            ..=0x1007 | 0x1014 | 0x101E | 0x101F | 0x1040 | 0x1048 | 0x1102
+    )
+}
+
+/// The property stream of an attachment (an 8-byte header, 16-byte entries) for the
+/// streams the copy keeps: an entry whose value stream is dropped goes, a string or
+/// binary whose stream gets new content gets its new size (strings count their terminator).
+fn attachment_properties(
+    props: &[u8],
+    base: &str,
+    kept: &dyn Fn(&str) -> bool,
+    new: &std::collections::HashMap<String, Vec<u8>>,
+) -> Vec<u8> {
+    let mut out = props.get(..8).unwrap_or_default().to_vec();
+    let mut at = 8;
+    while let (Some(tag), Some(entry)) = (le32(props, at), props.get(at..at + 16)) {
+        at += 16;
+        let kind = tag & 0xFFFF;
+        if !in_stream(kind) {
+            out.extend_from_slice(entry);
+            continue;
+        }
+        let stream = format!("{base}__substg1.0_{tag:08x}");
+        if kind == 0x000D || !kept(&stream) {
+            continue;
+        }
+        let mut entry = entry.to_vec();
+        if let Some(content) = new.get(&stream) {
+            let terminator = match kind {
+                0x001F => 2,
+                0x001E => 1,
+                _ => 0,
+            };
+            let size = u32::try_from(content.len() + terminator).unwrap_or(u32::MAX);
+            if let Some(at) = entry.get_mut(8..12) {
+                at.copy_from_slice(&size.to_le_bytes());
+            }
+        }
+        out.extend(entry);
+    }
+    out
+}
+
+/// Whether an attachment's stream (lower-case `path`) is carried: its properties and
+/// value streams, not its icon (`PidTagAttachRendering`, a metafile) nor anything in a
+/// storage of its own (an embedded message or OLE object).
+fn attachment_stream_kept(path: &str) -> bool {
+    let mut parts = path.split('/');
+    let (Some(_), Some(name), None) = (parts.next(), parts.next(), parts.next()) else {
+        return false;
+    };
+    name == PROPERTIES || (name.starts_with("__substg1.0_") && !name.starts_with(ATTACH_RENDERING))
+}
+
+/// Disarms each attachment of the message as a file of its own (one level deeper) and
+/// says what becomes of it: kept with its safe copy, or dropped (why in `removed`).
+fn attachments(
+    data: &[u8],
+    cfb: &Cfb,
+    ctx: &mut ScanContext,
+    limits: &Limits,
+    depth: u32,
+    removed: &mut Vec<Removed>,
+) -> Result<std::collections::HashMap<String, Attachment>, ConvertError> {
+    let mut out = std::collections::HashMap::new();
+    let storages: Vec<&DirEntry> = cfb
+        .entries
+        .iter()
+        .filter(|e| {
+            e.reachable
+                && e.parent == Some(0)
+                && e.kind == EntryKind::Storage
+                && e.name
+                    .to_ascii_lowercase()
+                    .starts_with("__attach_version1.0_")
+        })
+        .collect();
+    for e in storages {
+        let base = format!("{}/", e.path.to_ascii_lowercase());
+        let location = format!("storage {}", e.path);
+        let mut refuse = |why: String, out: &mut std::collections::HashMap<String, Attachment>| {
+            removed.push(Removed {
+                what: format!("attachment dropped: {why}"),
+                location: location.clone(),
+            });
+            out.insert(base.trim_end_matches('/').to_owned(), Attachment::Dropped);
+        };
+        let props_path = format!("{}/{PROPERTIES}", e.path);
+        let Some(props) = rendition::stream(data, cfb, &props_path, ctx, PREFIX)? else {
+            refuse("it has no property stream".into(), &mut out);
+            continue;
+        };
+        let mut method = None;
+        let mut at = 8;
+        while let Some(tag) = le32(&props, at) {
+            if tag == ATTACH_METHOD {
+                method = le32(&props, at + 8);
+            }
+            at += 16;
+        }
+        let why = match method {
+            Some(1) => None,
+            Some(5) => Some("an embedded message (no copy of it is rebuilt on its own)"),
+            Some(6) => Some("an embedded OLE object"),
+            Some(2..=4) => Some("an attachment by reference (a path outside the message)"),
+            Some(7) => Some("an attachment by web reference"),
+            _ => Some("no attachment data (no by-value attach method)"),
+        };
+        if let Some(why) = why {
+            refuse(why.into(), &mut out);
+            continue;
+        }
+        if depth >= super::MAX_DEPTH {
+            refuse(
+                format!("files nested more than {} deep", super::MAX_DEPTH),
+                &mut out,
+            );
+            continue;
+        }
+        let Some(content) =
+            rendition::stream(data, cfb, &format!("{}/{ATTACH_DATA}", e.path), ctx, PREFIX)?
+        else {
+            refuse("it has no data stream".into(), &mut out);
+            continue;
+        };
+        let (kind, result) = super::nested(&content, limits, depth + 1);
+        let copy = match result {
+            Ok(copy) => copy,
+            Err(why) => {
+                refuse(why, &mut out);
+                continue;
+            }
+        };
+        for r in copy.removed {
+            removed.push(Removed {
+                what: r.what,
+                location: format!("{location}: {}", r.location),
+            });
+        }
+        let mut new = std::collections::HashMap::new();
+        if copy.file_type != kind {
+            // A text rendition: named `<name>.txt`, typed text/plain.
+            removed.push(Removed {
+                what: format!("{kind:?} attachment replaced by its text rendition (named .txt)"),
+                location: location.clone(),
+            });
+            for entry in cfb
+                .entries
+                .iter()
+                .filter(|c| c.reachable && c.parent == Some(e.id))
+            {
+                let name = entry.name.to_ascii_lowercase();
+                let Some(tag) = name
+                    .strip_prefix("__substg1.0_")
+                    .and_then(|t| u32::from_str_radix(t, 16).ok())
+                else {
+                    continue;
+                };
+                let (id, unicode) = ((tag >> 16) as u16, tag & 0xFFFF == 0x001F);
+                if tag & 0xFFFF != 0x001F && tag & 0xFFFF != 0x001E {
+                    continue;
+                }
+                let value = match id {
+                    ATTACH_LONG_FILENAME | ATTACH_FILENAME | DISPLAY_NAME => {
+                        let Some(old) = rendition::stream(data, cfb, &entry.path, ctx, PREFIX)?
+                        else {
+                            continue;
+                        };
+                        let mut s = if unicode {
+                            let mut s = String::new();
+                            rendition::push_utf16(&mut s, rendition::utf16_units(&old));
+                            s
+                        } else {
+                            old.iter().copied().map(char::from).collect()
+                        };
+                        s = s.trim_end_matches('\0').to_owned();
+                        s.push_str(".txt");
+                        s
+                    }
+                    ATTACH_EXTENSION => ".txt".to_owned(),
+                    ATTACH_MIME => "text/plain".to_owned(),
+                    _ => continue,
+                };
+                let bytes = if unicode {
+                    value.encode_utf16().flat_map(u16::to_le_bytes).collect()
+                } else {
+                    value
+                        .chars()
+                        .map(|c| u8::try_from(c).unwrap_or(b'?'))
+                        .collect()
+                };
+                new.insert(format!("{base}{name}"), bytes);
+            }
+        }
+        new.insert(
+            format!("{base}{}", ATTACH_DATA.to_ascii_lowercase()),
+            copy.bytes,
+        );
+        let props = attachment_properties(&props, &base, &attachment_stream_kept, &new);
+        new.insert(format!("{base}{PROPERTIES}"), props);
+        out.insert(base.trim_end_matches('/').to_owned(), Attachment::Kept(new));
+    }
+    Ok(out)
+}
+
+/// What a message copy leaves out: the attachments without a safe copy (and, of the
+/// others, their icons and object storages), and the HTML and compressed-RTF bodies when
+/// `plain` (a plain-text body exists).
+fn policy(
+    e: &DirEntry,
+    plain: bool,
+    attached: &std::collections::HashMap<String, Attachment>,
+) -> Keep {
     let p = e.path.to_ascii_lowercase();
     let first = p.split('/').next().unwrap_or_default();
     if first.starts_with("__attach_version1.0_") {
-        return if cfb_write::top(&p) {
-            Keep::Drop("attachment (not carried)")
-        } else {
-            Keep::Drop("stream of a dropped storage")
+        return match attached.get(first) {
+            Some(Attachment::Kept(_)) if cfb_write::top(&p) => Keep::Yes,
+            Some(Attachment::Kept(_))
+                if e.kind == EntryKind::Stream && attachment_stream_kept(&p) =>
+            {
+                Keep::Yes
+            }
+            Some(Attachment::Kept(_)) if p.matches('/').count() == 1 => {
+                if e.kind == EntryKind::Storage {
+                    Keep::Drop("storage in an attachment (an embedded message or object)")
+                } else {
+                    Keep::Drop("attachment icon (rendering metafile)")
+                }
+            }
+            _ if cfb_write::top(&p) => Keep::Drop("attachment without a safe copy"),
+            _ => Keep::Drop("stream of a dropped storage"),
         };
     }
     if first.starts_with("__recip_version1.0_") || first == "__nameid_version1.0" {
@@ -325,7 +571,7 @@ fn policy(e: &DirEntry, plain: bool) -> Keep {
     if plain && (p.starts_with("__substg1.0_1013") || p.starts_with("__substg1.0_1009")) {
         return Keep::Drop("HTML or RTF body (the plain-text body is kept)");
     }
-    if p.starts_with("__substg1.0_") || p == "__properties_version1.0" {
+    if p.starts_with("__substg1.0_") || p == PROPERTIES {
         Keep::Yes
     } else {
         Keep::Drop("stream the message does not need")
@@ -334,10 +580,15 @@ fn policy(e: &DirEntry, plain: bool) -> Keep {
 
 /// The same-format copy of a message: the rendition first (a failure there is the
 /// conversion's finding), then the compound file with the top-level properties, the
-/// recipients and the named-property map; the attachments are dropped (a disarmed copy of
-/// each would be a second document of its own), and the top-level property stream says
-/// so: attachment count 0, `PidTagHasAttachments` false, `mfHasAttach` cleared (in place).
-pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertError> {
+/// recipients, the named-property map and the attachments, each disarmed as a file of its
+/// own at `depth + 1` (`super::disarm`'s machinery: a same-format copy, or a text rendition
+/// named `.txt` and typed `text/plain`) and attached in its place, the attachment's
+/// property sizes following. An attachment without a safe copy — an embedded message or
+/// OLE object, a reference to a path, a program, an encrypted document, one whose
+/// conversion fails, one nested too deep — is dropped and `removed` says why; the
+/// top-level property stream then counts only the kept ones (attachment count,
+/// `PidTagHasAttachments`, `mfHasAttach`, in place).
+pub(super) fn rebuild(data: &[u8], limits: &Limits, depth: u32) -> Result<Disarmed, ConvertError> {
     let _ = render(data, limits)?;
     let mut ctx = ScanContext::new(limits, data.len());
     let cfb = rendition::open(data, &mut ctx, PREFIX)?;
@@ -347,34 +598,55 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
             n == "__substg1.0_1000001f" || n == "__substg1.0_1000001e"
         }
     });
-    let mut removed = Vec::new();
-    let keep = |e: &DirEntry| policy(e, plain);
-    let mut edit = |path: &str, bytes: &mut Vec<u8>, _: &mut Vec<Removed>| {
-        if path.eq_ignore_ascii_case("__properties_version1.0") {
+    let mut dropped = Vec::new();
+    let attached = attachments(data, &cfb, &mut ctx, limits, depth, &mut dropped)?;
+    let kept = u32::try_from(
+        attached
+            .values()
+            .filter(|a| matches!(a, Attachment::Kept(_)))
+            .count(),
+    )
+    .unwrap_or(u32::MAX);
+    let keep = |e: &DirEntry| policy(e, plain, &attached);
+    let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
+        let lower = path.to_ascii_lowercase();
+        if lower == PROPERTIES {
+            removed.append(&mut dropped);
             if let Some(count) = bytes.get_mut(20..24) {
-                count.fill(0);
+                count.copy_from_slice(&kept.to_le_bytes());
             }
             let mut at = 32;
             while at + 16 <= bytes.len() {
                 let tag = le32(bytes, at);
                 if let Some(value) = bytes.get_mut(at + 8) {
                     match tag {
-                        Some(HAS_ATTACHMENTS) => *value = 0,
-                        Some(MESSAGE_FLAGS) => *value &= !0x10,
+                        Some(HAS_ATTACHMENTS) => *value = u8::from(kept > 0),
+                        Some(MESSAGE_FLAGS) if kept == 0 => *value &= !0x10,
                         _ => {}
                     }
                 }
                 at += 16;
             }
+        } else if let Some(Attachment::Kept(new)) =
+            attached.get(lower.split('/').next().unwrap_or_default())
+            && let Some(content) = new.get(&lower)
+        {
+            bytes.clone_from(content);
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(data, &cfb, &mut ctx, PREFIX, &keep, &mut edit, &mut removed)?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Msg,
-        removed,
-    })
+    let mut copy = cfb_write::copy_as(
+        data,
+        &cfb,
+        &mut ctx,
+        PREFIX,
+        FileType::Msg,
+        &keep,
+        &mut edit,
+    )?;
+    // A message without top-level properties still says what became of its attachments.
+    copy.removed.append(&mut dropped);
+    Ok(copy)
 }
 
 #[cfg(test)]
@@ -513,7 +785,7 @@ mod tests {
             ),
             ("__nameid_version1.0/__substg1.0_00020102", &[0u8; 16]),
         ]);
-        let d = rebuild(&msg, &Limits::default()).unwrap();
+        let d = rebuild(&msg, &Limits::default(), 0).unwrap();
         assert_eq!(d.file_type, FileType::Msg);
         let after = streams_of(&d.bytes);
         let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
@@ -538,7 +810,7 @@ mod tests {
             .collect();
         assert!(
             whats.contains(&(
-                "attachment (not carried)",
+                "attachment dropped: it has no property stream",
                 "storage __attach_version1.0_#00000000"
             )),
             "{whats:?}"
@@ -553,6 +825,122 @@ mod tests {
         assert!(
             text.contains("subject") && text.contains("Hello") && text.contains("Park"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn attachments_are_disarmed_and_reattached_or_dropped_with_why() {
+        let mut props = fixed(32, &[(0x0E1B, 0x000B, 1), (0x0E07, 0x0003, 0x13)]);
+        props[20..24].copy_from_slice(&3u32.to_le_bytes());
+        let rtf = b"{\\rtf1\\ansi Pay.{\\object\\objemb{\\*\\objdata 0105}}\\par}";
+        let name = utf16("invoice.rtf");
+        // By value (1): an RTF with an object; its data size, names in the properties.
+        let mut by_value = fixed(8, &[(0x3705, 0x0003, 1)]);
+        by_value.extend(fixed(
+            0,
+            &[
+                (0x3701, 0x0102, rtf.len() as u64),
+                (0x3707, 0x001F, name.len() as u64 + 2),
+                (0x3709, 0x0102, 4),
+            ],
+        ));
+        // An embedded message (5), and a program by value.
+        let embedded = fixed(8, &[(0x3705, 0x0003, 5)]);
+        let program = fixed(8, &[(0x3705, 0x0003, 1)]);
+        let msg = cfb(&[
+            ("__properties_version1.0", &props),
+            ("__substg1.0_0037001F", &utf16("subject")),
+            (
+                "__attach_version1.0_#00000000/__properties_version1.0",
+                &by_value,
+            ),
+            ("__attach_version1.0_#00000000/__substg1.0_37010102", rtf),
+            ("__attach_version1.0_#00000000/__substg1.0_3707001F", &name),
+            (
+                "__attach_version1.0_#00000000/__substg1.0_37090102",
+                b"\x01\x00\x09\x00",
+            ),
+            (
+                "__attach_version1.0_#00000001/__properties_version1.0",
+                &embedded,
+            ),
+            (
+                "__attach_version1.0_#00000001/__substg1.0_3701000D/__properties_version1.0",
+                &[0u8; 24],
+            ),
+            (
+                "__attach_version1.0_#00000002/__properties_version1.0",
+                &program,
+            ),
+            (
+                "__attach_version1.0_#00000002/__substg1.0_37010102",
+                b"MZ\x90\x00",
+            ),
+        ]);
+        let d = rebuild(&msg, &Limits::default(), 0).unwrap();
+        assert_eq!(d.file_type, FileType::Msg);
+        let after = streams_of(&d.bytes);
+        let names: Vec<&str> = after.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "__attach_version1.0_#00000000/__properties_version1.0",
+                "__attach_version1.0_#00000000/__substg1.0_37010102",
+                "__attach_version1.0_#00000000/__substg1.0_3707001F",
+                "__properties_version1.0",
+                "__substg1.0_0037001F",
+            ]
+        );
+        // The attachment is the disarmed RTF, and its property sizes follow it.
+        let data = &after[1].1;
+        assert!(!data.windows(7).any(|w| w == b"\\object"), "{data:?}");
+        assert!(data.windows(4).any(|w| w == b"Pay."));
+        let attach_props = &after[0].1;
+        assert_eq!(attach_props.len(), 8 + 3 * 16, "the icon's entry is gone");
+        assert_eq!(
+            le32(attach_props, 24 + 8),
+            Some(u32::try_from(data.len()).unwrap())
+        );
+        // One attachment kept: the count says so, the flags stay set.
+        let p = &after[3].1;
+        assert_eq!(le32(p, 20), Some(1));
+        assert_eq!((p[40], p[56]), (1, 0x13));
+        let whats: Vec<(&str, &str)> = d
+            .removed
+            .iter()
+            .map(|r| (r.what.as_str(), r.location.as_str()))
+            .collect();
+        for (what, location) in [
+            (
+                "attachment dropped: an embedded message (no copy of it is rebuilt on its own)",
+                "storage __attach_version1.0_#00000001",
+            ),
+            (
+                "attachment icon (rendering metafile)",
+                "stream __attach_version1.0_#00000000/__substg1.0_37090102",
+            ),
+        ] {
+            assert!(whats.contains(&(what, location)), "{what} {whats:?}");
+        }
+        assert!(
+            whats.iter().any(
+                |(w, l)| w.starts_with("attachment dropped: no safe rebuild for")
+                    && *l == "storage __attach_version1.0_#00000002"
+            ),
+            "{whats:?}"
+        );
+        assert!(
+            whats
+                .iter()
+                .any(|(_, l)| l.starts_with("storage __attach_version1.0_#00000000: ")),
+            "the attachment's own removals: {whats:?}"
+        );
+        let report = crate::report::scan_bytes(&d.bytes, Some("copy.msg"), &Limits::default());
+        assert_eq!(
+            report.verdict,
+            haetae_core::Verdict::Clean,
+            "{:?}",
+            report.findings
         );
     }
 }

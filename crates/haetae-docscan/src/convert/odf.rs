@@ -383,26 +383,8 @@ pub(super) fn rebuild(
             "the package has no mimetype entry".into(),
         ));
     }
-    let mut read = |e: &zip::ZipEntry, failures: &mut Vec<Failure>| {
-        let before = ctx.findings().len();
-        let content = zip::read(data, e, ctx);
-        if content.is_none() {
-            let message = ctx
-                .findings()
-                .get(before..)
-                .and_then(|f| f.last())
-                .map_or_else(
-                    || "the entry cannot be read".to_owned(),
-                    |f| f.message.clone(),
-                );
-            failures.push(Failure {
-                code: "CONVERT-ZIP-ENTRY".into(),
-                location: e.name.clone(),
-                message,
-            });
-        }
-        content
-    };
+    let mut read =
+        |e: &zip::ZipEntry, failures: &mut Vec<Failure>| super::zip_entry(data, e, ctx, failures);
     // The XML parts first: they say which pictures are used.
     let mut texts: Vec<(String, String)> = Vec::new();
     for e in files.iter().filter(|e| KEPT_XML.contains(&e.name.as_str())) {

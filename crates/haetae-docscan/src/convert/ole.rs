@@ -157,21 +157,15 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
             Keep::Yes
         }
     };
-    let mut removed = Vec::new();
-    let bytes = cfb_write::copy(
+    cfb_write::copy_as(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
+        FileType::Cfb,
         &keep,
         &mut |_, _, _| Ok(()),
-        &mut removed,
-    )?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Cfb,
-        removed,
-    })
+    )
 }
 
 #[cfg(test)]

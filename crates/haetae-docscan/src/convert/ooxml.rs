@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use super::zip_write::{self, NewEntry};
 use super::{ConvertError, Disarmed, Failure, Removed};
-use crate::container::zip::{self, ZipArchive};
+use crate::container::zip::ZipArchive;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 
@@ -363,21 +363,7 @@ pub(super) fn rebuild(
         if dropped.contains(&e.name) {
             continue;
         }
-        let before = ctx.findings().len();
-        let Some(content) = zip::read(data, e, ctx) else {
-            let message = ctx
-                .findings()
-                .get(before..)
-                .and_then(|f| f.last())
-                .map_or_else(
-                    || "the entry cannot be read".to_owned(),
-                    |f| f.message.clone(),
-                );
-            failures.push(Failure {
-                code: "CONVERT-ZIP-ENTRY".into(),
-                location: e.name.clone(),
-                message,
-            });
+        let Some(content) = super::zip_entry(data, e, ctx, &mut failures) else {
             continue;
         };
         let lower = e.name.to_ascii_lowercase();

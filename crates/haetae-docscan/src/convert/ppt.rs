@@ -28,7 +28,7 @@ use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time, push_utf16, utf16_units};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::{DirEntry, EntryKind};
+use crate::container::cfb::DirEntry;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -281,13 +281,10 @@ const INTERACTIVE_INFO_ATOM: u16 = 0x0FF3;
 
 /// What a presentation copy leaves out.
 fn policy(e: &DirEntry) -> Keep {
+    if let Some(keep) = cfb_write::kept_top(e, &KEPT) {
+        return keep;
+    }
     let p = e.path.as_str();
-    if !cfb_write::top(p) {
-        return Keep::Drop("stream of a dropped storage");
-    }
-    if e.kind == EntryKind::Stream && KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) {
-        return Keep::Yes;
-    }
     if p.eq_ignore_ascii_case("VBA") || p.eq_ignore_ascii_case("_VBA_PROJECT_CUR") {
         Keep::Drop("macro project (VBA)")
     } else if p.eq_ignore_ascii_case("ObjectPool") {
@@ -397,7 +394,6 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         );
         return Ok(rendition);
     }
-    let mut removed = Vec::new();
     let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
         if path.eq_ignore_ascii_case(STREAM) {
             for &(at, action) in &active.actions {
@@ -421,25 +417,21 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(
+    cfb_write::copy_as(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
+        FileType::Ppt,
         &policy,
         &mut edit,
-        &mut removed,
-    )?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Ppt,
-        removed,
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::cfb::EntryKind;
     use crate::container::cfb::build::cfb;
 
     fn atom(kind: u16, instance: u16, body: &[u8]) -> Vec<u8> {

@@ -27,7 +27,7 @@ use super::cfb_write::{self, Keep};
 use super::rendition::{self, check_size, check_time};
 use super::{ConvertError, Disarmed, Removed};
 use crate::bytes::{le16, le32, slice};
-use crate::container::cfb::{DirEntry, EntryKind};
+use crate::container::cfb::DirEntry;
 use crate::context::ScanContext;
 use crate::filetype::FileType;
 use crate::limits::Limits;
@@ -758,13 +758,10 @@ const EXTERNSHEET: u16 = 0x0017;
 
 /// What a workbook copy leaves out.
 fn policy(e: &DirEntry) -> Keep {
+    if let Some(keep) = cfb_write::kept_top(e, &KEPT) {
+        return keep;
+    }
     let p = e.path.as_str();
-    if !cfb_write::top(p) {
-        return Keep::Drop("stream of a dropped storage");
-    }
-    if e.kind == EntryKind::Stream && KEPT.iter().any(|k| k.eq_ignore_ascii_case(p)) {
-        return Keep::Yes;
-    }
     let upper = p.to_ascii_uppercase();
     if upper == "_VBA_PROJECT_CUR" || upper == "_VBA_PROJECT" {
         Keep::Drop("macro project (VBA)")
@@ -895,7 +892,6 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         );
         return Ok(rendition);
     }
-    let mut removed = Vec::new();
     let mut edit = |path: &str, bytes: &mut Vec<u8>, removed: &mut Vec<Removed>| {
         if path.eq_ignore_ascii_case(name) {
             for (chars, link) in &active.paths {
@@ -919,25 +915,21 @@ pub(super) fn rebuild(data: &[u8], limits: &Limits) -> Result<Disarmed, ConvertE
         }
         Ok(())
     };
-    let bytes = cfb_write::copy(
+    cfb_write::copy_as(
         data,
         &cfb,
         &mut ctx,
         PREFIX,
+        FileType::Xls,
         &policy,
         &mut edit,
-        &mut removed,
-    )?;
-    Ok(Disarmed {
-        bytes,
-        file_type: FileType::Xls,
-        removed,
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::container::cfb::EntryKind;
     use crate::container::cfb::build::cfb;
 
     fn rec(kind: u16, body: &[u8]) -> Vec<u8> {
