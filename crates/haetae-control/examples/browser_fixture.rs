@@ -28,6 +28,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tls: None,
         relay_handoff: None,
         agent_tickets: None,
+        wasm: Default::default(),
     };
     let center = ControlCenter::start(options, bus.clone()).await?;
     println!("LISTENING http://{}", center.local_addr());

@@ -46,6 +46,8 @@ pub struct ControlOptions {
     /// The key of the agent tickets the relay beside this Center requires (see
     /// [`haetae_core::agent_ticket`]); the Center issues them at `GET /remote/ticket`.
     pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
+    /// The Proxy-Wasm module store: trusted signing keys and the size cap (`[wasm]`).
+    pub wasm: haetae_core::WasmDeployConfig,
 }
 
 /// Where the Center hands the relay's connections (see [`ControlOptions::relay_handoff`]).
@@ -90,6 +92,7 @@ impl ControlOptions {
                 .zip(config.control.tls_key.clone()),
             relay_handoff: None,
             agent_tickets: None,
+            wasm: config.wasm.clone(),
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -123,6 +126,9 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
+    /// A `[wasm]` setting (a trusted key that is not one).
+    #[error("{0}")]
+    Wasm(String),
 }
 
 /// The most TLS handshakes in progress at once; more wait in the kernel's accept queue.
@@ -423,6 +429,9 @@ impl ControlCenter {
             options.secure_cookies || tls.is_some(),
         );
         state.agent_tickets = options.agent_tickets.clone();
+        state.wasm = std::sync::Arc::new(
+            crate::wasm::WasmSettings::from_config(&options.wasm).map_err(StartError::Wasm)?,
+        );
         let (stop, stop_rx) = watch::channel(false);
 
         // With the peer address (agents' login allowlists, the customer scan limit).

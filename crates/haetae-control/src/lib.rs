@@ -26,6 +26,7 @@ pub mod policy;
 pub mod qr;
 pub mod remote;
 pub mod ui;
+pub mod wasm;
 
 pub use center::{
     ControlCenter, ControlHandle, ControlOptions, InitialAdmin, RelayHandoff, StartError,

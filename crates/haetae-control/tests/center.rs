@@ -16,6 +16,7 @@ fn options(dir: &std::path::Path, password: Option<&str>) -> ControlOptions {
         tls: None,
         relay_handoff: None,
         agent_tickets: None,
+        wasm: Default::default(),
     }
 }
 

@@ -55,6 +55,7 @@ fn options(dir: &std::path::Path, cert: &str, key: &str) -> ControlOptions {
         tls: Some((dir.join("cert.pem"), dir.join("key.pem"))),
         relay_handoff: None,
         agent_tickets: None,
+        wasm: Default::default(),
     }
 }
 

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod remote;
 pub mod totp;
 pub mod users;
+pub mod wasm;
 
 /// The file name of the SQLite database inside the data folder.
 pub const SQLITE_FILE: &str = "control.sqlite3";
@@ -94,7 +95,7 @@ pub enum Backend {
 }
 
 fn migrator(backend: Backend) -> Migrator {
-    let files: [(i64, &str, &'static str); 5] = match backend {
+    let files: [(i64, &str, &'static str); 6] = match backend {
         Backend::Sqlite => [
             (
                 1,
@@ -120,6 +121,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "remote",
                 include_str!("../../migrations/sqlite/0005_remote.sql"),
+            ),
+            (
+                6,
+                "wasm_modules",
+                include_str!("../../migrations/sqlite/0006_wasm_modules.sql"),
             ),
         ],
         Backend::Postgres => [
@@ -147,6 +153,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "remote",
                 include_str!("../../migrations/postgres/0005_remote.sql"),
+            ),
+            (
+                6,
+                "wasm_modules",
+                include_str!("../../migrations/postgres/0006_wasm_modules.sql"),
             ),
         ],
     };

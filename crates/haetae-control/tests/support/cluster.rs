@@ -367,6 +367,7 @@ impl Cluster {
             tls: None,
             relay_handoff: None,
             agent_tickets: None,
+            wasm: Default::default(),
         };
         let bus = self.nats.bus("control").await;
         let handle = ControlCenter::start(options, bus)
