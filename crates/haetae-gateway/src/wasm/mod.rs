@@ -1096,7 +1096,8 @@ pub fn render_metrics(out: &mut String) {
     if map.is_empty() {
         return;
     }
-    let series: [(&str, &str, fn(&WasmStats) -> &AtomicU64); 5] = [
+    type Counter = fn(&WasmStats) -> &AtomicU64;
+    let series: [(&str, &str, Counter); 5] = [
         (
             "haetae_wasm_calls_total",
             "Phase runs of a Wasm filter.",
