@@ -12,9 +12,15 @@
 #   haetae+std      issue 7's full standard chain, examples/gateway-standard.toml (device-info,
 #                   restrict, e2e-fields, injection, single-session, fds, upload-inspect,
 #                   security-headers) with only its addresses changed
+#   haetae+wasm     haetae+chain plus one Proxy-Wasm filter (examples/wasm/c/block_header.c,
+#                   built with clang for wasm32-wasi; configured with a pattern the bench
+#                   requests never carry, so every request runs the whole Wasm lifecycle and
+#                   passes): its cost over haetae+chain is the Wasm filter's (issue 12 target:
+#                   <= 5 us p50 per request)
 #
 # for a GET and a 1 KiB form POST, and prints req/s, p50 and p99 latency and the ratios.
-# Needs the Debian packages: nginx libnginx-mod-http-modsecurity modsecurity-crs wrk.
+# Needs the Debian packages: nginx libnginx-mod-http-modsecurity modsecurity-crs wrk, and for
+# haetae+wasm: clang lld wasi-libc libclang-rt-dev-wasm32 (or WASM_FILTER=<a built .wasm>).
 #
 # The same CPU budget for every proxy: the run is repeated per CPU mode (CPU_MODES):
 #   1   every proxy (nginx, haetae) pinned to CPU 1 with one worker (nginx worker_processes 1,
@@ -41,6 +47,7 @@ P_HAETAE=$((BASE_PORT + 3))
 P_CHAIN=$((BASE_PORT + 4))
 P_CHAIN10=$((BASE_PORT + 5))
 P_STD=$((BASE_PORT + 6))
+P_WASM=$((BASE_PORT + 7))
 
 # `bash bench/gateway.sh callgrind` counts instructions per request instead (deterministic on
 # a loaded machine): see callgrind_mode below.
@@ -67,6 +74,11 @@ HAETAE=${HAETAE:-$ROOT/target/release/haetae}
 BACKEND=${BACKEND:-$ROOT/target/release/examples/bench-backend}
 
 WORK=$(mktemp -d /tmp/haetae-bench.XXXXXX)
+# The Wasm filter of haetae+wasm: WASM_FILTER, or the C example built here.
+if [ -z "${WASM_FILTER:-}" ]; then
+  "$ROOT/examples/wasm/build.sh" "$WORK/wasm" c >&2
+  WASM_FILTER=$WORK/wasm/block_header.wasm
+fi
 PIDS=()
 stop_all() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
@@ -138,8 +150,9 @@ EOF
 }
 
 # --- haetae, without filters and with the standard chain ------------------------------------
-write_haetae() { # port chain(yes|no) [sample_rate]
-  local port=$1 chain=$2 rate=${3:-1.0} file="$WORK/haetae-$1.toml"
+write_haetae() { # port chain(yes|no|wasm) [sample_rate]
+  local port=$1 chain=$2 rate=${3:-1.0} file="$WORK/haetae-$1.toml" filters='"device", "restrict"'
+  [ "$chain" = wasm ] && filters='"device", "restrict", "wasm"'
   rm -rf "$WORK/haetae-data-$port"
   cat >"$file" <<EOF
 data_dir = "$WORK/haetae-data-$port"
@@ -158,7 +171,7 @@ version = 1
 id = "bank"
 upstream = "http://127.0.0.1:$P_BACKEND"
 EOF
-  if [ "$chain" = yes ]; then
+  if [ "$chain" != no ]; then
     cat >>"$file" <<EOF
 [[policy.filters]]
 id = "device"
@@ -170,10 +183,18 @@ kind = "restrict"
 config = { device_lists = ["restricted-devices"], users = ["blocked-user"], user_header = "X-User-Id", notice_path = "/notice" }
 [[policy.mappings]]
 service = "bank"
-filters = ["device", "restrict"]
+filters = [$filters]
 [policy.lists.restricted-devices]
 kind = "device"
 entries = ["BLOCKED-DEVICE-1"]
+EOF
+  fi
+  if [ "$chain" = wasm ]; then
+    cat >>"$file" <<EOF
+[[policy.filters]]
+id = "wasm"
+kind = "wasm"
+config = { module = "$WASM_FILTER", configuration = "user-agent=sqlmap", instances = 2 }
 EOF
   fi
   echo "$file"
@@ -213,7 +234,9 @@ start_all() {
   PIDS+=($!)
   TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae_std "$P_STD")" 2>"$WORK/haetae-std.log" &
   PIDS+=($!)
-  for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10 $P_STD; do wait_port "$p"; done
+  TOKIO_WORKER_THREADS=$mode "${proxy_cpu[@]}" "$HAETAE" gateway --config "$(write_haetae "$P_WASM" wasm)" 2>"$WORK/haetae-wasm.log" &
+  PIDS+=($!)
+  for p in $P_BACKEND $P_NGINX $P_MODSEC $P_HAETAE $P_CHAIN $P_CHAIN10 $P_STD $P_WASM; do wait_port "$p"; done
   WRK=("${load_cpu[@]}" wrk)
 }
 
@@ -289,6 +312,7 @@ NGINX
   measure haetae+chain "$P_CHAIN" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN" yes)"
   measure haetae+chain10 "$P_CHAIN10" INT "$HAETAE" gateway --config "$(write_haetae "$P_CHAIN10" yes 0.1)"
   measure haetae+std "$P_STD" INT "$HAETAE" gateway --config "$(write_haetae_std "$P_STD")"
+  measure haetae+wasm "$P_WASM" INT "$HAETAE" gateway --config "$(write_haetae "$P_WASM" wasm)"
 }
 if [ "$MODE" = callgrind ]; then
   callgrind_mode
@@ -330,7 +354,7 @@ run() { # mode name kind url
   echo "  [cpu mode $mode] $name $kind: ${RPS[$k]} req/s" >&2
 }
 
-TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10 haetae+std)
+TARGETS=(direct nginx nginx+modsec haetae haetae+chain haetae+chain10 haetae+std haetae+wasm)
 declare -A URL=(
   [direct]="http://127.0.0.1:$P_BACKEND/bank/transfer"
   [nginx]="http://127.0.0.1:$P_NGINX/bank/transfer"
@@ -339,6 +363,7 @@ declare -A URL=(
   [haetae+chain]="http://127.0.0.1:$P_CHAIN/bank/transfer"
   [haetae+chain10]="http://127.0.0.1:$P_CHAIN10/bank/transfer"
   [haetae+std]="http://127.0.0.1:$P_STD/bank/transfer"
+  [haetae+wasm]="http://127.0.0.1:$P_WASM/bank/transfer"
 )
 START_LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "running: ${DURATION} per measurement, $CONNECTIONS connections, wrk threads $WRK_THREADS, CPU modes: $CPU_MODES, $(nproc) cores, load average $START_LOAD" >&2
@@ -383,3 +408,6 @@ echo
 echo "x_nginx, x_modsec: throughput relative to nginx plain proxy and to nginx+ModSecurity+CRS in the same CPU mode."
 echo "Targets (issue 6): haetae >= 1.0 x_nginx; haetae+chain >= 0.8 x_nginx and >= 20 x_modsec; p99-nginx <= 1 ms."
 echo "Target (issue 7): haetae+std, the full standard chain, keeps issue 6's chain targets."
+for mode in $CPU_MODES; do
+  echo "Wasm filter (issue 12, target <= 0.005 ms): CPU mode $mode, p50 of haetae+wasm minus haetae+chain: GET $(diffms "${P50[$mode.haetae+wasm.get]}" "${P50[$mode.haetae+chain.get]}") ms, POST $(diffms "${P50[$mode.haetae+wasm.post]}" "${P50[$mode.haetae+chain.post]}") ms"
+done

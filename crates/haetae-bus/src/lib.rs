@@ -47,6 +47,7 @@ mod error;
 mod events;
 mod kv;
 mod memory;
+pub mod modules;
 mod nats;
 mod policy;
 mod spool;

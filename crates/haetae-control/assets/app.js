@@ -104,6 +104,33 @@ for (const button of document.querySelectorAll('button[data-call]')) {
   });
 }
 
+// Wasm modules: the file goes to the API as the raw request body (application/wasm).
+for (const form of document.querySelectorAll('form[data-wasm-upload]')) {
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const d = new FormData(form);
+    const file = d.get('file');
+    const name = String(d.get('name') || '');
+    if (!(file instanceof File) || !name) return;
+    const headers = { 'X-CSRF-Token': csrf, Accept: 'application/json', 'Content-Type': 'application/wasm' };
+    const sig = String(d.get('signature') || '').trim();
+    if (sig) headers['X-Module-Signature'] = sig;
+    const desc = String(d.get('description') || '');
+    const url = `/api/v1/wasm-modules/${encodeURIComponent(name)}` + (desc ? `?description=${encodeURIComponent(desc)}` : '');
+    try {
+      const resp = await fetch(url, { method: 'POST', headers, credentials: 'same-origin', body: await file.arrayBuffer() });
+      const data = await resp.json().catch(() => null);
+      if (!resp.ok) {
+        const e = data && data.error;
+        throw new Error(e ? e.message : `HTTP ${resp.status}`);
+      }
+      location.reload();
+    } catch (e) {
+      flash(e.message, true);
+    }
+  });
+}
+
 // Mapping matrix: a click toggles the cell in the draft.
 for (const cell of document.querySelectorAll('button.cell')) {
   cell.addEventListener('click', async () => {

@@ -29,6 +29,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         relay_handoff: None,
         agent_tickets: None,
         recording_key: None,
+        wasm: Default::default(),
     };
     let center = ControlCenter::start(options, bus.clone()).await?;
     println!("LISTENING http://{}", center.local_addr());

@@ -49,6 +49,8 @@ pub struct ControlOptions {
     /// The organisation's recording public key (hex): agent consoles record sessions
     /// encrypted to it (`control.recording_key`). `None`: no recording.
     pub recording_key: Option<String>,
+    /// The Proxy-Wasm module store: trusted signing keys and the size cap (`[wasm]`).
+    pub wasm: haetae_core::WasmDeployConfig,
 }
 
 /// Where the Center hands the relay's connections (see [`ControlOptions::relay_handoff`]).
@@ -94,6 +96,7 @@ impl ControlOptions {
             relay_handoff: None,
             agent_tickets: None,
             recording_key: config.control.recording_key.clone(),
+            wasm: config.wasm.clone(),
             admin_password: env
                 .into_iter()
                 .find(|(k, _)| k == ADMIN_PASSWORD_VAR)
@@ -130,6 +133,9 @@ pub enum StartError {
         /// What is wrong.
         message: String,
     },
+    /// A `[wasm]` setting (a trusted key that is not one).
+    #[error("{0}")]
+    Wasm(String),
 }
 
 /// The most TLS handshakes in progress at once; more wait in the kernel's accept queue.
@@ -440,6 +446,9 @@ impl ControlCenter {
         state.remote = std::sync::Arc::new(crate::remote::RemoteState::with_recording_key(
             recording_key,
         ));
+        state.wasm = std::sync::Arc::new(
+            crate::wasm::WasmSettings::from_config(&options.wasm).map_err(StartError::Wasm)?,
+        );
         let (stop, stop_rx) = watch::channel(false);
 
         // With the peer address (agents' login allowlists, the customer scan limit).

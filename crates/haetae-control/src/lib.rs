@@ -27,6 +27,7 @@ pub mod qr;
 pub mod recording;
 pub mod remote;
 pub mod ui;
+pub mod wasm;
 
 pub use center::{
     ControlCenter, ControlHandle, ControlOptions, InitialAdmin, RelayHandoff, StartError,

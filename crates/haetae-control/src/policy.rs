@@ -364,6 +364,10 @@ pub async fn publish(
         .validate()
         .map_err(|e| ApiError::invalid_policy(&e))?;
     let _guard = state.publish_lock.lock().await;
+    // Wasm filters naming store modules: pinned to the exact bytes, which are on the bus
+    // before the policy that names them.
+    let pinned = crate::wasm::pin_modules(state, snapshot).await?;
+    let snapshot = &pinned;
     let on_bus = state
         .bus
         .latest_policy()

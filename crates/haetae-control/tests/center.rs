@@ -17,6 +17,7 @@ fn options(dir: &std::path::Path, password: Option<&str>) -> ControlOptions {
         relay_handoff: None,
         agent_tickets: None,
         recording_key: None,
+        wasm: Default::default(),
     }
 }
 

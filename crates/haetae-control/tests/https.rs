@@ -56,6 +56,7 @@ fn options(dir: &std::path::Path, cert: &str, key: &str) -> ControlOptions {
         relay_handoff: None,
         agent_tickets: None,
         recording_key: None,
+        wasm: Default::default(),
     }
 }
 

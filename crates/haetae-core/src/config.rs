@@ -32,6 +32,8 @@ pub struct Config {
     pub gateway: GatewayConfig,
     /// The message bus.
     pub bus: BusConfig,
+    /// Proxy-Wasm filter modules deployed through the Control Center.
+    pub wasm: WasmDeployConfig,
     /// A policy given in the file itself (`[policy]`, `[[policy.services]]`, ...), as the
     /// standalone gateway uses it. The Control Center publishes the same model on the bus.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -46,6 +48,7 @@ impl Default for Config {
             control: ControlConfig::default(),
             gateway: GatewayConfig::default(),
             bus: BusConfig::default(),
+            wasm: WasmDeployConfig::default(),
             policy: None,
         }
     }
@@ -213,6 +216,69 @@ impl Default for BusConfig {
             backend: BusBackend::Embedded,
             nats_url: "nats://127.0.0.1:4222".into(),
         }
+    }
+}
+
+/// `[wasm]`: who may sign the Proxy-Wasm modules the Control Center stores and gateways
+/// run. Read by both: the Center refuses to store a module without a valid signature, a
+/// gateway refuses to run one, as soon as `trusted_keys` is not empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WasmDeployConfig {
+    /// Ed25519 public keys (64 hex digits each) whose signatures over a module's bytes are
+    /// trusted. Empty: modules need no signature.
+    pub trusted_keys: Vec<String>,
+    /// The largest module the Center accepts, in bytes.
+    pub max_module_bytes: u64,
+}
+
+impl Default for WasmDeployConfig {
+    fn default() -> Self {
+        WasmDeployConfig {
+            trusted_keys: Vec::new(),
+            max_module_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// One trusted module-signing key: its 32 bytes and its id (the first 16 hex digits of
+/// the SHA-256 of the key), the id a stored module records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedKey {
+    /// The key id.
+    pub id: String,
+    /// The Ed25519 public key.
+    pub key: [u8; 32],
+}
+
+impl TrustedKey {
+    /// The id of a public key.
+    #[must_use]
+    pub fn id_of(key: &[u8; 32]) -> String {
+        use sha2::Digest;
+        hex::encode(&sha2::Sha256::digest(key)[..8])
+    }
+}
+
+impl WasmDeployConfig {
+    /// The trusted keys, parsed; an entry that is not 64 hex digits is an error naming it.
+    pub fn parsed_keys(&self) -> Result<Vec<TrustedKey>, String> {
+        self.trusted_keys
+            .iter()
+            .enumerate()
+            .map(|(i, text)| {
+                let mut key = [0u8; 32];
+                hex::decode_to_slice(text.trim(), &mut key).map_err(|_| {
+                    format!(
+                        "wasm.trusted_keys[{i}]: {text:?} is not an Ed25519 public key                          (64 hex digits)"
+                    )
+                })?;
+                Ok(TrustedKey {
+                    id: TrustedKey::id_of(&key),
+                    key,
+                })
+            })
+            .collect()
     }
 }
 

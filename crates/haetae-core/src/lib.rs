@@ -23,10 +23,12 @@ pub mod event;
 pub mod policy;
 pub mod severity;
 
-pub use config::{BusBackend, Config, ConfigError, Loaded, LogFormat};
+pub use config::{
+    BusBackend, Config, ConfigError, Loaded, LogFormat, TrustedKey, WasmDeployConfig,
+};
 pub use event::{Component, Event, EventCategory, EventKind, Outcome};
 pub use policy::{
     FailurePolicy, FilterInstance, FilterMode, ListKind, Mapping, PolicyList, PolicySnapshot,
-    RouteMatch, Service, TransactionMatch, ValidationError, ValidationErrors,
+    RouteMatch, Service, TransactionMatch, ValidationError, ValidationErrors, WasmModuleRef,
 };
 pub use severity::{Severity, Verdict};

@@ -206,6 +206,62 @@ impl FilterInstance {
     }
 }
 
+/// Where a `wasm` filter instance names a module of the Control Center's module store:
+/// `config.stored`, instead of a file (`config.module`). The Center resolves `name` (and
+/// `version`, or `sha256`; neither: the newest version) when the policy is published and
+/// fills in every field, so a published policy pins the exact bytes; gateways fetch those
+/// bytes from the bus by `sha256` and check them (and `signature` against their trusted
+/// keys) before running them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WasmModuleRef {
+    /// The module's name in the store.
+    pub name: String,
+    /// The version (1, 2, ...) of that name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// SHA-256 of the module's bytes, 64 lowercase hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// The module's size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// The Ed25519 signature over the module's bytes (128 hex digits), when it was signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+    /// The id of the trusted key that signature verified against at upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// The `config` key of a `wasm` filter instance that holds a [`WasmModuleRef`].
+pub const WASM_STORED_KEY: &str = "stored";
+
+impl WasmModuleRef {
+    /// The SHA-256 as bytes, when `sha256` is set and well formed.
+    #[must_use]
+    pub fn digest(&self) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        let text = self.sha256.as_deref()?;
+        (text.len() == 64 && hex::decode_to_slice(text, &mut out).is_ok()).then_some(out)
+    }
+}
+
+impl FilterInstance {
+    /// The store module a `wasm` instance names in `config.stored`: `None` for other kinds
+    /// and for modules loaded from a file; `Err` (saying why) when `stored` is malformed.
+    pub fn wasm_module_ref(&self) -> Option<Result<WasmModuleRef, String>> {
+        if self.kind != "wasm" {
+            return None;
+        }
+        let value = self.config.get(WASM_STORED_KEY)?;
+        Some(
+            serde_json::from_value(value.clone())
+                .map_err(|e| format!("filters.{}.config.stored: {e}", self.id)),
+        )
+    }
+}
+
 /// The ordered filter chain of one service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 pub use haetae_bus::{Bus, EmitterOptions, EmitterStats, EventEmitter, KvStore};
 
 use crate::gateway::Gateway;
-use crate::policy_source::{LastGoodPolicy, apply_and_keep};
+use crate::policy_source::{LastGoodPolicy, ModuleTrust, prepare_and_apply};
 
 /// Takes events without ever blocking the request path.
 pub trait EventSink: Send + Sync {
@@ -272,10 +272,24 @@ impl EventSink for EventEmitter {
 
 /// Applies every policy the bus publishes (the first one as soon as there is one), keeping
 /// each accepted one as the last good policy. Ends at shutdown or when the bus closes.
+/// Store modules are taken without checking signatures; see [`watch_bus_policy_with`].
 pub async fn watch_bus_policy(
     gateway: Arc<Gateway>,
     bus: Bus,
     last_good: Option<LastGoodPolicy>,
+    shutdown: watch::Receiver<bool>,
+) {
+    watch_bus_policy_with(gateway, bus, last_good, ModuleTrust::default(), shutdown).await;
+}
+
+/// As [`watch_bus_policy`], fetching the Proxy-Wasm modules of the Control Center's store
+/// that a policy names from the bus and checking them against `trust` before applying it
+/// ([`prepare_and_apply`]).
+pub async fn watch_bus_policy_with(
+    gateway: Arc<Gateway>,
+    bus: Bus,
+    last_good: Option<LastGoodPolicy>,
+    trust: ModuleTrust,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut policies = match bus.watch_policy().await {
@@ -285,12 +299,38 @@ pub async fn watch_bus_policy(
             return;
         }
     };
+    let mut modules: Option<Arc<dyn KvStore>> = None;
     loop {
         tokio::select! {
             next = policies.next() => match next {
                 Some(policy) => {
-                    if policy.version != gateway.policy_version() {
-                        apply_and_keep(&gateway, &policy, last_good.as_ref());
+                    if policy.version == gateway.policy_version() {
+                        continue;
+                    }
+                    let needs_modules = policy
+                        .filters
+                        .iter()
+                        .any(|f| f.wasm_module_ref().is_some());
+                    if needs_modules && modules.is_none() {
+                        match bus
+                            .kv(haetae_bus::modules::MODULE_BUCKET, std::time::Duration::ZERO)
+                            .await
+                        {
+                            Ok(kv) => modules = Some(kv),
+                            Err(e) => tracing::error!(
+                                "cannot open the bus bucket of Wasm modules: {e}"
+                            ),
+                        }
+                    }
+                    tokio::select! {
+                        _ = prepare_and_apply(
+                            &gateway,
+                            policy,
+                            modules.as_deref(),
+                            &trust,
+                            last_good.as_ref(),
+                        ) => {}
+                        _ = shutdown.changed() => return,
                     }
                 }
                 None => return,

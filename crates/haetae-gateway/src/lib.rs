@@ -53,7 +53,7 @@ pub mod routing;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 
-pub use bus::{EventSink, EventTee, LogEventSink, watch_bus_policy};
+pub use bus::{EventSink, EventTee, LogEventSink, watch_bus_policy, watch_bus_policy_with};
 pub use chain::{FilterChain, Phase};
 pub use filter::{
     Clock, Decision, FilterContext, FilterError, LocalResponse, Modification, Notice, PhaseResult,
@@ -61,6 +61,9 @@ pub use filter::{
 };
 pub use filters::{ConfigProblem, FilterRegistry};
 pub use gateway::{FilterState, Gateway, GatewayError, Health, RunningGateway};
-pub use policy_source::{LastGoodPolicy, apply_and_keep, read_policy_file, watch_policy_file};
+pub use policy_source::{
+    LastGoodPolicy, ModuleTrust, apply_and_keep, prepare_and_apply, read_policy_file,
+    watch_policy_file,
+};
 pub use request::{Attributes, BodyView, Device, Params, RequestView, ResponseView, TlsInfo};
 pub use routing::{RoutingTable, Upstream, UpstreamProtocol};

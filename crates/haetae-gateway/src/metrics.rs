@@ -483,6 +483,8 @@ impl GatewayMetrics {
                 &format!("filter=\"{}\"", f.id),
             );
         }
+        #[cfg(feature = "wasm")]
+        crate::wasm::render_metrics(&mut out);
         out
     }
 }

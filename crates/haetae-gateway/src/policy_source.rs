@@ -101,6 +101,81 @@ pub fn apply_and_keep(
     }
 }
 
+/// How a gateway takes Proxy-Wasm modules from the Control Center's store: the keys it
+/// trusts to have signed them (`[wasm] trusted_keys`; empty: signatures are not required).
+#[derive(Debug, Clone, Default)]
+pub struct ModuleTrust {
+    /// The trusted Ed25519 keys.
+    pub trusted_keys: Vec<haetae_core::TrustedKey>,
+}
+
+impl ModuleTrust {
+    /// From the `[wasm]` section; a malformed key is an error naming it.
+    pub fn from_config(config: &haetae_core::WasmDeployConfig) -> Result<ModuleTrust, String> {
+        Ok(ModuleTrust {
+            trusted_keys: config.parsed_keys()?,
+        })
+    }
+}
+
+/// How often fetching a policy's store modules is tried before the policy is given up
+/// (until a newer one comes), and the pause between tries.
+const FETCH_ATTEMPTS: u32 = 20;
+const FETCH_PAUSE: Duration = Duration::from_millis(250);
+
+/// Makes a policy from the bus ready and applies it: fetches, checks and compiles the
+/// store modules it names (off the request path, retrying while the bus has not got them),
+/// then applies it on a blocking thread (filters start their first instance there) and
+/// keeps it as the last good policy. The routing table is swapped in one step, so requests
+/// in flight finish on the old chains and new ones get the new chains: none fail. Returns
+/// whether the policy was applied.
+pub async fn prepare_and_apply(
+    gateway: &Arc<Gateway>,
+    policy: Arc<PolicySnapshot>,
+    kv: Option<&dyn haetae_bus::KvStore>,
+    trust: &ModuleTrust,
+    last_good: Option<&LastGoodPolicy>,
+) -> bool {
+    #[cfg(feature = "wasm")]
+    let lease = {
+        let mut attempt = 1;
+        loop {
+            match crate::wasm::fetch_store_modules(kv, &policy, &trust.trusted_keys).await {
+                Ok(lease) => break lease,
+                Err(e) if e.retry && attempt < FETCH_ATTEMPTS => {
+                    tracing::warn!(
+                        version = policy.version,
+                        attempt,
+                        "policy waits for its Wasm modules: {e}"
+                    );
+                    attempt += 1;
+                    tokio::time::sleep(FETCH_PAUSE).await;
+                }
+                Err(e) => {
+                    tracing::error!(
+                        version = policy.version,
+                        running = gateway.policy_version(),
+                        "policy rejected; the running policy stays. {e}"
+                    );
+                    return false;
+                }
+            }
+        }
+    };
+    #[cfg(not(feature = "wasm"))]
+    let _ = (kv, trust);
+    let gw = Arc::clone(gateway);
+    let keep = last_good.cloned();
+    let applied =
+        tokio::task::spawn_blocking(move || apply_and_keep(&gw, &policy, keep.as_ref())).await;
+    #[cfg(feature = "wasm")]
+    drop(lease);
+    applied.unwrap_or_else(|e| {
+        tracing::error!("applying the policy failed: {e}");
+        false
+    })
+}
+
 fn file_stamp(path: &Path) -> Option<(SystemTime, u64)> {
     let m = std::fs::metadata(path).ok()?;
     Some((m.modified().ok()?, m.len()))

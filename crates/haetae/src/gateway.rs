@@ -14,8 +14,8 @@ use haetae_bus::{Bus, EmitterOptions, NatsOptions};
 use haetae_core::config::BusBackend;
 use haetae_core::{Config, PolicySnapshot};
 use haetae_gateway::{
-    EventSink, EventTee, FilterRegistry, Gateway, LastGoodPolicy, LogEventSink, RunningGateway,
-    watch_bus_policy, watch_policy_file,
+    EventSink, EventTee, FilterRegistry, Gateway, LastGoodPolicy, LogEventSink, ModuleTrust,
+    RunningGateway, watch_bus_policy_with, watch_policy_file,
 };
 
 /// `haetae gateway` flags.
@@ -153,6 +153,7 @@ pub async fn start(
     bus: Option<Bus>,
 ) -> anyhow::Result<Running> {
     let last_good = LastGoodPolicy::in_data_dir(&config.data_dir);
+    let trust = ModuleTrust::from_config(&config.wasm).map_err(anyhow::Error::msg)?;
     let log_writer = Arc::new(LogEventSink::default());
     let log_sink: Arc<dyn EventSink> = Arc::clone(&log_writer) as Arc<dyn EventSink>;
     let (sink, emitter, kv) = match &bus {
@@ -262,10 +263,11 @@ pub async fn start(
         ));
     }
     if let Some(bus) = bus {
-        tokio::spawn(watch_bus_policy(
+        tokio::spawn(watch_bus_policy_with(
             Arc::clone(&gateway),
             bus,
             Some(last_good),
+            trust,
             running.shutdown_signal(),
         ));
     }

@@ -1690,8 +1690,10 @@ pub async fn verify_audit(
         super::account_api::totp_disable, super::account_api::totp_reset,
         super::analysis_api::analysis, super::rollout_api::rollout,
         crate::ui::recordings::get_recording, crate::ui::recordings::get_chunk, crate::ui::recordings::get_bundle,
+        super::wasm_api::list_modules, super::wasm_api::upload_module,
+        super::wasm_api::list_versions, super::wasm_api::get_module, super::wasm_api::delete_module,
     ),
-    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, FilterProblem, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable, super::analysis_api::Analysis, super::rollout_api::Rollout, super::rollout_api::RolloutRow, crate::store::events::AggregateRow, crate::store::events::SeriesPoint, crate::ui::recordings::RecordingView, crate::store::recordings::RecordingRow, crate::store::recordings::ChunkInfo)),
+    components(schemas(ErrorBody, super::error::ErrorDetail, super::error::Problem, StoredEvent, MinuteCount, TopEntry, GatewayStatus, FilterProblem, VersionInfo, User, ApiTokenInfo, AuditEntry, AuditVerification, FilterKind, Control, CheckRow, Change, crate::alerts::Alert, crate::alerts::AlertRule, crate::alerts::notify::Notifier, crate::alerts::notify::NotifierStats, super::alerts_api::NotifierView, super::account_api::TotpStatus, super::account_api::TotpEnrolment, super::account_api::TotpCode, super::account_api::RecoveryCodes, super::account_api::TotpDisable, super::analysis_api::Analysis, super::rollout_api::Rollout, super::rollout_api::RolloutRow, crate::store::events::AggregateRow, crate::store::events::SeriesPoint, crate::ui::recordings::RecordingView, crate::store::recordings::RecordingRow, crate::store::recordings::ChunkInfo, crate::store::wasm::WasmModuleInfo)),
     modifiers(&SecuritySchemes),
     security(("session" = []), ("token" = [])),
 )]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod rollout_api;
 pub mod session;
 pub mod state;
+pub mod wasm_api;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -120,6 +121,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/audit", get(audit_log))
         .route("/audit/verify", get(verify_audit))
+        .route("/wasm-modules", get(wasm_api::list_modules))
+        .route(
+            "/wasm-modules/{name}",
+            axum::routing::post(wasm_api::upload_module),
+        )
+        .route(
+            "/wasm-modules/{name}/versions",
+            get(wasm_api::list_versions),
+        )
+        .route(
+            "/wasm-modules/{name}/versions/{version}",
+            get(wasm_api::get_module).delete(wasm_api::delete_module),
+        )
         .fallback(api_not_found);
     Router::new()
         .nest("/api/v1", v1)

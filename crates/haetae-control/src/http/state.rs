@@ -55,6 +55,8 @@ pub struct AppState {
     pub agent_tickets: Option<haetae_core::agent_ticket::TicketKey>,
     /// Remote support: the policy-signing key and the customer scan limiter.
     pub remote: Arc<crate::remote::RemoteState>,
+    /// The Proxy-Wasm module store's trusted keys and size cap.
+    pub wasm: Arc<crate::wasm::WasmSettings>,
 }
 
 /// The alerting part of the state.
@@ -105,6 +107,7 @@ impl AppState {
             alerts: Arc::new(Alerting::new()),
             agent_tickets: None,
             remote: Arc::new(crate::remote::RemoteState::default()),
+            wasm: Arc::new(crate::wasm::WasmSettings::default()),
         }
     }
 }

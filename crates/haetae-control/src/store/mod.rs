@@ -23,6 +23,7 @@ pub mod recordings;
 pub mod remote;
 pub mod totp;
 pub mod users;
+pub mod wasm;
 
 /// The file name of the SQLite database inside the data folder.
 pub const SQLITE_FILE: &str = "control.sqlite3";
@@ -123,6 +124,11 @@ fn migrator(backend: Backend) -> Migrator {
                 include_str!("../../migrations/sqlite/0005_remote.sql"),
             ),
             (
+                6,
+                "wasm_modules",
+                include_str!("../../migrations/sqlite/0006_wasm_modules.sql"),
+            ),
+            (
                 7,
                 "recordings",
                 include_str!("../../migrations/sqlite/0007_recordings.sql"),
@@ -153,6 +159,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "remote",
                 include_str!("../../migrations/postgres/0005_remote.sql"),
+            ),
+            (
+                6,
+                "wasm_modules",
+                include_str!("../../migrations/postgres/0006_wasm_modules.sql"),
             ),
             (
                 7,

@@ -6,6 +6,7 @@ pub mod i18n;
 pub mod pages;
 pub mod recordings;
 pub mod remote;
+pub mod wasm;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -56,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/matrix", get(pages::matrix))
         .route("/security-check", get(pages::security_check))
         .route("/lists", get(pages::lists))
+        .route("/wasm", get(wasm::wasm_modules))
         .route("/policy", get(pages::policy))
         .route("/events", get(pages::events))
         .route("/analysis", get(analysis::analysis))

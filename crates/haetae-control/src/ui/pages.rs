@@ -99,6 +99,7 @@ const NAV: &[(&str, &str)] = &[
     ("/matrix", "nav.matrix"),
     ("/security-check", "nav.security_check"),
     ("/lists", "nav.lists"),
+    ("/wasm", "nav.wasm"),
     ("/policy", "nav.policy"),
     ("/events", "nav.events"),
     ("/analysis", "nav.analysis"),

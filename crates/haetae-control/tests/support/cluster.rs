@@ -368,6 +368,7 @@ impl Cluster {
             relay_handoff: None,
             agent_tickets: None,
             recording_key: None,
+            wasm: Default::default(),
         };
         let bus = self.nats.bus("control").await;
         let handle = ControlCenter::start(options, bus)

@@ -36,7 +36,9 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use haetae_core::{EventCategory, EventKind, FilterInstance, PolicySnapshot, Severity};
+use haetae_core::{
+    EventCategory, EventKind, FilterInstance, PolicySnapshot, Severity, TrustedKey, WasmModuleRef,
+};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use wasmtime::{
@@ -75,8 +77,14 @@ const FAILED: &str = "failed";
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WasmConfig {
-    /// The module file (`.wasm`, binary format).
-    pub module: String,
+    /// The module file (`.wasm`, binary format), for a gateway run on its own.
+    #[serde(default)]
+    pub module: Option<String>,
+    /// A module of the Control Center's store (pinned by SHA-256 when the policy is
+    /// published); the gateway fetches it from the bus before applying the policy
+    /// ([`fetch_store_modules`]). Exactly one of `module` and `stored`.
+    #[serde(default)]
+    pub stored: Option<WasmModuleRef>,
     /// The plugin configuration (`PLUGIN_CONFIGURATION`, read in `proxy_on_configure`).
     #[serde(default)]
     pub configuration: String,
@@ -115,9 +123,13 @@ fn default_max_restarts() -> u32 {
     30
 }
 
-/// Counters of one `wasm` filter, for tests and diagnostics.
+/// Counters of one `wasm` filter (by instance id, kept across policy reloads), on the
+/// admin listener's `/metrics` ([`render_metrics`]). Call durations (p50/p99) are the
+/// `haetae_filter_duration_seconds` histogram every filter has.
 #[derive(Debug, Default)]
 pub struct WasmStats {
+    /// Phase runs (each one or more calls into the module).
+    pub calls: AtomicU64,
     /// Calls into the module that trapped (including budget overruns).
     pub traps: AtomicU64,
     /// Of those, calls cut at their time budget.
@@ -251,6 +263,165 @@ fn compile(rt: &Runtime, bytes: &[u8]) -> Result<Arc<Compiled>, String> {
         cache.insert(hash, Arc::downgrade(&compiled));
     }
     Ok(compiled)
+}
+
+/// The compiled module with this SHA-256, if something still holds it.
+fn cached(rt: &Runtime, digest: &[u8; 32]) -> Option<Arc<Compiled>> {
+    rt.cache
+        .lock()
+        .ok()
+        .and_then(|c| c.get(digest).and_then(Weak::upgrade))
+}
+
+/// How a store module is named in messages: `name v3 (sha256 1a2b3c4d…)`.
+fn describe_ref(r: &WasmModuleRef) -> String {
+    let mut out = format!("store module {:?}", r.name);
+    if let Some(v) = r.version {
+        out.push_str(&format!(" v{v}"));
+    }
+    if let Some(h) = &r.sha256 {
+        out.push_str(&format!(" (sha256 {}…)", h.get(..12).unwrap_or(h)));
+    }
+    out
+}
+
+/// The store modules a policy needs, compiled and checked; hold it until the policy is
+/// applied (the filters built then keep their own reference).
+#[derive(Default)]
+pub struct ModuleLease {
+    held: Vec<Arc<Compiled>>,
+}
+
+impl std::fmt::Debug for ModuleLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleLease")
+            .field("modules", &self.held.len())
+            .finish()
+    }
+}
+
+impl ModuleLease {
+    /// How many modules it holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Whether it holds none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+}
+
+/// Why the store modules of a policy could not be made ready.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FetchError {
+    /// What failed, naming the filter and the module.
+    pub message: String,
+    /// Whether trying again may help (the bus did not answer, or the module is not on it
+    /// yet), as opposed to bytes that do not match or a signature that does not verify.
+    pub retry: bool,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Checks a module's signature against the trusted keys: the key the reference names by
+/// id when it names one, else any of them.
+fn check_signature(r: &WasmModuleRef, bytes: &[u8], trusted: &[TrustedKey]) -> Result<(), String> {
+    let Some(sig_hex) = &r.signature else {
+        return Err("is not signed, and this gateway trusts only signed modules".into());
+    };
+    let mut sig = [0u8; 64];
+    hex::decode_to_slice(sig_hex, &mut sig)
+        .map_err(|_| "has a signature that is not 128 hex digits".to_owned())?;
+    let candidates: Vec<&TrustedKey> = match &r.key_id {
+        Some(id) => trusted.iter().filter(|k| &k.id == id).collect(),
+        None => trusted.iter().collect(),
+    };
+    if candidates
+        .iter()
+        .any(|k| haetae_crypto::pk::ed25519_verify(&k.key, bytes, &sig).is_ok())
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "has a signature that no trusted key verifies (key id {})",
+            r.key_id.as_deref().unwrap_or("not given")
+        ))
+    }
+}
+
+/// Fetches the Control Center's modules `policy` names (`config.stored` of `wasm` filters)
+/// from the bus bucket [`haetae_bus::modules::MODULE_BUCKET`], checks that their bytes hash
+/// to the pinned SHA-256 and, when `trusted` is not empty, that a trusted key signed them,
+/// and compiles them on a blocking thread. A module compiled before (same SHA-256, still
+/// running) is not compiled again (nor fetched, when no keys are trusted).
+pub async fn fetch_store_modules(
+    kv: Option<&dyn haetae_bus::KvStore>,
+    policy: &PolicySnapshot,
+    trusted: &[TrustedKey],
+) -> Result<ModuleLease, FetchError> {
+    let fail = |message: String, retry: bool| FetchError { message, retry };
+    let mut lease = ModuleLease::default();
+    for instance in &policy.filters {
+        let Some(r) = instance.wasm_module_ref() else {
+            continue;
+        };
+        let r = r.map_err(|m| fail(m, false))?;
+        let what = format!("filter {:?}: {}", instance.id, describe_ref(&r));
+        let digest = r.digest().ok_or_else(|| {
+            fail(
+                format!("{what}: no SHA-256 pinned (publish it through the Control Center)"),
+                false,
+            )
+        })?;
+        let rt = runtime().map_err(|m| fail(m, false))?;
+        // With trusted keys the signature is checked on every policy, so the bytes are
+        // fetched even when the compiled module is at hand (the cache then saves the
+        // compilation only).
+        if trusted.is_empty()
+            && let Some(c) = cached(rt, &digest)
+        {
+            lease.held.push(c);
+            continue;
+        }
+        let kv = kv.ok_or_else(|| {
+            fail(
+                format!("{what}: this gateway has no bus to fetch store modules from"),
+                false,
+            )
+        })?;
+        let hex_digest = hex::encode(digest);
+        let bytes = haetae_bus::modules::get_module(kv, &hex_digest, MAX_MODULE_BYTES)
+            .await
+            .map_err(|e| fail(format!("{what}: cannot fetch it from the bus: {e}"), true))?
+            .ok_or_else(|| fail(format!("{what}: not on the bus (yet)"), true))?;
+        let actual: [u8; 32] = Sha256::digest(&bytes).into();
+        if actual != digest {
+            return Err(fail(
+                format!(
+                    "{what}: the bytes on the bus hash to {}, not the pinned SHA-256; refused",
+                    hex::encode(actual)
+                ),
+                false,
+            ));
+        }
+        if !trusted.is_empty() {
+            check_signature(&r, &bytes, trusted)
+                .map_err(|m| fail(format!("{what} {m}; refused"), false))?;
+        }
+        let compiled = tokio::task::spawn_blocking(move || compile(rt, &bytes))
+            .await
+            .map_err(|e| fail(format!("{what}: the compiler thread failed: {e}"), false))?
+            .map_err(|m| fail(format!("{what}: {m}"), false))?;
+        lease.held.push(compiled);
+    }
+    Ok(lease)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -527,10 +698,54 @@ impl WasmFilter {
             }
             None => std::thread::available_parallelism().map_or(2, |n| n.get().min(8)),
         };
-        let bytes = read_module(&cfg.module).map_err(|m| problem("config.module", m))?;
         let rt = runtime().map_err(|m| problem("kind", m))?;
-        let compiled = compile(rt, &bytes)
-            .map_err(|m| problem("config.module", format!("{}: {m}", cfg.module)))?;
+        let (field, source, compiled) = match (&cfg.module, &cfg.stored) {
+            (Some(path), None) => {
+                let bytes = read_module(path).map_err(|m| problem("config.module", m))?;
+                let compiled = compile(rt, &bytes)
+                    .map_err(|m| problem("config.module", format!("{path}: {m}")))?;
+                ("config.module", path.clone(), compiled)
+            }
+            (None, Some(stored)) => {
+                let source = describe_ref(stored);
+                let digest = stored.digest().ok_or_else(|| {
+                    problem(
+                        "config.stored.sha256",
+                        format!(
+                            "{source}: no SHA-256 pinned; publish the policy through the \
+                             Control Center, which pins the module's bytes"
+                        ),
+                    )
+                })?;
+                let compiled = cached(rt, &digest).ok_or_else(|| {
+                    problem(
+                        "config.stored",
+                        format!(
+                            "{source} has not been fetched from the bus and checked; the \
+                             gateway applies policies naming store modules only after \
+                             fetching them"
+                        ),
+                    )
+                })?;
+                ("config.stored", source, compiled)
+            }
+            (Some(_), Some(_)) => {
+                return Err(problem(
+                    "config",
+                    "give either `module` (a file) or `stored` (a module of the Control \
+                     Center's store), not both"
+                        .into(),
+                ));
+            }
+            (None, None) => {
+                return Err(problem(
+                    "config.module",
+                    "missing: give `module` (a .wasm file) or `stored` (a module of the \
+                     Control Center's store)"
+                        .into(),
+                ));
+            }
+        };
         let plugin = Arc::new(Plugin {
             name: Arc::from(instance.id.as_str()),
             root_id: Arc::from(cfg.root_id.as_str()),
@@ -548,8 +763,8 @@ impl WasmFilter {
         };
         let first = spec
             .start(1)
-            .map_err(|m| problem("config.module", format!("{}: {m}", cfg.module)))?;
-        let stats = Arc::new(WasmStats::default());
+            .map_err(|m| problem(field, format!("{source}: {m}")))?;
+        let stats = stats_of(&instance.id);
         stats.instantiations.fetch_add(1, Ordering::Relaxed);
         let mut slots = Vec::with_capacity(instances);
         slots.push(Mutex::new(Slot { vm: Some(first) }));
@@ -631,6 +846,7 @@ impl WasmFilter {
     /// finds its stream context, runs the callback under the deadline and turns what the
     /// callback asked for into a decision. A trap drops the instance.
     fn run(&self, ctx: &mut FilterContext<'_>, phase: CallPhase) -> PhaseResult {
+        self.stats.calls.fetch_add(1, Ordering::Relaxed);
         let pinned = ctx.attributes.get(&self.pin_key);
         // The request's own context trapped: its later phases (the response phases of the
         // failure's local answer, the log) do not run the module again.
@@ -854,6 +1070,72 @@ fn snapshot(ctx: &FilterContext<'_>, phase: CallPhase) -> Call {
     }
 }
 
+/// The process-wide counters of every `wasm` filter id seen.
+fn stats_registry() -> &'static Mutex<std::collections::BTreeMap<String, Arc<WasmStats>>> {
+    static STATS: OnceLock<Mutex<std::collections::BTreeMap<String, Arc<WasmStats>>>> =
+        OnceLock::new();
+    STATS.get_or_init(Mutex::default)
+}
+
+/// The counters of filter `id`, created on first use and kept when the policy is reloaded
+/// (so they count up like every Prometheus counter).
+fn stats_of(id: &str) -> Arc<WasmStats> {
+    let mut map = stats_registry()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    Arc::clone(map.entry(id.to_owned()).or_default())
+}
+
+/// Writes every `wasm` filter's counters in the Prometheus text format: calls, traps,
+/// calls cut at their time budget, instances started, restarts refused.
+pub fn render_metrics(out: &mut String) {
+    use std::fmt::Write as _;
+    let map = stats_registry()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if map.is_empty() {
+        return;
+    }
+    type Counter = fn(&WasmStats) -> &AtomicU64;
+    let series: [(&str, &str, Counter); 5] = [
+        (
+            "haetae_wasm_calls_total",
+            "Phase runs of a Wasm filter.",
+            |s| &s.calls,
+        ),
+        (
+            "haetae_wasm_traps_total",
+            "Calls into a Wasm filter that trapped (budget overruns included); each discards its instance.",
+            |s| &s.traps,
+        ),
+        (
+            "haetae_wasm_deadline_cuts_total",
+            "Calls into a Wasm filter cut at their time budget.",
+            |s| &s.timeouts,
+        ),
+        (
+            "haetae_wasm_instances_started_total",
+            "Wasm filter instances started (first ones and restarts after traps).",
+            |s| &s.instantiations,
+        ),
+        (
+            "haetae_wasm_restarts_refused_total",
+            "Restarts refused by max_restarts_per_minute.",
+            |s| &s.restarts_refused,
+        ),
+    ];
+    for (name, help, get) in series {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (id, stats) in map.iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{filter=\"{id}\"}} {}",
+                get(stats).load(Ordering::Relaxed)
+            );
+        }
+    }
+}
+
 fn read_module(path: &str) -> Result<Vec<u8>, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {path}: {e}"))?;
     if meta.len() > MAX_MODULE_BYTES {
@@ -920,6 +1202,116 @@ mod tests {
         let cfg: WasmConfig = typed_config(&instance).unwrap();
         let filter = WasmFilter::new(&instance, &cfg).unwrap();
         (instance, filter)
+    }
+
+    fn stored_policy(bytes: &[u8], signature: Option<String>) -> PolicySnapshot {
+        let mut instance = FilterInstance::new("stored-block", KIND);
+        let r = WasmModuleRef {
+            name: "block".into(),
+            version: Some(1),
+            sha256: Some(hex::encode(Sha256::digest(bytes))),
+            size: Some(bytes.len() as u64),
+            signature,
+            key_id: None,
+        };
+        instance.config = serde_json::json!({ "stored": r, "configuration": "x-scanner" });
+        let mut policy = PolicySnapshot::default();
+        policy.filters.push(instance);
+        policy
+    }
+
+    #[tokio::test]
+    async fn store_modules_are_fetched_checked_and_then_build() {
+        let wat = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../examples/wasm/wat/block.wat"
+        );
+        // A variant of the fixture of its own (a trailing custom section), so no other
+        // test has it compiled already.
+        let mut bytes = wat::parse_file(wat).unwrap();
+        bytes.extend_from_slice(b"\x00\x0a\x09fetchtest");
+        let bus = haetae_bus::Bus::in_process();
+        let kv = bus
+            .kv(haetae_bus::modules::MODULE_BUCKET, Duration::ZERO)
+            .await
+            .unwrap();
+        let policy = stored_policy(&bytes, None);
+        let instance = &policy.filters[0];
+        let cfg: WasmConfig = typed_config(instance).unwrap();
+
+        // Not fetched: the policy does not build, and the bus does not have it yet.
+        let err = WasmFilter::new(instance, &cfg).unwrap_err();
+        assert!(err[0].message.contains("has not been fetched"), "{err:?}");
+        let err = fetch_store_modules(Some(&*kv), &policy, &[])
+            .await
+            .unwrap_err();
+        assert!(err.retry, "{err}");
+        assert!(err.message.contains("not on the bus"), "{err}");
+
+        // Other bytes under its digest: refused for good.
+        let digest = hex::encode(Sha256::digest(&bytes));
+        haetae_bus::modules::put_module(&*kv, &digest, b"\0asm\x01\0\0\0")
+            .await
+            .unwrap();
+        let err = fetch_store_modules(Some(&*kv), &policy, &[])
+            .await
+            .unwrap_err();
+        assert!(
+            !err.retry && err.message.contains("not the pinned SHA-256"),
+            "{err}"
+        );
+
+        // The right bytes: fetched, compiled, and the filter builds while the lease lives.
+        kv.delete(&digest).await.unwrap();
+        haetae_bus::modules::put_module(&*kv, &digest, &bytes)
+            .await
+            .unwrap();
+        let lease = fetch_store_modules(Some(&*kv), &policy, &[]).await.unwrap();
+        assert_eq!(lease.len(), 1);
+        let filter = WasmFilter::new(instance, &cfg).unwrap();
+        drop(lease);
+        let req = request(&[("x-scanner", "1")]);
+        let resp = response();
+        let (first, _, _) = lifecycle(&filter, &services(), &req, &resp);
+        assert!(matches!(first, Decision::Respond(..)), "{first:?}");
+
+        // Trusted keys: unsigned and wrongly signed are refused even though it is compiled.
+        let signer = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[3; 32]);
+        let other = haetae_crypto::pk::Ed25519KeyPair::from_seed(&[4; 32]);
+        let key = signer.public_key();
+        let trusted = [TrustedKey {
+            id: TrustedKey::id_of(&key),
+            key,
+        }];
+        let err = fetch_store_modules(Some(&*kv), &policy, &trusted)
+            .await
+            .unwrap_err();
+        assert!(!err.retry && err.message.contains("is not signed"), "{err}");
+        let forged = stored_policy(&bytes, Some(hex::encode(other.sign(&bytes))));
+        let err = fetch_store_modules(Some(&*kv), &forged, &trusted)
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("no trusted key verifies"), "{err}");
+        let signed = stored_policy(&bytes, Some(hex::encode(signer.sign(&bytes))));
+        assert_eq!(
+            fetch_store_modules(Some(&*kv), &signed, &trusted)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+
+        // Its counters are on /metrics.
+        let mut out = String::new();
+        render_metrics(&mut out);
+        assert!(
+            out.contains("haetae_wasm_calls_total{filter=\"stored-block\"} 3"),
+            "{out}"
+        );
+        assert!(
+            out.contains("# TYPE haetae_wasm_traps_total counter"),
+            "{out}"
+        );
     }
 
     fn request(headers: &[(&str, &str)]) -> RequestView {
