@@ -183,6 +183,7 @@ async fn start_center(dir: &std::path::Path, bus: Bus, wasm: WasmDeployConfig) -
         tls: None,
         relay_handoff: None,
         agent_tickets: None,
+        recording_key: None,
         wasm,
     };
     ControlCenter::start(options, bus).await.unwrap()
@@ -252,13 +253,13 @@ impl Tally {
 fn spawn_load(
     addr: SocketAddr,
     clients: usize,
-    stop: Arc<AtomicBool>,
-    tally: Arc<Tally>,
+    stop: &Arc<AtomicBool>,
+    tally: &Arc<Tally>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     (0..clients)
         .map(|c| {
-            let stop = Arc::clone(&stop);
-            let tally = Arc::clone(&tally);
+            let stop = Arc::clone(stop);
+            let tally = Arc::clone(tally);
             tokio::spawn(async move {
                 let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
                 stream.set_nodelay(true).unwrap();
@@ -289,7 +290,11 @@ fn spawn_load(
                         }
                     };
                     let status = resp.status().as_u16();
-                    let body = resp.into_body().collect().await.map(|b| b.to_bytes());
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(http_body_util::Collected::to_bytes);
                     tally.total.fetch_add(1, Ordering::Relaxed);
                     match (status, scanner, body) {
                         (200, false, Ok(_)) => {
@@ -338,7 +343,7 @@ async fn deploy_and_undeploy_under_load(center_bus: Bus, gateway_bus: Bus) {
 
     let stop = Arc::new(AtomicBool::new(false));
     let tally = Arc::new(Tally::default());
-    let load = spawn_load(gw.running.addr, 32, Arc::clone(&stop), Arc::clone(&tally));
+    let load = spawn_load(gw.running.addr, 32, &stop, &tally);
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     for cycle in 0..3 {
