@@ -44,12 +44,11 @@ node --test tests/browser/remote-recording-format.test.mjs
 # `haetae remote keygen`; the agent console records a session encrypted in the browser, an
 # auditor replays it (the counter read back from the playback canvas; a wrong key refused),
 # and `haetae remote export-recording` decrypts the downloaded bundle.
-# NOT RUN YET: on its first run (2026-12-08) the recording made by the agent's browser did
-# not unwrap with the right auditor key in the playback page ("this key does not open the
-# recording" with matching key ids), and its CSP check counts the 403 that the agent's
-# refused replay logs. Run it by hand while fixing:
-#   HAETAE_TEST_BROWSER=/usr/bin/chromium HAETAE_UP_BINARY=target/debug/haetae \
-#     node --test --test-concurrency=1 tests/browser/remote-recording.test.mjs
+if [ -x "$BROWSER" ]; then
+  echo "::: 50-remote: recording and playback"
+  HAETAE_TEST_BROWSER=$BROWSER HAETAE_UP_BINARY=target/debug/haetae \
+    node --test --test-concurrency=1 tests/browser/remote-recording.test.mjs
+fi
 
 # Relay failover in the browser's code: the resume vectors (re-key, Resume frames, the
 # retransmitted chat: the same bytes as Rust), acknowledgements and the re-key's fail-closed

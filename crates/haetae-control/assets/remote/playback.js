@@ -46,7 +46,9 @@ async function load(file) {
   const id = root().dataset.recording;
   const meta = await getJson(`/api/v1/remote/recordings/${id}`);
   const priv = await importPrivateKey(await file.text());
-  const key = await unwrapKey(priv, meta.recording);
+  // The API names the sealed key `wrapped_key` (the recording's row); the wrap format calls it `wrapped`.
+  const r0 = meta.recording;
+  const key = await unwrapKey(priv, { alg: r0.alg, key_id: r0.key_id, ephemeral: r0.ephemeral, wrapped: r0.wrapped_key });
   Object.assign(rec, { frames: [], events: [], chunkStart: [], duration: 0, complete: false });
   let expected = 0;
   for (const c of meta.chunks) {
