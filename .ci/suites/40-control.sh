@@ -52,8 +52,12 @@ TOKEN=$(curl -sf -b "$WORK/jar" -H "x-csrf-token: $CSRF" -H 'content-type: appli
   -d '{"name":"schemathesis"}' "$URL/api/v1/tokens" |
   python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 # /stream never ends (Server-Sent Events); /session is exercised by the tests above and
-# would lock the admin out when fuzzed with wrong passwords.
+# would lock the admin out when fuzzed with wrong passwords. The Wasm module upload's body is
+# `application/wasm`, which schemathesis cannot generate ("no supported serializers"): its
+# refusals (non-Wasm, oversize, bad signature, bad name) are tested in
+# crates/haetae-control/tests/wasm_deploy.rs.
 "$VENV/bin/schemathesis" run "$URL/api/v1/openapi.json" \
   -H "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error --max-examples 25 --seed 1 \
-  --exclude-path /api/v1/stream --exclude-path /api/v1/session
+  --exclude-path /api/v1/stream --exclude-path /api/v1/session \
+  --exclude-operation-id upload_module
